@@ -1,0 +1,1 @@
+"""The ``labfleet`` command: one module per command group, each thin."""

@@ -1,0 +1,1 @@
+"""Typed configuration: model, loading, error formatting, schema export."""

@@ -1,0 +1,1 @@
+"""FleetConfig → JupyterHub settings (pure), and the entry file JupyterHub loads."""

@@ -1,0 +1,32 @@
+"""What ``jupyterhub_config.py`` runs: read the YAML, build settings, apply them.
+
+Locally ``labfleet up`` sets ``LABFLEET_*`` variables and prepares the data
+directory; in the hub pod the same variables come from the Deployment and
+the secrets from a Kubernetes Secret.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from labfleet.config.load import load_config
+from labfleet.hub.apply import apply_settings
+from labfleet.hub.runtime import Runtime
+from labfleet.hub.settings import build_hub_settings
+from labfleet.secrets import HubSecrets, ensure_secrets, secrets_from_env
+
+
+def load_secrets(runtime: Runtime, environ: Mapping[str, str]) -> HubSecrets:
+    if runtime.platform == "kubernetes":
+        return secrets_from_env(environ)
+    return ensure_secrets(runtime.secrets_dir)
+
+
+def configure(c: Any, environ: Mapping[str, str] | None = None) -> None:
+    env = dict(os.environ if environ is None else environ)
+    runtime = Runtime.from_env(env)
+    config = load_config(env.get("LABFLEET_CONFIG") or None)
+    secrets = load_secrets(runtime, env)
+    apply_settings(c, build_hub_settings(config, runtime, secrets))

@@ -1,0 +1,150 @@
+"""FleetConfig → JupyterHub traitlets settings: one pure function.
+
+The result is a plain ``{ClassName: {trait: value}}`` mapping; the entry file
+(``jupyterhub_config.py``) applies it to JupyterHub's config object. Both
+``labfleet up`` and the Kubernetes hub pod run this same builder.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from labfleet.config.model import CullingSection, FleetConfig, ProxySection
+from labfleet.hub.runtime import Runtime
+from labfleet.secrets import HubSecrets
+
+Settings = dict[str, dict[str, Any]]
+SUPERVISOR_SERVICE = "labfleet"
+DEFAULT_HUB_PORT = 8081
+DEFAULT_PROXY_API_PORT = 8001
+
+
+def merge(into: Settings, extra: Settings) -> Settings:
+    """Merge ``extra`` into ``into`` class by class (later wins per trait)."""
+    for cls, traits in extra.items():
+        into.setdefault(cls, {}).update(traits)
+    return into
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.prefix) / "bin" / name)
+
+
+def core_settings(config: FleetConfig, runtime: Runtime, secrets: HubSecrets) -> Settings:
+    hub_port = runtime.hub_port or DEFAULT_HUB_PORT
+    base = config.hub.base_url
+    db_url = config.hub.db_url or f"sqlite:///{runtime.hub_db}"
+    hub_ip = "0.0.0.0" if runtime.platform == "kubernetes" else "127.0.0.1"  # noqa: S104
+    return {
+        "JupyterHub": {
+            "bind_url": f"http://{runtime.ip}:{runtime.port}{base}",
+            "hub_bind_url": f"http://{hub_ip}:{hub_port}",
+            "db_url": db_url,
+            "cookie_secret": bytes.fromhex(secrets.cookie_secret),
+            "log_level": config.hub.log_level,
+            "concurrent_spawn_limit": config.hub.concurrent_spawn_limit,
+            "allow_named_servers": config.servers.named_servers,
+            "named_server_limit_per_user": config.servers.named_server_limit,
+            # Ctrl-C on `labfleet up` stops servers cleanly; a crashed or restarted hub
+            # finds them again through their saved state (they run in their own session).
+            "cleanup_servers": True,
+            "cleanup_proxy": True,
+            "pid_file": str(runtime.state_dir / "jupyterhub.pid"),
+        },
+        "CryptKeeper": {"keys": [bytes.fromhex(secrets.crypt_key)]},
+        "Spawner": {
+            "default_url": config.servers.default_url,
+            "start_timeout": config.servers.start_timeout,
+            "http_timeout": config.servers.http_timeout,
+        },
+    }
+
+
+def proxy_settings(proxy: ProxySection, runtime: Runtime, secrets: HubSecrets) -> Settings:
+    api_port = runtime.proxy_api_port or DEFAULT_PROXY_API_PORT
+    if proxy.kind == "labfleet":
+        command = [_bin("labfleet-proxy")]
+        if proxy.workers > 1:
+            command += ["--workers", str(proxy.workers)]
+    else:
+        command = list(proxy.chp_command or ["configurable-http-proxy"])
+    return {
+        "ConfigurableHTTPProxy": {
+            "command": command,
+            "api_url": f"http://127.0.0.1:{api_port}",
+            "auth_token": secrets.proxy_token,
+            "pid_file": str(runtime.state_dir / "proxy.pid"),
+            "should_start": runtime.platform == "local",
+        },
+    }
+
+
+def culler_command(culling: CullingSection) -> list[str]:
+    command = [
+        sys.executable, "-m", "jupyterhub_idle_culler",
+        f"--timeout={culling.timeout}",
+        f"--cull-every={culling.every}",
+        f"--max-age={culling.max_age}",
+    ]
+    if culling.users:
+        command.append("--cull-users")
+    return command
+
+
+def services_settings(config: FleetConfig, secrets: HubSecrets) -> Settings:
+    services: list[dict[str, Any]] = [
+        # `labfleet up` uses this token to resume servers and report status
+        {"name": SUPERVISOR_SERVICE, "api_token": secrets.supervisor_token},
+    ]
+    roles: list[dict[str, Any]] = [
+        {
+            "name": "labfleet-supervisor",
+            "scopes": ["list:users", "read:users", "read:servers", "servers", "admin:users"],
+            "services": [SUPERVISOR_SERVICE],
+        },
+    ]
+    if config.culling.enabled:
+        services.append({"name": "idle-culler", "command": culler_command(config.culling)})
+        scopes = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+        if config.culling.users:
+            scopes.append("admin:users")
+        roles.append({"name": "idle-culler", "scopes": scopes, "services": ["idle-culler"]})
+    return {"JupyterHub": {"services": services, "load_roles": roles}}
+
+
+def local_spawner_settings(config: FleetConfig, runtime: Runtime) -> Settings:
+    return {
+        "JupyterHub": {"spawner_class": "labfleet.spawn.local.LocalSpawner"},
+        "LocalSpawner": {
+            "homes_dir": str(runtime.homes_dir),
+            "logs_dir": str(runtime.logs_dir / "servers"),
+            "run_dir": str(runtime.state_dir / "servers"),
+        },
+        "Spawner": {"cmd": [_bin("jupyterhub-singleuser")]},
+    }
+
+
+def spawner_settings(config: FleetConfig, runtime: Runtime) -> Settings:
+    if runtime.platform == "kubernetes":
+        from labfleet.kube.spawner_settings import build_kubespawner_settings
+
+        return build_kubespawner_settings(config)
+    return local_spawner_settings(config, runtime)
+
+
+def build_hub_settings(config: FleetConfig, runtime: Runtime, secrets: HubSecrets) -> Settings:
+    """Everything JupyterHub needs, from the typed config; ``extra_config`` wins last."""
+    from labfleet.auth.settings import build_auth_settings
+
+    settings: Settings = {}
+    merge(settings, core_settings(config, runtime, secrets))
+    merge(settings, proxy_settings(config.proxy, runtime, secrets))
+    merge(settings, spawner_settings(config, runtime))
+    merge(settings, build_auth_settings(config.auth, runtime))
+    merge(settings, services_settings(config, secrets))
+    # spawners that offer profiles read them from this trait (list of plain dicts)
+    merge(settings, {"Spawner": {"labfleet_profiles": [p.model_dump() for p in config.profiles]}})
+    merge(settings, config.hub.extra_config)
+    return settings

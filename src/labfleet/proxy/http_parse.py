@@ -1,0 +1,317 @@
+"""Strict HTTP/1.1 message-head parsing and body framing (pure, no I/O).
+
+Strictness is the point: every ambiguity that lets two HTTP parsers disagree
+about where a message ends (request smuggling) is refused with a 400 instead
+of being "repaired": conflicting or duplicate Content-Length, a
+Transfer-Encoding other than exactly ``chunked``, obs-fold continuation
+lines, bare CR/LF/NUL or other control bytes in header values, whitespace
+before the colon, malformed chunk sizes. The proxy forwards bodies byte for
+byte, so only the framing has to be tracked, never re-encoded.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+TOKEN_RE: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_BAD_VALUE_RE: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_TARGET_RE: Final = re.compile(rb"[\x21-\x7e]+\Z")
+_DIGITS_RE: Final = re.compile(rb"[0-9]{1,18}\Z")
+_HOST_RE: Final = re.compile(
+    r"(?:[A-Za-z0-9\-._~!$&'()*+,;=%]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z"
+)
+_CHUNK_SIZE_RE: Final = re.compile(rb"([0-9A-Fa-f]{1,15})(?:[ \t]*;[\x20-\x7e\t]*)?\Z")
+
+MAX_HEAD: Final = 65536
+MAX_HEADERS: Final = 200
+
+# Headers that describe one hop only; the proxy writes its own.
+HOP_BY_HOP: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"proxy-authorization",
+        b"proxy-authenticate",
+    }
+)
+
+
+class HttpError(Exception):
+    """A message that must be refused; ``status`` is what the client gets."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class Head:
+    """A parsed request or response head.
+
+    ``headers`` keeps the original names and (OWS-stripped) values in order,
+    minus the framing and hop-by-hop headers that the proxy re-derives.
+    """
+
+    __slots__ = (
+        "authority",
+        "chunked",
+        "connection_close",
+        "content_length",
+        "expect_continue",
+        "headers",
+        "host",
+        "http10",
+        "method",
+        "reason",
+        "status",
+        "target",
+        "upgrade",
+        "x_forwarded",
+    )
+
+    def __init__(self) -> None:
+        self.method = b""
+        self.target = b""
+        self.status = 0
+        self.reason = b""
+        self.http10 = False
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.content_length = -1
+        self.chunked = False
+        self.connection_close = False
+        self.upgrade = b""
+        self.expect_continue = False
+        self.host = b""
+        self.authority = b""
+        self.x_forwarded: dict[bytes, bytes] = {}
+
+
+def _parse_headers(lines: list[bytes], head: Head, *, request: bool) -> None:
+    if len(lines) > MAX_HEADERS:
+        raise HttpError(431, "too many header fields")
+    headers = head.headers
+    connection_tokens: list[bytes] = []
+    te_seen = False
+    host_seen = False
+    for line in lines:
+        if not line:
+            continue
+        first = line[0]
+        if first == 0x20 or first == 0x09:
+            raise HttpError(400, "obsolete line folding is not accepted")
+        name, sep, value = line.partition(b":")
+        if not sep or not TOKEN_RE.match(name):
+            raise HttpError(400, "malformed header field name")
+        value = value.strip(b" \t")
+        if _BAD_VALUE_RE.search(value):
+            raise HttpError(400, "control character in header value")
+        lname = name.lower()
+        if lname == b"content-length":
+            if not _DIGITS_RE.match(value):
+                raise HttpError(400, "invalid Content-Length")
+            length = int(value)
+            if head.content_length >= 0:
+                # a request may never repeat it; a response only with the same value
+                if request or length != head.content_length:
+                    raise HttpError(400, "duplicate Content-Length")
+                continue
+            head.content_length = length
+        elif lname == b"transfer-encoding":
+            if te_seen or value.lower() != b"chunked":
+                raise HttpError(501 if request else 502, "unsupported Transfer-Encoding")
+            te_seen = True
+            head.chunked = True
+        elif lname in HOP_BY_HOP:
+            if lname == b"connection":
+                connection_tokens.extend(t.strip().lower() for t in value.split(b","))
+            elif lname == b"upgrade":
+                head.upgrade = value
+            # other hop-by-hop headers are dropped
+        elif request and lname == b"host":
+            if host_seen:
+                raise HttpError(400, "duplicate Host header")
+            host_seen = True
+            head.host = value
+            headers.append((name, value))
+        elif request and lname == b"expect":
+            if value.lower() == b"100-continue":
+                head.expect_continue = True
+            headers.append((name, value))
+        elif request and lname.startswith(b"x-forwarded-"):
+            if lname in head.x_forwarded:
+                head.x_forwarded[lname] += b"," + value
+            else:
+                head.x_forwarded[lname] = value
+        else:
+            headers.append((name, value))
+    if head.chunked and head.content_length >= 0:
+        raise HttpError(400, "both Content-Length and Transfer-Encoding")
+    if head.chunked and head.http10:
+        raise HttpError(400, "Transfer-Encoding in HTTP/1.0")
+    if b"close" in connection_tokens:
+        head.connection_close = True
+    elif head.http10 and b"keep-alive" not in connection_tokens:
+        head.connection_close = True
+    if head.upgrade and b"upgrade" not in connection_tokens:
+        head.upgrade = b""
+    if request and not host_seen and not head.http10:
+        raise HttpError(400, "missing Host header")
+
+
+def parse_request_head(data: bytes) -> Head:
+    """Parse ``data`` (the head without its final CRLFCRLF)."""
+    lines = data.split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3:
+        raise HttpError(400, "malformed request line")
+    method, target, version = parts
+    head = Head()
+    if version == b"HTTP/1.1":
+        pass
+    elif version == b"HTTP/1.0":
+        head.http10 = True
+    elif version.startswith(b"HTTP/"):
+        raise HttpError(505, "HTTP version not supported")
+    else:
+        raise HttpError(400, "malformed request line")
+    if not TOKEN_RE.match(method):
+        raise HttpError(400, "malformed method")
+    if not _TARGET_RE.match(target):
+        raise HttpError(400, "malformed request target")
+    head.method = method
+    head.target = target
+    _parse_headers(lines[1:], head, request=True)
+    if head.host and not _HOST_RE.match(head.host.decode("latin-1")):
+        raise HttpError(400, "malformed Host header")
+    if target[0] != 0x2F:  # not origin-form
+        _absolute_form(head)
+    return head
+
+
+def _absolute_form(head: Head) -> None:
+    """Accept ``http(s)://authority/path`` only when it names the Host we route by."""
+    target = head.target
+    lower = target[:8].lower()
+    if lower.startswith(b"http://"):
+        rest = target[7:]
+    elif lower.startswith(b"https://"):
+        rest = target[8:]
+    else:
+        raise HttpError(400, "request target must be origin-form")
+    slash = rest.find(b"/")
+    query = rest.find(b"?")
+    end = min(i for i in (slash, query, len(rest)) if i >= 0)
+    authority = rest[:end]
+    path = rest[end:]
+    if b"@" in authority or not authority:
+        raise HttpError(400, "malformed absolute-form authority")
+    if head.host and authority.lower() != head.host.lower():
+        raise HttpError(400, "absolute-form authority does not match Host")
+    if not head.host:
+        head.host = authority
+    if not path.startswith(b"/"):
+        path = b"/" + path
+    head.target = path
+    head.authority = authority
+
+
+def parse_response_head(data: bytes) -> Head:
+    lines = data.split(b"\r\n")
+    version, _, rest = lines[0].partition(b" ")
+    status, _, reason = rest.partition(b" ")
+    head = Head()
+    if version == b"HTTP/1.0":
+        head.http10 = True
+    elif version != b"HTTP/1.1":
+        raise HttpError(502, "upstream sent an invalid status line")
+    if len(status) != 3 or not status.isdigit():
+        raise HttpError(502, "upstream sent an invalid status code")
+    if _BAD_VALUE_RE.search(reason):
+        raise HttpError(502, "upstream sent an invalid reason phrase")
+    head.status = int(status)
+    head.reason = reason
+    try:
+        _parse_headers(lines[1:], head, request=False)
+    except HttpError as exc:
+        raise HttpError(502, "upstream response: " + exc.reason) from exc
+    return head
+
+
+class ChunkedTracker:
+    """Follow chunked framing incrementally without copying the payload.
+
+    ``feed(data)`` returns the index just past the end of the message within
+    ``data``, or -1 when all of ``data`` belongs to the message and more is
+    expected. Raises HttpError on malformed framing.
+    """
+
+    __slots__ = ("_line", "_remaining", "_state")
+
+    _SIZE, _DATA, _DATA_CRLF, _TRAILER = 0, 1, 2, 3
+
+    def __init__(self) -> None:
+        self._state = self._SIZE
+        self._remaining = 0
+        self._line = b""
+
+    def feed(self, data: bytes) -> int:
+        pos = 0
+        n = len(data)
+        while pos < n:
+            state = self._state
+            if state == self._DATA:
+                take = min(self._remaining, n - pos)
+                pos += take
+                self._remaining -= take
+                if self._remaining == 0:
+                    self._state = self._DATA_CRLF
+                    self._line = b""
+            else:
+                end = data.find(b"\n", pos)
+                if end < 0:
+                    self._line += data[pos:]
+                    if len(self._line) > 4096:
+                        raise HttpError(400, "chunk line too long")
+                    return -1
+                line = self._line + data[pos : end + 1]
+                self._line = b""
+                pos = end + 1
+                if len(line) < 2 or line[-2] != 0x0D:
+                    raise HttpError(400, "bare LF in chunked framing")
+                line = line[:-2]
+                if b"\r" in line:
+                    raise HttpError(400, "bare CR in chunked framing")
+                if state == self._SIZE:
+                    m = _CHUNK_SIZE_RE.match(line)
+                    if m is None:
+                        raise HttpError(400, "malformed chunk size")
+                    size = int(m.group(1), 16)
+                    if size == 0:
+                        self._state = self._TRAILER
+                    else:
+                        self._remaining = size
+                        self._state = self._DATA
+                elif state == self._DATA_CRLF:
+                    if line:
+                        raise HttpError(400, "chunk data longer than its size")
+                    self._state = self._SIZE
+                else:  # trailer section
+                    if not line:
+                        self._state = self._SIZE
+                        return pos
+                    if line[0] in (0x20, 0x09) or b":" not in line or _BAD_VALUE_RE.search(line):
+                        raise HttpError(400, "malformed trailer field")
+        return -1
+
+
+def host_without_port(host: bytes) -> str:
+    """Routing host: lower-cased, port removed (IPv6 brackets kept)."""
+    text = host.decode("latin-1").lower()
+    if text.startswith("["):
+        return text[: text.find("]") + 1]
+    return text.partition(":")[0]

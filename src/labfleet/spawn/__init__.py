@@ -1,0 +1,1 @@
+"""Spawning servers: profiles and policy, the local spawner and its launchers."""

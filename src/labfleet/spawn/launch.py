@@ -1,0 +1,77 @@
+"""Launching a user's server process, behind one small interface.
+
+The spawner decides *what* to run (policy, accounts, limits) and builds a
+:class:`LaunchSpec`; a :class:`Launcher` only turns that spec into a running
+process. Plain ``exec`` is the default; a preloaded fork-server can replace it
+without touching policy.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    log_path: Path
+    uid: int | None = None
+    gid: int | None = None
+    groups: tuple[int, ...] = ()
+    #: called in the child before exec, as root, before privileges are dropped
+    #: (e.g. joining a cgroup); must be async-signal-safe-ish: no locks, no logging
+    pre_exec: tuple[Callable[[], None], ...] = field(default=())
+
+
+class Launcher(Protocol):
+    def launch(self, spec: LaunchSpec) -> int:
+        """Start the process described by ``spec`` and return its pid."""
+        ...
+
+
+def _child_setup(spec: LaunchSpec) -> Callable[[], None]:
+    def setup() -> None:
+        for hook in spec.pre_exec:
+            hook()
+        if spec.gid is not None:
+            os.setgroups(list(spec.groups))
+            os.setresgid(spec.gid, spec.gid, spec.gid)
+        if spec.uid is not None:
+            os.setresuid(spec.uid, spec.uid, spec.uid)
+        os.chdir(spec.cwd)
+
+    return setup
+
+
+class ExecLauncher:
+    """Fork + exec, in a new session so hub signals and restarts never reach it."""
+
+    def launch(self, spec: LaunchSpec) -> int:
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(spec.log_path, "ab") as log:
+            proc = subprocess.Popen(  # noqa: S603 - argv is built by the spawner, no shell
+                spec.argv,
+                env=spec.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_child_setup(spec),  # noqa: PLW1509 - privilege drop needs it
+                close_fds=True,
+            )
+        # the hub reaps children via poll(); keep no Popen reference so a restarted
+        # hub and this one behave the same (state is the pid alone)
+        _detach(proc)
+        return proc.pid
+
+
+def _detach(proc: subprocess.Popen[bytes]) -> None:
+    """Forget the Popen object without letting its finaliser wait on the child."""
+    proc.returncode = 0  # marks it done for subprocess' bookkeeping; we poll by pid

@@ -1,0 +1,1 @@
+"""The embedded platform on one machine: data directory, supervisor, resume."""

@@ -1,0 +1,56 @@
+"""The data directory: one place for the database, secrets, homes and state.
+
+Ports chosen on first start are persisted so that a restarted hub finds the
+proxy it left running and servers keep talking to the same hub address.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+from labfleet.hub.runtime import Runtime
+
+
+def free_port(ip: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((ip, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def prepare(data_dir: Path) -> Path:
+    """Create the directory tree (0700 where it holds private data)."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    for sub in ("secrets", "state", "logs", "homes"):
+        (data_dir / sub).mkdir(mode=0o700, exist_ok=True)
+    # homes must be traversable by the per-user accounts that own their own 0700 home
+    os.chmod(data_dir, 0o711)
+    os.chmod(data_dir / "homes", 0o711)
+    return data_dir
+
+
+def internal_ports(data_dir: Path) -> tuple[int, int]:
+    """(hub port, proxy API port): chosen once, then reused."""
+    path = data_dir / "state" / "ports.json"
+    try:
+        saved = json.loads(path.read_text())
+        return int(saved["hub"]), int(saved["proxy_api"])
+    except (OSError, ValueError, KeyError):
+        pass
+    ports = {"hub": free_port(), "proxy_api": free_port()}
+    path.write_text(json.dumps(ports))
+    return ports["hub"], ports["proxy_api"]
+
+
+def runtime_for(data_dir: Path, ip: str, port: int) -> Runtime:
+    data_dir = prepare(data_dir)
+    hub_port, proxy_api_port = internal_ports(data_dir)
+    return Runtime(
+        data_dir=data_dir, platform="local", ip=ip, port=port,
+        hub_port=hub_port, proxy_api_port=proxy_api_port,
+    )

@@ -1,0 +1,51 @@
+"""A tiny client for the hub REST API, used by the supervisor (stdlib only)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import quote
+
+
+class HubAPI:
+    def __init__(self, base_url: str, token: str):
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+
+    def request(self, method: str, path: str, body: Any = None, timeout: float = 10) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(  # noqa: S310 - loopback hub URL we built
+            self.base_url + path, data=data, method=method,
+            headers={"Authorization": f"token {self._token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            payload = resp.read()
+        return json.loads(payload) if payload else None
+
+    def running_servers(self) -> dict[str, list[str]]:
+        """{username: [server names]} of servers that are ready now."""
+        users = self.request("GET", "/users?state=ready") or []
+        return {
+            u["name"]: sorted(name for name, s in u.get("servers", {}).items() if s.get("ready"))
+            for u in users
+        }
+
+    def start_server(self, user: str, server: str = "") -> None:
+        path = f"/users/{quote(user, safe='')}/server"
+        if server:
+            path = f"/users/{quote(user, safe='')}/servers/{quote(server, safe='')}"
+        try:
+            self.request("POST", path, {})
+        except urllib.error.HTTPError as exc:
+            if exc.code != 400:  # 400: already running
+                raise
+
+
+def is_healthy(url: str, timeout: float = 2) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback
+            return bool(resp.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False

@@ -1,0 +1,139 @@
+"""Run the hub as a supervised child: start, wait healthy, restart on crash, stop cleanly.
+
+The hub runs in its own session so a terminal Ctrl-C reaches only us; we then
+record which servers were running (to resume them next time) before asking
+the hub to shut down, which stops servers and the proxy it started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import labfleet.hub
+from labfleet.hub.runtime import Runtime
+from labfleet.hub.settings import DEFAULT_HUB_PORT
+from labfleet.secrets import HubSecrets
+from labfleet.up import resume
+from labfleet.up.hubapi import HubAPI, is_healthy
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Supervisor:
+    runtime: Runtime
+    secrets: HubSecrets
+    config_path: Path | None
+    say: Say = print
+    start_timeout: float = 90
+    max_restarts: int = 5
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def public_url(self) -> str:
+        host = "localhost" if self.runtime.ip in ("0.0.0.0", "127.0.0.1") else self.runtime.ip  # noqa: S104
+        return f"http://{host}:{self.runtime.port}/"
+
+    @property
+    def api(self) -> HubAPI:
+        port = self.runtime.hub_port or DEFAULT_HUB_PORT
+        return HubAPI(f"http://127.0.0.1:{port}/hub/api", self.secrets.supervisor_token)
+
+    def _health_url(self) -> str:
+        return f"http://127.0.0.1:{self.runtime.port}/hub/health"
+
+    def _spawn_hub(self) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        env.update(self.runtime.to_env())
+        env["LABFLEET_CONFIG"] = str(self.config_path.resolve()) if self.config_path else ""
+        entry = Path(labfleet.hub.__file__).with_name("jupyterhub_config.py")
+        return subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "jupyterhub", "-f", str(entry)],
+            cwd=self.runtime.data_dir, env=env, start_new_session=True,
+        )
+
+    def _wait_healthy(self, proc: subprocess.Popen[bytes]) -> bool:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if proc.poll() is not None:
+                return False
+            if is_healthy(self._health_url()):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def request_stop(self, *_: object) -> None:
+        self._stop.set()
+
+    def run(self, on_ready: Callable[[], None] | None = None) -> int:
+        """Run until SIGINT/SIGTERM; returns the process exit code."""
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGTERM, self.request_stop)
+        restarts: list[float] = []
+        first = True
+        while not self._stop.is_set():
+            self._proc = proc = self._spawn_hub()
+            if not self._wait_healthy(proc):
+                if self._stop.is_set():
+                    break
+                self.say("error: the hub did not become healthy; see its log above")
+                self._terminate(proc)
+                return 1
+            if first:
+                self.say(f"labfleet is up at {self.public_url}  (Ctrl-C stops it)")
+                if on_ready:
+                    on_ready()
+                notes: list[str] = []
+                count = resume.resume(self.api, self.runtime.state_dir, notes)
+                for note in notes:
+                    self.say(note)
+                if count:
+                    self.say(f"resumed {count} server(s) that were running at the last stop")
+                first = False
+            while not self._stop.wait(0.5):
+                if proc.poll() is not None:
+                    break
+            if self._stop.is_set():
+                break
+            now = time.monotonic()
+            restarts = [t for t in restarts if now - t < 300] + [now]
+            if len(restarts) > self.max_restarts:
+                self.say("error: the hub keeps exiting; giving up (users' servers keep running)")
+                return 1
+            self.say(f"the hub exited with {proc.returncode}; restarting it (servers keep running)")
+        self._shutdown()
+        return 0
+
+    def _shutdown(self) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            count = resume.record(self.api, self.runtime.state_dir)
+            if count:
+                self.say(f"stopping {count} running server(s); they resume at the next start")
+        except OSError as exc:
+            self.say(f"warning: could not record running servers: {exc}")
+        self.say("stopping the hub, the proxy and users' servers…")
+        self._terminate(proc)
+        self.say("stopped.")
+
+    @staticmethod
+    def _terminate(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+        if proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

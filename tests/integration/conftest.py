@@ -1,0 +1,36 @@
+"""Fixtures that run the real platform: `labfleet up` with real JupyterHub and servers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.platform import CHP, Platform
+
+#: LABFLEET_TEST_PROXY=chp runs the same end-to-end tests through Node CHP
+TEST_PROXY = os.environ.get("LABFLEET_TEST_PROXY", "labfleet")
+
+
+def write_config(path: Path, text: str) -> Path:
+    if TEST_PROXY == "chp" and "proxy:" not in text:
+        text += f"proxy: {{kind: chp, chp_command: [{CHP}]}}\n"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def make_platform(tmp_path: Path) -> Iterator[object]:
+    started: list[Platform] = []
+
+    def make(config_text: str | None = None, data_dir: Path | None = None) -> Platform:
+        config = write_config(tmp_path / f"labfleet-{len(started)}.yaml", config_text or "")
+        platform = Platform(data_dir=data_dir or tmp_path / "data", config=config)
+        started.append(platform)
+        return platform
+
+    yield make
+    for platform in started:
+        platform.stop()

@@ -1,0 +1,227 @@
+"""The fake controllers of the Kubernetes API double.
+
+No kubelet or controller-manager runs here, so this stands in for them:
+level-triggered, it marks workloads available, pods Running (with a podIP
+the test chooses, so a real HTTP server can answer for the "pod") and PVCs
+Bound, and writes the Events KubeSpawner shows as spawn progress. A pod
+template that references a missing ServiceAccount, ConfigMap, Secret or PVC
+never becomes ready, as on a real cluster.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .kinds import BY_KIND, Kind
+from .managers import now
+from .store import ApiStatus, Obj, Store
+
+WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
+
+
+def _k(api_version: str, kind: str) -> Kind:
+    return BY_KIND[api_version, kind]
+
+
+@dataclass
+class Controller:
+    store: Store
+    #: Seconds after a spec change before a pod/workload is reported ready.
+    ready_after: float = 0.3
+    #: The podIP pods get; 127.0.0.1 lets a test's local server play the pod.
+    pod_ip: str = "127.0.0.1"
+    #: Set False to simulate pods that never start (rollout timeouts).
+    pods_start: bool = True
+    _seen: dict[tuple[str, str, str, int], float] = field(default_factory=dict)
+    _events_sent: set[tuple[str, str, str]] = field(default_factory=set)
+
+    # -- helpers -------------------------------------------------------------
+    def _age(self, obj: Obj) -> float:
+        meta = obj["metadata"]
+        key = (obj["kind"], meta.get("namespace", ""), meta["name"], meta.get("generation", 1))
+        first = self._seen.setdefault(key, time.monotonic())
+        return time.monotonic() - first
+
+    def missing_references(self, namespace: str, spec: dict[str, Any]) -> list[str]:
+        store = self.store
+        missing = []
+        account = spec.get("serviceAccountName") or "default"
+        if store.find(_k("v1", "ServiceAccount"), namespace, account) is None:
+            missing.append(f"serviceaccount/{account}")
+        for volume in spec.get("volumes") or []:
+            for source, kind, key in (
+                ("configMap", "ConfigMap", "name"),
+                ("secret", "Secret", "secretName"),
+                ("persistentVolumeClaim", "PersistentVolumeClaim", "claimName"),
+            ):
+                ref = volume.get(source)
+                if ref and not ref.get("optional") and ref.get(key):
+                    if store.find(_k("v1", kind), namespace, ref[key]) is None:
+                        missing.append(f"{kind.lower()}/{ref[key]}")
+        for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+            for env in container.get("env") or []:
+                source = env.get("valueFrom") or {}
+                for ref_name, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
+                    ref = source.get(ref_name)
+                    if ref and not ref.get("optional"):
+                        found = store.find(_k("v1", kind), namespace, ref.get("name", ""))
+                        data = (found or {}).get("data") or {}
+                        if found is None or ref.get("key") not in data:
+                            missing.append(f"{kind.lower()}/{ref.get('name')}[{ref.get('key')}]")
+        return missing
+
+    def _event(self, pod: Obj, reason: str, message: str, kind: str = "Normal") -> None:
+        meta = pod["metadata"]
+        marker = (meta["namespace"], meta["name"], reason)
+        if marker in self._events_sent:
+            return
+        self._events_sent.add(marker)
+        stamp = now()
+        event = {
+            "metadata": {"name": f"{meta['name']}.{len(self._events_sent):x}", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "kind": "Pod",
+                "apiVersion": "v1",
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+            "reason": reason,
+            "message": message,
+            "type": kind,
+            "count": 1,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "source": {"component": "labfleet-kube-double"},
+        }
+        try:
+            self.store.create(_k("v1", "Event"), meta["namespace"], event, "controller")
+        except ApiStatus:
+            pass
+
+    # -- reconcilers -------------------------------------------------------
+    def _workload(self, obj: Obj) -> None:
+        meta, spec = obj["metadata"], obj.get("spec") or {}
+        status = obj.get("status") or {}
+        generation = meta.get("generation", 1)
+        replicas = spec.get("replicas", 1) if obj["kind"] != "DaemonSet" else 1
+        missing = self.missing_references(meta["namespace"], (spec.get("template") or {}).get("spec") or {})
+        ready = self.pods_start and not missing and self._age(obj) >= self.ready_after
+        ready_count = replicas if ready else 0
+        if obj["kind"] == "DaemonSet":
+            wanted = {
+                "observedGeneration": generation,
+                "currentNumberScheduled": 1,
+                "desiredNumberScheduled": 1,
+                "numberMisscheduled": 0,
+                "numberReady": ready_count,
+                "numberAvailable": ready_count,
+                "updatedNumberScheduled": 1,
+            }
+        else:
+            reason = "MinimumReplicasAvailable" if ready else "MinimumReplicasUnavailable"
+            message = (
+                "Deployment has minimum availability."
+                if ready
+                else "waiting for " + (", ".join(missing) if missing else "pods to start")
+            )
+            wanted = {
+                "observedGeneration": generation,
+                "replicas": replicas,
+                "updatedReplicas": replicas,
+                "readyReplicas": ready_count,
+                "availableReplicas": ready_count,
+                "conditions": [
+                    {"type": "Available", "status": "True" if ready else "False", "reason": reason, "message": message},
+                ],
+            }
+            if not ready:
+                wanted["unavailableReplicas"] = replicas
+            if obj["kind"] == "StatefulSet":
+                wanted.pop("conditions")
+                wanted["currentReplicas"] = replicas
+        comparable = {k: v for k, v in status.items() if k != "conditions"}
+        if comparable != {k: v for k, v in wanted.items() if k != "conditions"}:
+            for condition in wanted.get("conditions", []):
+                condition["lastTransitionTime"] = condition["lastUpdateTime"] = now()
+            self.store.set_status(_k(obj["apiVersion"], obj["kind"]), meta["namespace"], meta["name"], wanted)
+
+    def _pod(self, pod: Obj) -> None:
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        status = pod.get("status") or {}
+        if status.get("phase") != "Pending":
+            return
+        self._event(pod, "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to double-node")
+        missing = self.missing_references(meta["namespace"], spec)
+        if missing:
+            self._event(pod, "FailedMount", "missing: " + ", ".join(missing), "Warning")
+            return
+        if not self.pods_start or self._age(pod) < self.ready_after:
+            return
+        for container in spec.get("containers") or []:
+            self._event(pod, f"Pulled-{container['name']}", f'Container image "{container["image"]}" already present')
+        self._event(pod, "Started", "Started container(s)")
+        stamp = now()
+        running = {
+            "phase": "Running",
+            "podIP": self.pod_ip,
+            "podIPs": [{"ip": self.pod_ip}],
+            "hostIP": "10.0.0.1",
+            "startTime": stamp,
+            "qosClass": status.get("qosClass", "BestEffort"),
+            "conditions": [
+                {"type": t, "status": "True", "lastTransitionTime": stamp}
+                for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+            ],
+            "containerStatuses": [
+                {
+                    "name": c["name"],
+                    "image": c["image"],
+                    "imageID": "",
+                    "containerID": f"containerd://{meta['uid']}-{c['name']}",
+                    "ready": True,
+                    "started": True,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": stamp}},
+                }
+                for c in spec.get("containers") or []
+            ],
+        }
+        self.store.set_status(_k("v1", "Pod"), meta["namespace"], meta["name"], running)
+
+    def _claim(self, claim: Obj) -> None:
+        if (claim.get("status") or {}).get("phase") == "Bound":
+            return
+        spec = claim.get("spec") or {}
+        storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
+        status = {"phase": "Bound", "accessModes": spec.get("accessModes", []), "capacity": {"storage": storage}}
+        meta = claim["metadata"]
+        self.store.set_status(_k("v1", "PersistentVolumeClaim"), meta["namespace"], meta["name"], status)
+
+    def _service(self, service: Obj) -> None:
+        if (service.get("spec") or {}).get("type") != "LoadBalancer":
+            return
+        if (service.get("status") or {}).get("loadBalancer", {}).get("ingress"):
+            return
+        meta = service["metadata"]
+        status = {"loadBalancer": {"ingress": [{"ip": "203.0.113.10", "ipMode": "VIP"}]}}
+        self.store.set_status(_k("v1", "Service"), meta["namespace"], meta["name"], status)
+
+    def reconcile(self) -> None:
+        """One pass over everything; called every tick by the double's loop."""
+        with self.store.lock:
+            objects = list(self.store.objects.values())
+        for obj in objects:
+            try:
+                if obj["kind"] in WORKLOADS:
+                    self._workload(obj)
+                elif obj["kind"] == "Pod":
+                    self._pod(obj)
+                elif obj["kind"] == "PersistentVolumeClaim":
+                    self._claim(obj)
+                elif obj["kind"] == "Service":
+                    self._service(obj)
+            except ApiStatus:
+                continue  # deleted meanwhile
