@@ -32,7 +32,10 @@ DEFAULT_PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 USER_TEMPLATE_KEYS = frozenset({"user_slug"})
 SERVER_TEMPLATE_KEYS = frozenset({"user_slug", "server_slug"})
 #: The cloud metadata endpoints no user may ever be allowed to reach.
-METADATA_ADDRESSES = (ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"))
+METADATA_ADDRESSES = (
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("fd00:ec2::254"),
+)
 
 PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -223,7 +226,9 @@ class Resources(Section):
 class KubeHub(Section):
     image: str = DEFAULT_HUB_IMAGE
     resources: Resources = Field(
-        default_factory=lambda: Resources(cpu_guarantee=0.2, memory_guarantee="512Mi", memory="1Gi")
+        default_factory=lambda: Resources(
+            cpu_guarantee=0.2, memory_guarantee=512 * 2**20, memory=2**30
+        )
     )
     database: HubDatabase = Field(default_factory=HubDatabase)
     service_account_annotations: dict[str, str] = Field(
@@ -243,7 +248,9 @@ class KubeProxy(Section):
     )
     chp_image: str = DEFAULT_CHP_IMAGE
     resources: Resources = Field(
-        default_factory=lambda: Resources(cpu_guarantee=0.1, memory_guarantee="128Mi", memory="512Mi")
+        default_factory=lambda: Resources(
+            cpu_guarantee=0.1, memory_guarantee=128 * 2**20, memory=512 * 2**20
+        )
     )
 
 
@@ -465,7 +472,9 @@ def check_against_profiles(value: KubernetesSection, info: ValidationInfo) -> Ku
         if profile is None:
             raise ValueError(f"profiles.{slug}: no entry of 'profiles' has this slug ({known})")
         if extra.gpu_accelerator and profile.gpus == 0:
-            raise ValueError(f"profiles.{slug}.gpu_accelerator is set but profile {slug} has gpus: 0")
+            raise ValueError(
+                f"profiles.{slug}.gpu_accelerator is set but profile {slug} has gpus: 0"
+            )
         if extra.tpu is not None and profile.gpus:
             raise ValueError(f"profiles.{slug}: a profile asks for GPUs or a TPU, not both")
     wanted = value.placeholders.profile

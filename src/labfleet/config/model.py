@@ -21,8 +21,8 @@ class HubSection(Section):
     base_url: str = Field(default="/", pattern=r"^/([A-Za-z0-9._~-]+/)*$")
     db_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL; default: sqlite in the data directory. "
-        "Use 'env:VAR' to read it from an environment variable.",
+        description="SQLAlchemy URL (e.g. postgresql://...); default: sqlite in the data "
+        "directory. $LABFLEET_DB_URL, when set, overrides it (keeps passwords out of the file).",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     concurrent_spawn_limit: int = Field(default=100, ge=0)

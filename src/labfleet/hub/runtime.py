@@ -23,6 +23,8 @@ class Runtime:
     port: int = 8000
     hub_port: int = 0  # 0: let the builder pick a default
     proxy_api_port: int = 0
+    #: database URL from the environment (a Kubernetes Secret); overrides hub.db_url
+    db_url: str | None = None
 
     @property
     def secrets_dir(self) -> Path:
@@ -62,6 +64,7 @@ class Runtime:
             port=int(env.get("LABFLEET_PORT", "8000")),
             hub_port=int(env.get("LABFLEET_HUB_PORT", "0")),
             proxy_api_port=int(env.get("LABFLEET_PROXY_API_PORT", "0")),
+            db_url=env.get("LABFLEET_DB_URL") or None,
         )
 
     def to_env(self) -> dict[str, str]:

@@ -35,7 +35,7 @@ def _bin(name: str) -> str:
 def core_settings(config: FleetConfig, runtime: Runtime, secrets: HubSecrets) -> Settings:
     hub_port = runtime.hub_port or DEFAULT_HUB_PORT
     base = config.hub.base_url
-    db_url = config.hub.db_url or f"sqlite:///{runtime.hub_db}"
+    db_url = runtime.db_url or config.hub.db_url or f"sqlite:///{runtime.hub_db}"
     hub_ip = "0.0.0.0" if runtime.platform == "kubernetes" else "127.0.0.1"  # noqa: S104
     return {
         "JupyterHub": {

@@ -112,33 +112,55 @@ def gke_ingress(config: FleetConfig) -> list[Manifest]:
         if gke.oauth_client_secret:
             iap["oauthclientCredentials"] = {"secretName": gke.oauth_client_secret}
         backend_spec["iap"] = iap
-    objects.append(manifest(
-        "cloud.google.com/v1", "BackendConfig",
-        metadata(config, gnames["backend"], COMPONENT_PROXY), spec=backend_spec,
-    ))
+    objects.append(
+        manifest(
+            "cloud.google.com/v1",
+            "BackendConfig",
+            metadata(config, gnames["backend"], COMPONENT_PROXY),
+            spec=backend_spec,
+        )
+    )
 
     annotations = {"kubernetes.io/ingress.class": "gce"}
     if gke.static_ip_name:
         annotations["kubernetes.io/ingress.global-static-ip-name"] = gke.static_ip_name
     if gke.managed_certificate:
         annotations["networking.gke.io/managed-certificates"] = gnames["certificate"]
-        objects.append(manifest(
-            "networking.gke.io/v1", "ManagedCertificate",
-            metadata(config, gnames["certificate"], COMPONENT_PROXY),
-            spec={"domains": [access.host]},
-        ))
+        objects.append(
+            manifest(
+                "networking.gke.io/v1",
+                "ManagedCertificate",
+                metadata(config, gnames["certificate"], COMPONENT_PROXY),
+                spec={"domains": [access.host]},
+            )
+        )
     if gke.https_redirect:
         annotations["networking.gke.io/v1beta1.FrontendConfig"] = gnames["frontend"]
-        objects.append(manifest(
-            "networking.gke.io/v1beta1", "FrontendConfig",
-            metadata(config, gnames["frontend"], COMPONENT_PROXY),
-            spec={"redirectToHttps": {"enabled": True, "responseCodeName": "MOVED_PERMANENTLY_DEFAULT"}},
-        ))
-    spec = {"defaultBackend": _backend(names.proxy_public), "rules": [_rule(access.host, names.proxy_public)]}
-    objects.append(manifest(
-        "networking.k8s.io/v1", "Ingress",
-        metadata(config, gnames["ingress"], COMPONENT_PROXY, annotations=annotations), spec=spec,
-    ))
+        objects.append(
+            manifest(
+                "networking.gke.io/v1beta1",
+                "FrontendConfig",
+                metadata(config, gnames["frontend"], COMPONENT_PROXY),
+                spec={
+                    "redirectToHttps": {
+                        "enabled": True,
+                        "responseCodeName": "MOVED_PERMANENTLY_DEFAULT",
+                    }
+                },
+            )
+        )
+    spec = {
+        "defaultBackend": _backend(names.proxy_public),
+        "rules": [_rule(access.host, names.proxy_public)],
+    }
+    objects.append(
+        manifest(
+            "networking.k8s.io/v1",
+            "Ingress",
+            metadata(config, gnames["ingress"], COMPONENT_PROXY, annotations=annotations),
+            spec=spec,
+        )
+    )
     return objects
 
 
@@ -159,7 +181,9 @@ def how_to_reach(config: FleetConfig) -> str:
     base = config.hub.base_url
     if access.kind in ("ingress", "gke-ingress"):
         scheme = "https" if access.kind == "gke-ingress" or access.ingress.tls else "http"
-        return f"open {scheme}://{access.host}{base} (DNS for {access.host} must point at the ingress)"
+        return (
+            f"open {scheme}://{access.host}{base} (DNS for {access.host} must point at the ingress)"
+        )
     if access.kind == "load-balancer":
         return (
             f"open http://<EXTERNAL-IP>{base}; get the address with: kubectl -n {names.namespace} "

@@ -16,8 +16,8 @@ from labfleet.config.model import FleetConfig
 from labfleet.kube.hub_secret import env_name, secret_keys
 from labfleet.kube.images import pull_secret_refs, rewrite_image
 from labfleet.kube.meta import (
-    CONFIG_CHECKSUM,
     COMPONENT_HUB,
+    CONFIG_CHECKSUM,
     DESTROY_KEEP_USER_DATA,
     DESTROY_POLICY,
     HUB_PORT,
@@ -49,7 +49,10 @@ def namespace(config: FleetConfig) -> Manifest:
     """The hub namespace, enforcing Pod Security "restricted" for everything in it."""
     ns = config.kubernetes.namespace
     meta = metadata(
-        config, ns, COMPONENT_HUB, namespaced=False,
+        config,
+        ns,
+        COMPONENT_HUB,
+        namespaced=False,
         annotations={DESTROY_POLICY: DESTROY_KEEP_USER_DATA},
     )
     meta["labels"].update(pod_security_labels())
@@ -67,7 +70,9 @@ def pod_security_labels() -> dict[str, str]:
 def service_account(config: FleetConfig) -> Manifest:
     names = names_of(config)
     meta = metadata(
-        config, names.hub, COMPONENT_HUB,
+        config,
+        names.hub,
+        COMPONENT_HUB,
         annotations=config.kubernetes.hub.service_account_annotations or None,
     )
     return manifest("v1", "ServiceAccount", meta)
@@ -105,23 +110,32 @@ def rbac(config: FleetConfig) -> list[Manifest]:
     if per_user:
         role_name = f"{names.cluster_scoped_prefix}-hub"
         role = manifest(
-            "rbac.authorization.k8s.io/v1", "ClusterRole",
-            metadata(config, role_name, COMPONENT_HUB, namespaced=False), rules=rules,
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRole",
+            metadata(config, role_name, COMPONENT_HUB, namespaced=False),
+            rules=rules,
         )
         binding = manifest(
-            "rbac.authorization.k8s.io/v1", "ClusterRoleBinding",
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRoleBinding",
             metadata(config, role_name, COMPONENT_HUB, namespaced=False),
-            roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                     "name": role_name},
+            roleRef={
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": role_name,
+            },
             subjects=[subject],
         )
         return [role, binding]
     role = manifest(
-        "rbac.authorization.k8s.io/v1", "Role",
-        metadata(config, names.hub, COMPONENT_HUB), rules=rules,
+        "rbac.authorization.k8s.io/v1",
+        "Role",
+        metadata(config, names.hub, COMPONENT_HUB),
+        rules=rules,
     )
     binding = manifest(
-        "rbac.authorization.k8s.io/v1", "RoleBinding",
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
         metadata(config, names.hub, COMPONENT_HUB),
         roleRef={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": names.hub},
         subjects=[subject],
@@ -143,7 +157,9 @@ def config_yaml(config: FleetConfig) -> str:
 def config_map(config: FleetConfig) -> Manifest:
     names = names_of(config)
     return manifest(
-        "v1", "ConfigMap", metadata(config, names.hub_config, COMPONENT_HUB),
+        "v1",
+        "ConfigMap",
+        metadata(config, names.hub_config, COMPONENT_HUB),
         data={CONFIG_FILE: config_yaml(config)},
     )
 
@@ -159,8 +175,11 @@ def database_claim(config: FleetConfig) -> list[Manifest]:
     if database.storage_class is not None:
         spec["storageClassName"] = database.storage_class
     names = names_of(config)
-    return [manifest("v1", "PersistentVolumeClaim",
-                     metadata(config, names.hub_db, COMPONENT_HUB), spec=spec)]
+    return [
+        manifest(
+            "v1", "PersistentVolumeClaim", metadata(config, names.hub_db, COMPONENT_HUB), spec=spec
+        )
+    ]
 
 
 def service(config: FleetConfig) -> Manifest:
@@ -187,19 +206,26 @@ def _env(config: FleetConfig) -> list[dict[str, Any]]:
         "PYTHONUNBUFFERED": "1",
     }
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plain.items()]
-    env.append({"name": "POD_NAMESPACE",
-                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}})
+    env.append(
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
+    )
     for key in secret_keys():
-        env.append({
-            "name": env_name(key),
-            "valueFrom": {"secretKeyRef": {"name": names.hub_secret, "key": key}},
-        })
+        env.append(
+            {
+                "name": env_name(key),
+                "valueFrom": {"secretKeyRef": {"name": names.hub_secret, "key": key}},
+            }
+        )
     database = config.kubernetes.hub.database
     if database.kind == "postgres":
-        env.append({
-            "name": DB_URL_ENV,
-            "valueFrom": {"secretKeyRef": {"name": database.secret_name, "key": database.secret_key}},
-        })
+        env.append(
+            {
+                "name": DB_URL_ENV,
+                "valueFrom": {
+                    "secretKeyRef": {"name": database.secret_name, "key": database.secret_key}
+                },
+            }
+        )
     return env
 
 
@@ -222,7 +248,8 @@ def deployment(config: FleetConfig) -> Manifest:
         command.append("--upgrade-db")  # JupyterHub backs the sqlite file up first
     data_volume: dict[str, Any] = (
         {"name": "data", "persistentVolumeClaim": {"claimName": names.hub_db}}
-        if sqlite else {"name": "data", "emptyDir": {}}
+        if sqlite
+        else {"name": "data", "emptyDir": {}}
     )
     container = {
         "name": "hub",
@@ -268,8 +295,7 @@ def deployment(config: FleetConfig) -> Manifest:
         "selector": {"matchLabels": selector(config, COMPONENT_HUB)},
         "template": {"metadata": template_meta, "spec": pod_spec},
     }
-    return manifest("apps/v1", "Deployment", metadata(config, names.hub, COMPONENT_HUB),
-                    spec=spec)
+    return manifest("apps/v1", "Deployment", metadata(config, names.hub, COMPONENT_HUB), spec=spec)
 
 
 def hub_objects(config: FleetConfig) -> list[Manifest]:

@@ -43,9 +43,7 @@ def env_name(key: str) -> str:
 
 def hub_secret(config: FleetConfig, values: HubSecrets) -> Manifest:
     names = names_of(config)
-    data = {
-        key: base64.b64encode(getattr(values, key).encode()).decode() for key in secret_keys()
-    }
+    data = {key: base64.b64encode(getattr(values, key).encode()).decode() for key in secret_keys()}
     meta = metadata(
         config, names.hub_secret, COMPONENT_HUB, annotations={APPLY_POLICY: APPLY_CREATE_ONLY}
     )

@@ -81,10 +81,14 @@ def internet_peers() -> list[dict[str, Any]]:
 
 def user_egress(config: FleetConfig, *, other_namespace: bool) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = [
-        {"to": [_pods(config, COMPONENT_HUB, other_namespace=other_namespace)],
-         "ports": [_tcp(HUB_PORT)]},
-        {"to": [_pods(config, COMPONENT_PROXY, other_namespace=other_namespace)],
-         "ports": [_tcp(PROXY_PORT)]},
+        {
+            "to": [_pods(config, COMPONENT_HUB, other_namespace=other_namespace)],
+            "ports": [_tcp(HUB_PORT)],
+        },
+        {
+            "to": [_pods(config, COMPONENT_PROXY, other_namespace=other_namespace)],
+            "ports": [_tcp(PROXY_PORT)],
+        },
         {"ports": DNS_PORTS},
         {"to": internet_peers()},
     ]
@@ -92,10 +96,12 @@ def user_egress(config: FleetConfig, *, other_namespace: bool) -> list[dict[str,
     if allowed:
         rules.append({"to": [{"ipBlock": {"cidr": str(n)}} for n in allowed]})
     if gke_metadata_allowed(config):
-        rules.append({
-            "to": [{"ipBlock": {"cidr": cidr}} for cidr in GKE_METADATA_PEERS],
-            "ports": [_tcp(GKE_METADATA_PORT)],
-        })
+        rules.append(
+            {
+                "to": [{"ipBlock": {"cidr": cidr}} for cidr in GKE_METADATA_PEERS],
+                "ports": [_tcp(GKE_METADATA_PORT)],
+            }
+        )
     return rules
 
 
@@ -103,10 +109,14 @@ def user_policy_spec(config: FleetConfig, *, other_namespace: bool) -> dict[str,
     return {
         "podSelector": {"matchLabels": user_pod_labels(config)},
         "policyTypes": ["Ingress", "Egress"],
-        "ingress": [{"from": [
-            _pods(config, COMPONENT_HUB, other_namespace=other_namespace),
-            _pods(config, COMPONENT_PROXY, other_namespace=other_namespace),
-        ]}],
+        "ingress": [
+            {
+                "from": [
+                    _pods(config, COMPONENT_HUB, other_namespace=other_namespace),
+                    _pods(config, COMPONENT_PROXY, other_namespace=other_namespace),
+                ]
+            }
+        ],
         "egress": user_egress(config, other_namespace=other_namespace),
     }
 
@@ -114,7 +124,8 @@ def user_policy_spec(config: FleetConfig, *, other_namespace: bool) -> dict[str,
 def users_policy(config: FleetConfig) -> Manifest:
     names = names_of(config)
     return manifest(
-        "networking.k8s.io/v1", "NetworkPolicy",
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
         metadata(config, names.users, COMPONENT_USER),
         spec=user_policy_spec(config, other_namespace=False),
     )
@@ -125,21 +136,32 @@ def hub_policy(config: FleetConfig) -> Manifest:
     spec = {
         "podSelector": {"matchLabels": selector(config, COMPONENT_HUB)},
         "policyTypes": ["Ingress", "Egress"],
-        "ingress": [{
-            "from": [_pods(config, COMPONENT_PROXY, other_namespace=False), _user_pods_peer(config)],
-            "ports": [_tcp(HUB_PORT)],
-        }],
+        "ingress": [
+            {
+                "from": [
+                    _pods(config, COMPONENT_PROXY, other_namespace=False),
+                    _user_pods_peer(config),
+                ],
+                "ports": [_tcp(HUB_PORT)],
+            }
+        ],
         "egress": [
             # users' pods, the proxy API and the Kubernetes API (often a private address)
             {"to": [{"namespaceSelector": {}}]},
-            {"to": [
-                {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_V4]}},
-                {"ipBlock": {"cidr": "::/0", "except": [METADATA_V6]}},
-            ]},
+            {
+                "to": [
+                    {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_V4]}},
+                    {"ipBlock": {"cidr": "::/0", "except": [METADATA_V6]}},
+                ]
+            },
         ],
     }
-    return manifest("networking.k8s.io/v1", "NetworkPolicy",
-                    metadata(config, names.hub, COMPONENT_HUB), spec=spec)
+    return manifest(
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        metadata(config, names.hub, COMPONENT_HUB),
+        spec=spec,
+    )
 
 
 def proxy_policy(config: FleetConfig) -> Manifest:
@@ -149,17 +171,26 @@ def proxy_policy(config: FleetConfig) -> Manifest:
         "policyTypes": ["Ingress", "Egress"],
         "ingress": [
             {"ports": [_tcp(PROXY_PORT)]},  # browsers, the load balancer, users' pods
-            {"from": [_pods(config, COMPONENT_HUB, other_namespace=False)],
-             "ports": [_tcp(PROXY_API_PORT)]},
+            {
+                "from": [_pods(config, COMPONENT_HUB, other_namespace=False)],
+                "ports": [_tcp(PROXY_API_PORT)],
+            },
         ],
         "egress": [
-            {"to": [_pods(config, COMPONENT_HUB, other_namespace=False)], "ports": [_tcp(HUB_PORT)]},
+            {
+                "to": [_pods(config, COMPONENT_HUB, other_namespace=False)],
+                "ports": [_tcp(HUB_PORT)],
+            },
             {"to": [_user_pods_peer(config)]},
             {"ports": DNS_PORTS},
         ],
     }
-    return manifest("networking.k8s.io/v1", "NetworkPolicy",
-                    metadata(config, names.proxy, COMPONENT_PROXY), spec=spec)
+    return manifest(
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        metadata(config, names.proxy, COMPONENT_PROXY),
+        spec=spec,
+    )
 
 
 def network_policies(config: FleetConfig) -> list[Manifest]:

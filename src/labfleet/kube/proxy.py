@@ -31,7 +31,7 @@ from labfleet.kube.security import (
     pod_security_context,
 )
 
-PROXY_TOKEN_KEY = "proxy_token"
+PROXY_TOKEN_KEY = "proxy_token"  # noqa: S105 - a key name in the hub Secret
 
 
 def proxy_command(config: FleetConfig) -> list[str]:
@@ -77,10 +77,12 @@ def deployment(config: FleetConfig) -> Manifest:
         "image": proxy_image(config),
         "imagePullPolicy": kube.images.pull_policy,
         "command": proxy_command(config),
-        "env": [{
-            "name": "CONFIGPROXY_AUTH_TOKEN",
-            "valueFrom": {"secretKeyRef": {"name": names.hub_secret, "key": PROXY_TOKEN_KEY}},
-        }],
+        "env": [
+            {
+                "name": "CONFIGPROXY_AUTH_TOKEN",
+                "valueFrom": {"secretKeyRef": {"name": names.hub_secret, "key": PROXY_TOKEN_KEY}},
+            }
+        ],
         "ports": [
             {"name": "http", "containerPort": PROXY_PORT, "protocol": "TCP"},
             {"name": "api", "containerPort": PROXY_API_PORT, "protocol": "TCP"},
@@ -106,8 +108,9 @@ def deployment(config: FleetConfig) -> Manifest:
         "selector": {"matchLabels": selector(config, COMPONENT_PROXY)},
         "template": {"metadata": {"labels": labels(config, COMPONENT_PROXY)}, "spec": pod_spec},
     }
-    return manifest("apps/v1", "Deployment", metadata(config, names.proxy, COMPONENT_PROXY),
-                    spec=spec)
+    return manifest(
+        "apps/v1", "Deployment", metadata(config, names.proxy, COMPONENT_PROXY), spec=spec
+    )
 
 
 def api_service(config: FleetConfig) -> Manifest:

@@ -27,6 +27,7 @@ from labfleet.kube.security import SECCOMP_RUNTIME_DEFAULT
 from labfleet.kube.storage import storage_settings
 from labfleet.kube.user_namespace import (
     user_namespace_labels,
+    user_namespace_objects_for_slug,
     user_namespace_template,
     users_service_account_name,
 )
@@ -63,7 +64,9 @@ def accelerator_scheduling(
     resources: dict[str, int] = {}
     if profile.gpus:
         resources[extra.gpu_resource] = profile.gpus
-        tolerations.append({"key": extra.gpu_resource, "operator": "Exists", "effect": "NoSchedule"})
+        tolerations.append(
+            {"key": extra.gpu_resource, "operator": "Exists", "effect": "NoSchedule"}
+        )
         if extra.gpu_accelerator:
             selector[GKE_ACCELERATOR_LABEL] = extra.gpu_accelerator
     if extra.tpu is not None:
@@ -144,6 +147,8 @@ def namespace_settings(config: FleetConfig) -> dict[str, Any]:
         "enable_user_namespaces": True,
         "user_namespace_template": user_namespace_template(config),
         "user_namespace_labels": user_namespace_labels(config),
+        "labfleet_user_namespace_objects": user_namespace_objects_for_slug(config, "{user_slug}"),
+        "labfleet_delete_user_namespace": kube.users.per_user.delete_on_user_delete,
     }
 
 

@@ -74,9 +74,13 @@ def storage_settings(config: FleetConfig, storage: Storage) -> dict[str, Any]:
             pvc_name_template=f"{storage.claim_prefix}-{{user_slug}}",
             storage_capacity=memory_quantity(storage.size),
             storage_access_modes=[storage.access_mode],
-            storage_class=storage.storage_class or "",
-            volumes=[{"name": VOLUME_NAME,
-                      "persistentVolumeClaim": {"claimName": f"{storage.claim_prefix}-{{user_slug}}"}}],
+            storage_class=storage.storage_class,  # None: the cluster default class
+            volumes=[
+                {
+                    "name": VOLUME_NAME,
+                    "persistentVolumeClaim": {"claimName": f"{storage.claim_prefix}-{{user_slug}}"},
+                }
+            ],
             volume_mounts=[{"name": VOLUME_NAME, "mountPath": storage.mount_path}],
         )
         return settings
@@ -84,8 +88,9 @@ def storage_settings(config: FleetConfig, storage: Storage) -> dict[str, Any]:
         claim = nfs_claim_name(config, storage)
         settings.update(
             volumes=[{"name": VOLUME_NAME, "persistentVolumeClaim": {"claimName": claim}}],
-            volume_mounts=[{"name": VOLUME_NAME, "mountPath": storage.mount_path,
-                            "subPath": storage.sub_path}],
+            volume_mounts=[
+                {"name": VOLUME_NAME, "mountPath": storage.mount_path, "subPath": storage.sub_path}
+            ],
         )
         return settings
     gid = users.fs_gid if users.fs_gid is not None else users.gid
@@ -106,27 +111,33 @@ def nfs_objects(config: FleetConfig) -> list[Manifest]:
         claim = nfs_claim_name(config, storage)
         volume_name = f"{names.cluster_scoped_prefix}-nfs-{index}"
         size = memory_quantity(storage.capacity)
-        objects.append(manifest(
-            "v1", "PersistentVolume",
-            metadata(config, volume_name, COMPONENT_USER, namespaced=False, annotations=keep),
-            spec={
-                "capacity": {"storage": size},
-                "accessModes": ["ReadWriteMany"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "storageClassName": "",
-                "mountOptions": ["nfsvers=4.1"],
-                "nfs": {"server": storage.server, "path": storage.path},
-                "claimRef": {"namespace": names.namespace, "name": claim},
-            },
-        ))
-        objects.append(manifest(
-            "v1", "PersistentVolumeClaim",
-            metadata(config, claim, COMPONENT_USER, annotations=keep),
-            spec={
-                "accessModes": ["ReadWriteMany"],
-                "storageClassName": "",
-                "volumeName": volume_name,
-                "resources": {"requests": {"storage": size}},
-            },
-        ))
+        objects.append(
+            manifest(
+                "v1",
+                "PersistentVolume",
+                metadata(config, volume_name, COMPONENT_USER, namespaced=False, annotations=keep),
+                spec={
+                    "capacity": {"storage": size},
+                    "accessModes": ["ReadWriteMany"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "storageClassName": "",
+                    "mountOptions": ["nfsvers=4.1"],
+                    "nfs": {"server": storage.server, "path": storage.path},
+                    "claimRef": {"namespace": names.namespace, "name": claim},
+                },
+            )
+        )
+        objects.append(
+            manifest(
+                "v1",
+                "PersistentVolumeClaim",
+                metadata(config, claim, COMPONENT_USER, annotations=keep),
+                spec={
+                    "accessModes": ["ReadWriteMany"],
+                    "storageClassName": "",
+                    "volumeName": volume_name,
+                    "resources": {"requests": {"storage": size}},
+                },
+            )
+        )
     return objects

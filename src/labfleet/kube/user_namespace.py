@@ -55,7 +55,9 @@ def shared_users_service_account(config: FleetConfig) -> list[Manifest]:
     if users.namespaces != "shared" or users.workload_identity is None:
         return []
     meta = metadata(
-        config, names_of(config).users, COMPONENT_USER,
+        config,
+        names_of(config).users,
+        COMPONENT_USER,
         annotations={WORKLOAD_IDENTITY_ANNOTATION: users.workload_identity},
     )
     return [manifest("v1", "ServiceAccount", meta, automountServiceAccountToken=False)]
@@ -72,8 +74,13 @@ def users_service_account_name(config: FleetConfig) -> str | None:
 
 def user_namespace_objects(config: FleetConfig, username: str) -> list[Manifest]:
     """ServiceAccount, NetworkPolicy and ResourceQuota inside one user's namespace."""
+    return user_namespace_objects_for_slug(config, user_slug(username))
+
+
+def user_namespace_objects_for_slug(config: FleetConfig, slug: str) -> list[Manifest]:
+    """As :func:`user_namespace_objects`; ``slug="{user_slug}"`` gives a spawner template."""
     users = config.kubernetes.users
-    namespace = user_namespace_name(config, username)
+    namespace = user_namespace_template(config).replace("{user_slug}", slug)
 
     def meta(name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
         out = metadata(config, name, COMPONENT_USER, annotations=annotations)
@@ -82,17 +89,25 @@ def user_namespace_objects(config: FleetConfig, username: str) -> list[Manifest]
 
     annotations = None
     if users.workload_identity is not None:
-        identity = users.workload_identity.replace("{user_slug}", user_slug(username))
+        identity = users.workload_identity.replace("{user_slug}", slug)
         annotations = {WORKLOAD_IDENTITY_ANNOTATION: identity}
     objects = [
-        manifest("v1", "ServiceAccount", meta(USER_SERVICE_ACCOUNT, annotations),
-                 automountServiceAccountToken=False),
+        manifest(
+            "v1",
+            "ServiceAccount",
+            meta(USER_SERVICE_ACCOUNT, annotations),
+            automountServiceAccountToken=False,
+        ),
     ]
     if config.kubernetes.network.policies:
-        objects.append(manifest(
-            "networking.k8s.io/v1", "NetworkPolicy", meta("jupyter-user"),
-            spec=user_policy_spec(config, other_namespace=True),
-        ))
+        objects.append(
+            manifest(
+                "networking.k8s.io/v1",
+                "NetworkPolicy",
+                meta("jupyter-user"),
+                spec=user_policy_spec(config, other_namespace=True),
+            )
+        )
     quota = users.per_user
     hard: dict[str, str] = {}
     if quota.quota_cpu is not None:

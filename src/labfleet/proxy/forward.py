@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Final
+from typing import Final, cast
 
 from labfleet.proxy import messages
 from labfleet.proxy.context import ProxyContext, log
@@ -107,8 +107,7 @@ class ClientProtocol(asyncio.Protocol):
 
     # -- asyncio callbacks -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
             self.peer = str(peer[0]).encode("ascii")
@@ -560,8 +559,7 @@ class UpstreamProtocol(PooledProtocol):
         self.last_io = ctx.now
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.ctx.counters.upstream_connections += 1
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -56,14 +56,14 @@ class ExecLauncher:
     def launch(self, spec: LaunchSpec) -> int:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(spec.log_path, "ab") as log:
-            proc = subprocess.Popen(  # noqa: S603 - argv is built by the spawner, no shell
+            proc = subprocess.Popen(
                 spec.argv,
                 env=spec.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_child_setup(spec),  # noqa: PLW1509 - privilege drop needs it
+                preexec_fn=_child_setup(spec),
                 close_fds=True,
             )
         # the hub reaps children via poll(); keep no Popen reference so a restarted

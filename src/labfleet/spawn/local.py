@@ -37,7 +37,8 @@ class LocalSpawner(Spawner):  # type: ignore[misc]
     )
     logs_dir = Unicode("labfleet-data/logs/servers", config=True, help="Per-server log files.")
     run_dir = Unicode(
-        "labfleet-data/state/servers", config=True,
+        "labfleet-data/state/servers",
+        config=True,
         help="Per-server pid files, used to find orphans after a hub crash.",
     )
     term_timeout = Integer(10, config=True, help="Seconds to wait after SIGTERM before SIGKILL.")
@@ -45,7 +46,9 @@ class LocalSpawner(Spawner):  # type: ignore[misc]
     pid = Integer(0)
     pid_ticks = Integer(0)
 
-    labfleet_profiles = List(config=True, help="Profiles from labfleet.yaml (plain dicts).")
+    labfleet_profiles: List[dict[str, Any]] = List(
+        config=True, help="Profiles from labfleet.yaml (plain dicts)."
+    )
 
     launcher: Launcher = ExecLauncher()
 
@@ -102,19 +105,25 @@ class LocalSpawner(Spawner):  # type: ignore[misc]
         self.notebook_dir = str(home)
         argv = [*self.cmd, *self.get_args(), *self.extra_args(uid)]
         return LaunchSpec(
-            argv=argv, env=env, cwd=home, uid=uid, gid=gid, groups=groups,
+            argv=argv,
+            env=env,
+            cwd=home,
+            uid=uid,
+            gid=gid,
+            groups=groups,
             log_path=Path(self.logs_dir).resolve() / f"{self.slug}.log",
         )
 
     async def start(self) -> tuple[str, int]:
         await self._kill_orphan()
-        if not self.port:
-            self.port = random_port()
+        port: int = self.port
+        if not port:
+            self.port = port = random_port()
         spec = self.build_spec()
         self.pid = self.launcher.launch(spec)
         self.pid_ticks = start_ticks(self.pid) or 0
         self._write_pid_file()
-        return (self.ip or "127.0.0.1", self.port)
+        return (self.ip or "127.0.0.1", port)
 
     async def poll(self) -> int | None:
         if self.pid and is_alive(self.pid, self.pid_ticks or None):
@@ -126,9 +135,11 @@ class LocalSpawner(Spawner):  # type: ignore[misc]
     async def stop(self, now: bool = False) -> None:
         if not self.pid:
             return
-        steps = [(signal.SIGKILL, self.kill_timeout)] if now else [
-            (signal.SIGTERM, self.term_timeout), (signal.SIGKILL, self.kill_timeout)
-        ]
+        steps = (
+            [(signal.SIGKILL, self.kill_timeout)]
+            if now
+            else [(signal.SIGTERM, self.term_timeout), (signal.SIGKILL, self.kill_timeout)]
+        )
         for sig, timeout in steps:
             if not is_alive(self.pid, self.pid_ticks or None):
                 break

@@ -56,7 +56,7 @@ class Supervisor:
         env.update(self.runtime.to_env())
         env["LABFLEET_CONFIG"] = str(self.config_path.resolve()) if self.config_path else ""
         entry = Path(labfleet.hub.__file__).with_name("jupyterhub_config.py")
-        return subprocess.Popen(  # noqa: S603
+        return subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(entry)],
             cwd=self.runtime.data_dir, env=env, start_new_session=True,
         )

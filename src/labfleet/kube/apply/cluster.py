@@ -1,0 +1,138 @@
+"""The engine's only door to the API server: dict in, dict out, over lightkube.
+
+Keeping every call here means the rest of the engine deals in plain
+manifests and :class:`ObjectRef`s, and errors arrive as the engine's own
+exception types with messages a person can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from lightkube import ApiError, Client
+from lightkube.types import PatchType
+
+from labfleet.kube.apply.refs import FIELD_MANAGER, Manifest, ObjectRef
+from labfleet.kube.apply.resources import resource_of
+
+
+class ClusterError(RuntimeError):
+    """The API server refused a request; ``code`` is the HTTP status."""
+
+    def __init__(self, ref: ObjectRef | None, code: int, message: str) -> None:
+        where = f"{ref}: " if ref else ""
+        super().__init__(f"{where}{message}")
+        self.ref, self.code = ref, code
+
+
+class ConflictError(ClusterError):
+    """Server-side apply found fields owned by another field manager."""
+
+    def __init__(self, ref: ObjectRef, message: str, fields: list[str]) -> None:
+        self.fields = fields
+        owners = f" ({', '.join(fields)})" if fields else ""
+        super().__init__(
+            ref,
+            409,
+            f"another field manager owns fields labfleet wants to change{owners}.\n"
+            f"  {message}\n"
+            "  Someone edited this object outside labfleet (kubectl edit, another tool). "
+            "Review the change, then re-run with --force-conflicts to take the fields back.",
+        )
+
+
+def _to_dict(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        return dict(obj)
+    result = obj.to_dict()
+    if not isinstance(result, dict):
+        raise TypeError(f"unexpected object from lightkube: {type(obj)!r}")
+    return result
+
+
+def _error(ref: ObjectRef | None, error: ApiError) -> ClusterError:
+    status = error.status
+    code = int(status.code or 0)
+    message = str(status.message or status.reason or "request failed")
+    if code == 409 and ref is not None and status.reason == "Conflict" and "Apply failed" in message:
+        causes = (status.details.causes if status.details else None) or []
+        return ConflictError(ref, message, [str(c.field) for c in causes if c.field])
+    return ClusterError(ref, code, message)
+
+
+class Cluster:
+    """A lightkube client bound to labfleet's field manager."""
+
+    def __init__(self, client: Client, field_manager: str = FIELD_MANAGER) -> None:
+        self.client = client
+        self.field_manager = field_manager
+
+    def get(self, ref: ObjectRef) -> dict[str, Any] | None:
+        try:
+            obj = self.client.get(resource_of(ref), ref.name, namespace=ref.namespace or None)
+        except ApiError as error:
+            if error.status.code == 404:
+                return None
+            raise _error(ref, error) from None
+        result = _to_dict(obj)
+        result.setdefault("apiVersion", ref.api_version)
+        result.setdefault("kind", ref.kind)
+        return result
+
+    def apply(self, manifest: Manifest, *, force: bool = False, dry_run: bool = False) -> dict[str, Any]:
+        """Server-side apply ``manifest`` as our field manager; the object the server holds."""
+        ref = ObjectRef.of(manifest)
+        try:
+            obj = self.client.patch(
+                resource_of(ref),
+                ref.name,
+                manifest,
+                namespace=ref.namespace or None,
+                patch_type=PatchType.APPLY,
+                field_manager=self.field_manager,
+                force=force,
+                dry_run=dry_run,
+            )
+        except ApiError as error:
+            raise _error(ref, error) from None
+        return _to_dict(obj)
+
+    def delete(self, ref: ObjectRef) -> bool:
+        """Delete; False when it was already gone."""
+        try:
+            self.client.delete(resource_of(ref), ref.name, namespace=ref.namespace or None)
+        except ApiError as error:
+            if error.status.code == 404:
+                return False
+            raise _error(ref, error) from None
+        return True
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        *,
+        namespace: str | None,
+        labels: dict[str, str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Objects of one kind (cluster-wide for cluster-scoped kinds).
+
+        A kind the server does not serve (a CRD that is not installed)
+        yields nothing rather than failing: there is nothing of ours there.
+        """
+        probe = ObjectRef(api_version, kind, namespace or "", "")
+        resource = resource_of(probe)
+        kwargs: dict[str, Any] = {"labels": labels} if labels else {}
+        if probe.namespaced:
+            kwargs["namespace"] = namespace
+        try:
+            for obj in self.client.list(resource, **kwargs):
+                item = _to_dict(obj)
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", kind)
+                yield item
+        except ApiError as error:
+            if error.status.code == 404:
+                return
+            raise _error(None, error) from None

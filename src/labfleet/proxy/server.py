@@ -1,0 +1,168 @@
+"""Wiring: listeners, the timeout sweeper, signals and graceful shutdown.
+
+``serve_single`` is the default: one process owns the route table, the API
+and the data plane. ``workers.serve_supervisor`` / ``workers.serve_worker``
+split them for multi-core machines and reuse the pieces here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from labfleet.proxy.api import ApiServer
+from labfleet.proxy.context import ProxyContext, log
+from labfleet.proxy.forward import IDLE, ClientProtocol
+from labfleet.proxy.metrics import Counters
+from labfleet.proxy.options import ProxyOptions
+from labfleet.proxy.routes import RouteKey, RouteTable
+from labfleet.proxy.tls import client_context, server_context
+
+
+class LocalStore:
+    """Route store of a single-process proxy: the table the data plane reads."""
+
+    def __init__(self, table: RouteTable) -> None:
+        self.table = table
+        self.ctx: ProxyContext | None = None
+
+    def add(self, key: RouteKey, target: str, data: dict[str, Any]) -> None:
+        self.table.add(key, target, data)
+
+    def remove(self, key: RouteKey) -> bool:
+        return self.table.remove(key)
+
+    def counters(self) -> Counters:
+        if self.ctx is None:
+            return Counters()
+        c = self.ctx.counters
+        c.upstream_connects = self.ctx.pools.connects
+        return c
+
+    def route_bytes(self) -> dict[str, list[int]]:
+        return {r.path: [r.bytes_in, r.bytes_out] for r in self.table}
+
+
+async def start_public(ctx: ProxyContext, *, reuse_port: bool) -> asyncio.Server:
+    opts = ctx.options
+    ssl_ctx = server_context(opts.public_tls)
+    scheme = b"https" if ssl_ctx is not None else b"http"
+
+    def factory() -> ClientProtocol:
+        return ClientProtocol(ctx, scheme)
+
+    if opts.socket:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(opts.socket)
+        return await ctx.loop.create_unix_server(factory, opts.socket, ssl=ssl_ctx, backlog=2048)
+    return await ctx.loop.create_server(
+        factory,
+        host=opts.ip or None,
+        port=opts.port,
+        ssl=ssl_ctx,
+        backlog=2048,
+        reuse_port=reuse_port or None,
+    )
+
+
+async def start_api(opts: ProxyOptions, api: ApiServer) -> list[asyncio.Server]:
+    servers = []
+    ssl_ctx = server_context(opts.api_tls)
+    if opts.api_socket:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(opts.api_socket)
+        servers.append(await asyncio.start_unix_server(api.handle, opts.api_socket, ssl=ssl_ctx))
+    else:
+        servers.append(
+            await asyncio.start_server(
+                api.handle, opts.api_ip or None, opts.api_port_effective, ssl=ssl_ctx
+            )
+        )
+    if opts.metrics_port is not None:
+        public_metrics = ApiServer(
+            api.store, api.token, host_routing=api.host_routing, metrics_public=True
+        )
+        servers.append(
+            await asyncio.start_server(
+                public_metrics.handle, opts.metrics_ip or None, opts.metrics_port
+            )
+        )
+    return servers
+
+
+def make_context(opts: ProxyOptions, table: RouteTable) -> ProxyContext:
+    loop = asyncio.get_running_loop()
+    return ProxyContext(loop, opts, table, client_context(opts.client_tls, insecure=opts.insecure))
+
+
+async def sweeper(ctx: ProxyContext, tick: Callable[[], None] | None = None) -> None:
+    """Coarse clock + timeouts: one timer for all connections, not one per request."""
+    opts = ctx.options
+    while True:
+        await asyncio.sleep(1.0)
+        ctx.now = now = ctx.loop.time()
+        for conn in list(ctx.connections):
+            conn.check_timeouts(now)
+        ctx.pools.sweep(now, opts.upstream_idle_timeout_s)
+        if tick is not None:
+            tick()
+
+
+def install_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def drain(ctx: ProxyContext, public: asyncio.Server) -> None:
+    """Stop accepting, close idle keep-alive sockets, let in-flight requests finish."""
+    public.close()
+    ctx.shutting_down = True
+    for conn in list(ctx.connections):
+        if conn.state == IDLE and not conn.buf:
+            conn.transport.close()
+    deadline = ctx.loop.time() + ctx.options.shutdown_timeout_s
+    while ctx.connections and ctx.loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    for conn in list(ctx.connections):
+        conn.transport.abort()
+    ctx.pools.close_all()
+    log.info("labfleet-proxy stopped")
+
+
+def write_pid_file(opts: ProxyOptions) -> None:
+    if opts.pid_file:
+        with open(opts.pid_file, "w") as f:
+            f.write(str(os.getpid()))
+
+
+async def serve_single(opts: ProxyOptions, ready: Callable[[], Awaitable[None]] | None = None) -> int:
+    table = RouteTable()
+    store = LocalStore(table)
+    ctx = make_context(opts, table)
+    store.ctx = ctx
+    if opts.default_target:
+        log.info("Default target %s", opts.default_target)
+    stop = asyncio.Event()
+    install_signals(stop)
+    public = await start_public(ctx, reuse_port=False)
+    api = ApiServer(store, opts.auth_token, host_routing=opts.host_routing)
+    api_servers = await start_api(opts, api)
+    write_pid_file(opts)
+    where = opts.socket or f"{opts.ip or '*'}:{opts.port}"
+    log.info("labfleet-proxy listening on %s, API on %s", where,
+             opts.api_socket or f"{opts.api_ip}:{opts.api_port_effective}")
+    sweep = asyncio.ensure_future(sweeper(ctx))
+    if ready is not None:
+        await ready()
+    await stop.wait()
+    log.info("Shutting down: finishing in-flight requests")
+    for server in api_servers:
+        server.close()
+    await drain(ctx, public)
+    sweep.cancel()
+    return 0

@@ -1,0 +1,132 @@
+"""A person's path through the platform in headless Chromium (issue 2).
+
+Log in through the hub's form, get a server spawned, JupyterLab loads at
+``/user/<name>/lab``, open a notebook, run ``print(6*7)`` and read ``42`` in
+the output. Then BAD_INPUTS #1-2: every hostile ``next=`` on ``/hub/login``
+keeps the browser on the hub's origin.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, expect
+
+from tests.e2e.conftest import LoopbackGuard, login
+from tests.support.platform import Platform
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+SPAWN_TIMEOUT_MS = 180_000
+KERNEL_TIMEOUT_MS = 120_000
+
+
+def _screenshot(page: Page, artifacts: Path, name: str) -> None:
+    try:
+        page.screenshot(path=str(artifacts / name), full_page=True)
+    except Exception as exc:  # noqa: BLE001 - a failed screenshot must not mask the test result
+        print(f"screenshot {name} failed: {exc}")
+
+
+def _start_from_spawn_page(page: Page, user: str) -> None:
+    """Follow the hub to the user's JupyterLab, pressing Start if a profile form is shown."""
+    lab = re.compile(rf"/user/{re.escape(user)}/lab")
+    page.wait_for_url(re.compile(rf"/hub/spawn|/user/{re.escape(user)}/"))
+    form = page.locator("#spawn_form")
+    if "/hub/spawn/" in page.url or page.url.rstrip("/").endswith("/hub/spawn"):
+        if form.count():
+            form.locator("button[type=submit]").click()
+    page.wait_for_url(lab, timeout=SPAWN_TIMEOUT_MS)
+
+
+def test_login_spawn_lab_run_cell(
+    platform: Platform, browser: tuple[BrowserContext, LoopbackGuard], artifacts_dir: Path
+) -> None:
+    context, guard = browser
+    page = context.new_page()
+    try:
+        login(page, platform.url, "alice")
+        _start_from_spawn_page(page, "alice")
+        assert urlsplit(page.url).netloc == urlsplit(platform.url).netloc
+
+        # JupyterLab is up: its launcher offers a Python notebook
+        notebook_card = page.locator('.jp-LauncherCard[data-category="Notebook"]').first
+        expect(notebook_card).to_be_visible(timeout=SPAWN_TIMEOUT_MS)
+        notebook_card.click()
+
+        panel = page.locator(".jp-NotebookPanel").first
+        expect(panel).to_be_visible()
+        idle = panel.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
+        expect(idle).to_be_visible(timeout=KERNEL_TIMEOUT_MS)
+
+        editor = panel.locator(".jp-Cell .jp-InputArea-editor .cm-content").first
+        editor.click()
+        page.keyboard.type("print(6*7)")
+        expect(editor).to_have_text("print(6*7)")
+        page.keyboard.press("Shift+Enter")
+
+        output = panel.locator(".jp-OutputArea-output").first
+        expect(output).to_have_text(re.compile(r"^\s*42\s*$"), timeout=KERNEL_TIMEOUT_MS)
+        _screenshot(page, artifacts_dir, "browser-lab-run-cell.png")
+    except Exception:
+        _screenshot(page, artifacts_dir, "browser-lab-run-cell-FAILED.png")
+        raise
+    finally:
+        page.close()
+    assert guard.blocked == [], f"the page tried to leave loopback: {guard.blocked}"
+
+
+#: BAD_INPUTS #1-2: each must be refused and replaced by the default URL
+HOSTILE_NEXT = [
+    "https://evil.example/",
+    "//evil.example",
+    "///evil.example/x",
+    "\\\\evil.example/x",
+    "/\\evil.example",
+    "https:evil.example",
+    "javascript:alert(1)",
+    "relative/path",
+]
+
+
+def _assert_on_hub(page: Page, platform: Platform, guard: LoopbackGuard, bad: str) -> None:
+    landed = urlsplit(page.url)
+    assert landed.scheme == "http" and landed.netloc == urlsplit(platform.url).netloc, (
+        f"next={bad!r} sent the browser to {page.url}"
+    )
+    assert "evil" not in landed.path and "relative/path" not in landed.path, page.url
+    assert guard.blocked == [], f"next={bad!r} made the browser request {guard.blocked}"
+
+
+@pytest.mark.parametrize("bad", HOSTILE_NEXT)
+def test_login_next_stays_on_hub_origin(
+    platform: Platform, browser: tuple[BrowserContext, LoopbackGuard], bad: str,
+    artifacts_dir: Path,
+) -> None:
+    """Logging in with, and then visiting as a logged-in user, a hostile ``next=``."""
+    context, guard = browser
+    # only documents: we check where the browser is sent, not what the page then loads
+    guard.allowed_types = frozenset({"document"})
+    dialogs: list[str] = []
+    page = context.new_page()
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    try:
+        # mallory has no server: the default after login is the hub's own pages
+        login(page, platform.url, "mallory", next_url=bad)
+        page.wait_for_load_state("load")
+        _assert_on_hub(page, platform, guard, bad)
+        assert "/hub/login" not in urlsplit(page.url).path, "login with a hostile next= failed"
+
+        # already logged in (BAD_INPUTS #1): the same next= is refused again
+        page.goto(f"{platform.url}/hub/login?next={quote(bad, safe='')}")
+        page.wait_for_load_state("load")
+        _assert_on_hub(page, platform, guard, bad)
+        assert dialogs == [], f"next={bad!r} ran script: {dialogs}"
+    except Exception:
+        _screenshot(page, artifacts_dir, f"browser-next-FAILED-{HOSTILE_NEXT.index(bad)}.png")
+        raise
+    finally:
+        page.close()
