@@ -53,7 +53,7 @@ def split_email(email: object) -> tuple[str, str]:
     return address, match.group(1)
 
 
-def username_from_email(email: str, rules: EmailRules) -> str:
+def username_from_email(email: object, rules: EmailRules) -> str:
     address, domain = split_email(email)
     raw = address
     if rules.strip_domain and len(rules.allowed_domains) == 1 and domain in rules.allowed_domains:
@@ -64,16 +64,13 @@ def username_from_email(email: str, rules: EmailRules) -> str:
         raise Refused(403, f"the e-mail address does not make a valid username: {exc}") from None
 
 
-def decide(email: str, rules: EmailRules) -> Decision:
+def decide(email: object, rules: EmailRules) -> Decision:
     """Username and admin flag for ``email``, or Refused(403) with the reason."""
     address, domain = split_email(email)
     name = username_from_email(address, rules)
     admin = name in rules.admin_users
     allowed = (
-        rules.allow_all
-        or admin
-        or name in rules.allowed_users
-        or domain in rules.allowed_domains
+        rules.allow_all or admin or name in rules.allowed_users or domain in rules.allowed_domains
     )
     if not allowed:
         raise Refused(403, f"{name} is not allowed to sign in here")

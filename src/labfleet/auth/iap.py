@@ -91,7 +91,7 @@ def verify_claims(
 
 
 class RedactTokens(logging.Filter):
-    """Replace anything that looks like a JWT in a log record (e.g. JupyterHub's 500 header dump)."""
+    """Replace anything shaped like a JWT in a log record (e.g. JupyterHub's 500 header dump)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -102,9 +102,11 @@ class RedactTokens(logging.Filter):
 
 
 def install_token_redaction(*loggers: logging.Logger) -> None:
+    """Filter the loggers and their handlers (handler filters also see propagated records)."""
     for logger in loggers:
-        if not any(isinstance(f, RedactTokens) for f in logger.filters):
-            logger.addFilter(RedactTokens())
+        for target in [logger, *logger.handlers]:
+            if not any(isinstance(f, RedactTokens) for f in target.filters):
+                target.addFilter(RedactTokens())
 
 
 class IapLoginHandler(BaseHandler):  # type: ignore[misc]
@@ -131,6 +133,9 @@ class IapAuthenticator(NormalizingAuthenticator):
     )
     issuer = Unicode(IAP_ISSUER, config=True)
     leeway = Integer(30, config=True, help="Allowed clock skew in seconds.")
+    jwks_min_refresh = Float(
+        30, config=True, help="Seconds between key-set refreshes caused by unknown key ids."
+    )
     header_name = Unicode(IAP_HEADER, config=True)
     allowed_domains = List(Unicode(), config=True, help="E-mail domains allowed to sign in.")
     strip_domain = Bool(False, config=True)
@@ -149,15 +154,13 @@ class IapAuthenticator(NormalizingAuthenticator):
         super().__init__(**kwargs)
         self._keys: KeySet | None = None
         install_token_redaction(
-            logging.getLogger("tornado.access"),
-            logging.getLogger("JupyterHub"),
-            self.log if isinstance(self.log, logging.Logger) else logging.getLogger("JupyterHub"),
+            logging.getLogger("tornado.access"), logging.getLogger("JupyterHub")
         )
 
     @property
     def keys(self) -> KeySet:
         if self._keys is None:
-            self._keys = KeySet(self.jwks)
+            self._keys = KeySet(self.jwks, min_refresh_interval=self.jwks_min_refresh)
         return self._keys
 
     def get_handlers(self, app: Any) -> list[tuple[str, Any]]:

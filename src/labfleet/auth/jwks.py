@@ -127,8 +127,7 @@ class KeySet:
 
     def _may_refresh(self) -> bool:
         return (
-            self._loaded_at is None
-            or self._clock() - self._loaded_at >= self.min_refresh_interval
+            self._loaded_at is None or self._clock() - self._loaded_at >= self.min_refresh_interval
         )
 
     async def key(self, kid: str) -> Any | None:

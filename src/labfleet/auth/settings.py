@@ -2,6 +2,8 @@
 
 ``labfleet.hub.settings`` merges the result into the hub's settings; the
 same function runs for ``labfleet up`` and in the Kubernetes hub pod.
+Secrets stay references (``env:`` / ``file:``) here; the authenticator
+classes resolve them inside the hub process.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ Settings = dict[str, dict[str, Any]]
 
 PASSWORD_CLASS = "labfleet.auth.password.PasswordAuthenticator"  # noqa: S105 (a class path)
 DEMO_CLASS = "labfleet.auth.dummy.DemoAuthenticator"
+IAP_CLASS = "labfleet.auth.iap.IapAuthenticator"
+GITHUB_CLASS = "labfleet.auth.github.GitHubAuthenticator"
+GOOGLE_CLASS = "labfleet.auth.google.GoogleAuthenticator"
+OIDC_CLASS = "labfleet.auth.oidc.OidcAuthenticator"
 
 
 def _common(auth: AuthSection) -> dict[str, Any]:
@@ -22,6 +28,9 @@ def _common(auth: AuthSection) -> dict[str, Any]:
     return {
         "admin_users": sorted(auth.admin_users),
         "allowed_users": sorted(auth.allowed_users),
+        "allow_all": auth.allow_all,
+        # Admins and allow rules come from config, never from "whoever signed in before".
+        "allow_existing_users": False,
     }
 
 
@@ -49,9 +58,112 @@ def _dummy(auth: AuthSection, runtime: Runtime) -> Settings:
     }
 
 
+def _iap(auth: AuthSection, runtime: Runtime) -> Settings:
+    section = auth.iap
+    return {
+        "JupyterHub": {"authenticator_class": IAP_CLASS},
+        "Authenticator": {**_common(auth), "auto_login": True},
+        "IapAuthenticator": {
+            "audience": section.audience or "",
+            "jwks": section.jwks,
+            "issuer": section.issuer,
+            "leeway": section.leeway,
+            "allowed_domains": list(auth.allowed_domains),
+            "strip_domain": section.strip_domain,
+        },
+    }
+
+
+def _oauth_client(client: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "client_id": client.client_id or "",
+        "client_secret": client.client_secret or "",
+    }
+    if client.callback_url:
+        values["oauth_callback_url"] = client.callback_url
+    return values
+
+
+def _groups(auth: AuthSection, manage: bool) -> dict[str, Any]:
+    """Group rules; ``manage_groups`` first, since OAuthenticator checks it when they are set."""
+    values: dict[str, Any] = {"manage_groups": manage}
+    if manage:
+        values["allowed_groups"] = list(auth.allowed_groups)
+        values["admin_groups"] = list(auth.admin_groups)
+    return values
+
+
+def _github(auth: AuthSection, runtime: Runtime) -> Settings:
+    section = auth.github
+    manage = section.teams_as_groups or bool(auth.allowed_groups or auth.admin_groups)
+    return {
+        "JupyterHub": {"authenticator_class": GITHUB_CLASS},
+        "Authenticator": {**_common(auth), "enable_auth_state": True},
+        "GitHubAuthenticator": {
+            **_oauth_client(section),
+            **_groups(auth, manage),
+            "github_url": section.url.rstrip("/"),
+            "scope": ["read:user", "user:email", "read:org"],
+            "allowed_organizations": list(section.allowed_organizations),
+            "denied_organizations": list(section.denied_organizations),
+            "teams_as_groups": section.teams_as_groups,
+            "uid_from_id": section.uid_from_id,
+            "uid_offset": section.uid_offset,
+            "gids_from_orgs": section.gids_from_orgs,
+            "gid_offset": section.gid_offset,
+            "git_env": section.git_env,
+        },
+    }
+
+
+def _google(auth: AuthSection, runtime: Runtime) -> Settings:
+    section = auth.google
+    return {
+        "JupyterHub": {"authenticator_class": GOOGLE_CLASS},
+        "Authenticator": _common(auth),
+        "GoogleAuthenticator": {
+            **_oauth_client(section),
+            "hosted_domain": list(auth.allowed_domains),
+            "strip_domain": section.strip_domain,
+            "google_api_url": section.api_url.rstrip("/"),
+            "authorize_url": section.authorize_url,
+        },
+    }
+
+
+def _oidc(auth: AuthSection, runtime: Runtime) -> Settings:
+    section = auth.oidc
+    values: dict[str, Any] = {
+        **_oauth_client(section),
+        **_groups(auth, bool(section.groups_claim)),
+        "issuer": section.issuer or "",
+        "scope": list(section.scopes),
+        "username_claim": section.username_claim,
+        "groups_claim": section.groups_claim or "",
+        "allowed_domains": list(auth.allowed_domains),
+        "strip_domain": section.strip_domain,
+    }
+    for key, value in (
+        ("authorize_url", section.authorize_url),
+        ("token_url", section.token_url),
+        ("userdata_url", section.userinfo_url),
+    ):
+        if value:
+            values[key] = value
+    return {
+        "JupyterHub": {"authenticator_class": OIDC_CLASS},
+        "Authenticator": _common(auth),
+        "OidcAuthenticator": values,
+    }
+
+
 _BUILDERS = {
     "password": _password,
     "dummy": _dummy,
+    "iap": _iap,
+    "github": _github,
+    "google": _google,
+    "oidc": _oidc,
 }
 
 

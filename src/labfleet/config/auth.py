@@ -34,7 +34,7 @@ _DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]
 _GITHUB_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})"
 _GITHUB_ORG_TEAM = re.compile(rf"{_GITHUB_NAME}(?::[A-Za-z0-9._-]{{1,100}})?")
 _URL = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
-_SECRET_REF = "A literal, 'env:VARIABLE' or 'file:/path/to/secret'."
+_REFERENCE_FORMS = "A literal, 'env:VARIABLE' or 'file:/path/to/secret'."
 
 
 class PasswordAuth(Section):
@@ -80,7 +80,7 @@ class OAuthClient(Section):
     """What every OAuth provider needs: the registered client."""
 
     client_id: str | None = Field(default=None, min_length=1)
-    client_secret: str | None = Field(default=None, min_length=1, description=_SECRET_REF)
+    client_secret: str | None = Field(default=None, min_length=1, description=_REFERENCE_FORMS)
     callback_url: str | None = Field(
         default=None,
         pattern=_URL,
@@ -127,9 +127,7 @@ class GoogleAuth(OAuthClient):
 
     strip_domain: bool = False
     api_url: str = Field(default="https://www.googleapis.com", pattern=_URL)
-    authorize_url: str = Field(
-        default="https://accounts.google.com/o/oauth2/v2/auth", pattern=_URL
-    )
+    authorize_url: str = Field(default="https://accounts.google.com/o/oauth2/v2/auth", pattern=_URL)
 
 
 class OidcAuth(OAuthClient):

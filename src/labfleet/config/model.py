@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from labfleet.config.auth import AuthSection
 from labfleet.config.base import Section
 from labfleet.config.kube import KubernetesField, KubernetesSection
+from labfleet.config.local import LocalSection
 from labfleet.config.profiles import Profile, default_profiles
 from labfleet.config.units import Duration
 
@@ -85,6 +86,7 @@ class FleetConfig(Section):
     profiles: list[Profile] = Field(default_factory=default_profiles, min_length=1)
     culling: CullingSection = Field(default_factory=CullingSection)
     kubernetes: KubernetesField = Field(default_factory=KubernetesSection)
+    local: LocalSection = Field(default_factory=LocalSection)
 
     @field_validator("profiles")
     @classmethod

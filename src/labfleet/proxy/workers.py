@@ -1,0 +1,270 @@
+"""Several data-plane processes that are still one proxy to the hub.
+
+The supervisor (the process JupyterHub started) owns the route table and
+the REST API and serves no traffic itself. Each worker is a child process
+that binds the public port with ``SO_REUSEPORT`` (the kernel spreads
+connections over them) and keeps a replica of the table.
+
+Control channel: one Unix socketpair per worker, newline-delimited JSON.
+
+* supervisor → worker: ``snapshot`` (whole table, on start), ``add``, ``remove``;
+* worker → supervisor: ``ready``; once a second ``stats`` with counters,
+  per-route bytes and the routes whose ``last_activity`` moved, which the
+  supervisor folds into its table so ``GET /api/routes`` shows activity.
+
+A worker exits when its control channel closes, so a SIGKILLed supervisor
+never leaves orphans holding the port with a stale table; a worker that dies
+is restarted with the current table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from labfleet.proxy.api import ApiServer
+from labfleet.proxy.context import log
+from labfleet.proxy.metrics import Counters
+from labfleet.proxy.options import ProxyOptions, TLSFiles
+from labfleet.proxy.routes import Route, RouteKey, RouteTable
+
+CONTROL_FD_ENV = "LABFLEET_PROXY_CONTROL_FD"
+OPTIONS_ENV = "LABFLEET_PROXY_WORKER_OPTIONS"
+
+
+def options_to_json(opts: ProxyOptions) -> str:
+    data = dataclasses.asdict(opts)
+    data["auth_token"] = ""  # workers never need the API token
+    return json.dumps(data)
+
+
+def options_from_json(text: str) -> ProxyOptions:
+    data = json.loads(text)
+    for side in ("public_tls", "api_tls", "client_tls"):
+        data[side] = TLSFiles(**data[side])
+    data["custom_headers"] = tuple(tuple(h) for h in data["custom_headers"])
+    return ProxyOptions(**data)
+
+
+def _route_msg(route: Route) -> list[Any]:
+    return [list(route.key), route.target, route.data, route.last_activity]
+
+
+class WorkerHandle:
+    """The supervisor's view of one worker process."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.proc: asyncio.subprocess.Process | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.ready = asyncio.Event()
+        self.counters: dict[str, Any] = {}
+        self.bytes: dict[str, list[int]] = {}
+
+    def send(self, msg: dict[str, Any]) -> None:
+        if self.writer is not None and not self.writer.is_closing():
+            self.writer.write(json.dumps(msg).encode() + b"\n")
+
+
+class SupervisorStore:
+    """Route store that applies locally and broadcasts to every worker."""
+
+    def __init__(self) -> None:
+        self.table = RouteTable()
+        self.workers: list[WorkerHandle] = []
+        self.own = Counters()
+
+    def add(self, key: RouteKey, target: str, data: dict[str, Any]) -> None:
+        route = self.table.add(key, target, data)
+        msg = {"op": "add", "route": _route_msg(route)}
+        for w in self.workers:
+            w.send(msg)
+
+    def remove(self, key: RouteKey) -> bool:
+        if not self.table.remove(key):
+            return False
+        for w in self.workers:
+            w.send({"op": "remove", "key": list(key)})
+        return True
+
+    def counters(self) -> Counters:
+        total = Counters()
+        total.api_requests = self.own.api_requests
+        for w in self.workers:
+            total.merge(w.counters)
+        return total
+
+    def route_bytes(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for w in self.workers:
+            for path, (inb, outb) in w.bytes.items():
+                acc = out.setdefault(path, [0, 0])
+                acc[0] += inb
+                acc[1] += outb
+        return out
+
+    def apply_stats(self, worker: WorkerHandle, msg: dict[str, Any]) -> None:
+        worker.counters = msg.get("counters", {})
+        worker.bytes = msg.get("bytes", {})
+        for key, ts in msg.get("activity", []):
+            route = self.table.get(tuple(key))
+            if route is not None and ts > route.last_activity:
+                route.last_activity = ts
+
+
+async def _run_worker(store: SupervisorStore, w: WorkerHandle, opts: ProxyOptions) -> None:
+    """Start one worker, feed it the table, read its reports until it exits."""
+    parent_sock, child_sock = socket.socketpair()
+    env = dict(os.environ)
+    env.pop("CONFIGPROXY_AUTH_TOKEN", None)
+    env[CONTROL_FD_ENV] = str(child_sock.fileno())
+    env[OPTIONS_ENV] = options_to_json(opts)
+    w.ready.clear()
+    w.proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "labfleet.proxy.workers",
+        env=env, pass_fds=(child_sock.fileno(),),
+    )
+    child_sock.close()
+    reader, writer = await asyncio.open_unix_connection(sock=parent_sock, limit=1 << 26)
+    w.writer = writer
+    w.send({"op": "snapshot", "routes": [_route_msg(r) for r in store.table]})
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            msg = json.loads(line)
+            if msg.get("op") == "ready":
+                w.ready.set()
+            elif msg.get("op") == "stats":
+                store.apply_stats(w, msg)
+    finally:
+        writer.close()
+        w.writer = None
+        await w.proc.wait()
+
+
+async def serve_supervisor(opts: ProxyOptions) -> int:
+    from labfleet.proxy.server import install_signals, start_api, write_pid_file
+
+    store = SupervisorStore()
+    stop = asyncio.Event()
+    install_signals(stop)
+    store.workers = [WorkerHandle(i) for i in range(opts.workers)]
+
+    async def keep_running(w: WorkerHandle) -> None:
+        while not stop.is_set():
+            await _run_worker(store, w, opts)
+            if not stop.is_set():
+                log.warning("worker %d exited (%s); restarting", w.index,
+                            w.proc.returncode if w.proc else "?")
+                await asyncio.sleep(0.5)
+
+    runners = [asyncio.ensure_future(keep_running(w)) for w in store.workers]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in store.workers)), 30)
+    except TimeoutError:
+        log.error("workers did not become ready")
+        stop.set()
+    api = ApiServer(store, opts.auth_token, host_routing=opts.host_routing,
+                    on_request=lambda: setattr(store.own, "api_requests",
+                                               store.own.api_requests + 1))
+    api_servers = await start_api(opts, api) if not stop.is_set() else []
+    write_pid_file(opts)
+    log.info("labfleet-proxy: %d workers on port %s, API on %s", opts.workers, opts.port,
+             opts.api_socket or f"{opts.api_ip}:{opts.api_port_effective}")
+    await stop.wait()
+    for server in api_servers:
+        server.close()
+    for w in store.workers:
+        if w.proc is not None and w.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                w.proc.send_signal(signal.SIGTERM)
+    await asyncio.wait(runners, timeout=opts.shutdown_timeout_s + 5)
+    return 0
+
+
+async def serve_worker(opts: ProxyOptions, control_fd: int) -> int:
+    from labfleet.proxy.server import drain, make_context, start_public, sweeper
+
+    table = RouteTable()
+    ctx = make_context(opts, table)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    sock = socket.socket(fileno=control_fd)
+    reader, writer = await asyncio.open_unix_connection(sock=sock, limit=1 << 26)
+    reported: dict[RouteKey, float] = {}
+
+    def send(msg: dict[str, Any]) -> None:
+        if not writer.is_closing():
+            writer.write(json.dumps(msg).encode() + b"\n")
+
+    def report() -> None:
+        activity = []
+        for r in table:
+            if reported.get(r.key) != r.last_activity:
+                reported[r.key] = r.last_activity
+                activity.append([list(r.key), r.last_activity])
+        counters = ctx.counters
+        counters.upstream_connects = ctx.pools.connects
+        send({
+            "op": "stats",
+            "counters": counters.snapshot(),
+            "activity": activity,
+            "bytes": {r.path: [r.bytes_in, r.bytes_out] for r in table},
+        })
+
+    async def control() -> None:
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            msg = json.loads(line)
+            op = msg.get("op")
+            if op == "snapshot":
+                routes = [Route(tuple(k), t, d, ts) for k, t, d, ts in msg["routes"]]
+                table.replace_all(routes)
+                for r in routes:
+                    reported[r.key] = r.last_activity
+            elif op == "add":
+                k, t, d, ts = msg["route"]
+                table.add(tuple(k), t, d, ts)
+                reported[tuple(k)] = ts
+            elif op == "remove":
+                table.remove(tuple(msg["key"]))
+        stop.set()  # the supervisor is gone
+
+    control_task = asyncio.ensure_future(control())
+    public = await start_public(ctx, reuse_port=True)
+    send({"op": "ready"})
+    sweep = asyncio.ensure_future(sweeper(ctx, tick=report))
+    await stop.wait()
+    control_task.cancel()
+    await drain(ctx, public)
+    sweep.cancel()
+    with contextlib.suppress(Exception):
+        report()
+        writer.close()
+    return 0
+
+
+def worker_main() -> int:
+    from labfleet.proxy.main import install_loop, setup_logging
+
+    opts = options_from_json(os.environ[OPTIONS_ENV])
+    setup_logging(opts.log_level)
+    install_loop()
+    return asyncio.run(serve_worker(opts, int(os.environ[CONTROL_FD_ENV])))
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main())

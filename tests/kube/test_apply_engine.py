@@ -1,0 +1,335 @@
+"""The apply engine against the Kubernetes API double (no real cluster runs here).
+
+Manifests come from labfleet's own renderer (``labfleet.kube.render``), so
+these tests also prove that what we render is accepted by a strict API
+server: schema-valid, in an order where every reference exists, and
+reaching rollout.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.kube.double import KubeDouble, running_double
+from lightkube import Client
+from lightkube.config.kubeconfig import KubeConfig
+from lightkube.types import PatchType
+
+from labfleet.config.load import parse_text
+from labfleet.kube.apply import (
+    Action,
+    Cluster,
+    ClusterError,
+    ConflictError,
+    ManifestError,
+    apply,
+    apply_summary,
+    connect,
+    destroy,
+    event_line,
+    plan,
+    plan_text,
+    status,
+    status_text,
+)
+from labfleet.kube.apply.inventory import inventory_ref, parse_inventory
+from labfleet.kube.apply.refs import ObjectRef
+from labfleet.kube.apply.resources import resource_class
+from labfleet.kube.hub_secret import generate_hub_secrets
+from labfleet.kube.render import render_objects
+
+NS = "lab"
+BASE = f"""
+name: lab
+auth:
+  kind: dummy
+  dummy:
+    password: change-me-please
+kubernetes:
+  namespace: {NS}
+"""
+CHANGED = (
+    BASE
+    + """
+  hub:
+    image: ghcr.io/labfleet/hub:0.2.0
+  network:
+    policies: false
+"""
+)
+
+
+def render(text: str = BASE) -> list[dict[str, Any]]:
+    """Render afresh: new random hub secrets every time, as a new CLI run would."""
+    return render_objects(parse_text(text), generate_hub_secrets())
+
+
+@pytest.fixture
+def double() -> Iterator[KubeDouble]:
+    with running_double() as running:
+        yield running
+
+
+@pytest.fixture
+def kubeconfig(double: KubeDouble, tmp_path: Path) -> Path:
+    return double.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def cluster(kubeconfig: Path) -> Cluster:
+    return Cluster(connect(kubeconfig))
+
+
+def other_manager(kubeconfig: Path, name: str) -> Client:
+    """A second client, like someone running kubectl against the same cluster."""
+    return Client(KubeConfig.from_file(str(kubeconfig)).get(), field_manager=name)
+
+
+def writes(double: KubeDouble) -> int:
+    return len(double.store.writes)
+
+
+def test_apply_reapply_change_prune_destroy(double: KubeDouble, cluster: Cluster) -> None:
+    first = render()
+    before = plan(cluster, first)
+    assert {c.action for c in before.changes} == {Action.CREATE}
+    assert len(before.changes) == len(first) + 1  # + the inventory
+
+    lines: list[str] = []
+    result = apply(cluster, first, poll=0.1, timeout=60, on_event=lambda e: lines.append(event_line(e) or ""))
+    assert len(result.of(Action.CREATE)) == len(first) + 1
+    assert result.rollout is not None and result.rollout.ready
+    assert any(line.startswith("waiting for deployment/lab-hub: 0/1 ready (") for line in lines)
+    assert "deployment/lab-hub: 1/1 ready" in "\n".join(lines)
+    assert result.endpoint is not None and "port-forward service/lab-proxy-public" in result.endpoint.hint
+    assert "reach the hub at" in apply_summary(result)
+
+    hub = double.get("apps/v1", "Deployment", "lab-hub", NS)
+    assert hub is not None
+    managers = {(m["manager"], m["operation"]) for m in hub["metadata"]["managedFields"]}
+    assert ("labfleet", "Apply") in managers
+    inventory = parse_inventory(double.get("v1", "ConfigMap", "lab-inventory", NS))
+    assert ObjectRef("apps/v1", "Deployment", NS, "lab-hub") in inventory
+    secret = double.get("v1", "Secret", "lab-hub-secret", NS)
+    assert secret is not None
+    generated = dict(secret["data"])
+
+    # Re-apply a fresh render (new random secrets): nothing changes, nothing is written.
+    again = render()
+    assert not plan(cluster, again).has_changes
+    count = writes(double)
+    second = apply(cluster, again, poll=0.1, timeout=60)
+    assert {c.action for c in second.changes} == {Action.UNCHANGED}
+    assert not second.changed
+    assert writes(double) == count
+    assert double.get("v1", "Secret", "lab-hub-secret", NS)["data"] == generated  # type: ignore[index]
+
+    # A config change: new hub image (update) and no NetworkPolicies (prune).
+    changed = render(CHANGED)
+    proposal = plan(cluster, changed)
+    updates = {str(c.ref): c for c in proposal.of(Action.UPDATE)}
+    assert "deployment/lab-hub -n lab" in updates
+    image_changes = [f for f in updates["deployment/lab-hub -n lab"].fields if f.path.endswith(".image")]
+    assert image_changes and image_changes[0].after == "ghcr.io/labfleet/hub:0.2.0"
+    assert image_changes[0].before == "ghcr.io/labfleet/hub:0.1.0"
+    pruned = {c.ref.name for c in proposal.of(Action.PRUNE)}
+    assert {"lab-hub", "lab-proxy", "lab-users"} <= pruned
+    text = plan_text(proposal)
+    assert "0.1.0 -> ghcr.io/labfleet/hub:0.2.0" in text and "to prune" in text
+    assert double.list("networking.k8s.io/v1", "NetworkPolicy", NS)  # plan changed nothing
+
+    third = apply(cluster, changed, poll=0.1, timeout=60)
+    assert "deployment/lab-hub -n lab" in {str(c.ref) for c in third.of(Action.UPDATE)}
+    assert {r.kind for r in third.pruned} == {"NetworkPolicy"}
+    assert double.list("networking.k8s.io/v1", "NetworkPolicy", NS) == []
+    live_hub = double.get("apps/v1", "Deployment", "lab-hub", NS)
+    assert live_hub is not None and live_hub["metadata"]["generation"] == 2
+    assert live_hub["status"]["observedGeneration"] == 2  # waited for the new rollout
+    assert not parse_inventory(double.get("v1", "ConfigMap", "lab-inventory", NS)) & {
+        ObjectRef("networking.k8s.io/v1", "NetworkPolicy", NS, "lab-hub")
+    }
+    assert not plan(cluster, render(CHANGED)).has_changes
+
+    # Status, then destroy: everything goes but users' data.
+    report = status(cluster, third.target)
+    assert report.healthy and {w.component for w in report.workloads} == {"hub", "proxy"}
+    assert "lab-hub: 1/1 ready" in status_text(report)
+    gone = destroy(cluster, third.target)
+    assert double.list("apps/v1", "Deployment", NS) == []
+    assert double.get("v1", "Secret", "lab-hub-secret", NS) is None
+    assert double.get("v1", "ConfigMap", "lab-inventory", NS) is None
+    assert double.get("v1", "PersistentVolumeClaim", "lab-hub-db", NS) is not None
+    assert double.get("v1", "Namespace", NS) is not None
+    assert {k.ref.kind for k in gone.kept} == {"PersistentVolumeClaim", "Namespace"}
+    assert not status(cluster, third.target).installed
+
+    final = destroy(cluster, third.target, delete_user_data=True)
+    assert {r.kind for r in final.deleted} == {"PersistentVolumeClaim", "Namespace"}
+    assert double.get("v1", "Namespace", NS) is None
+
+
+def test_create_only_secret_keeps_values_and_adds_missing_keys(
+    double: KubeDouble, cluster: Cluster, kubeconfig: Path
+) -> None:
+    apply(cluster, render(), wait=False)
+    live = double.get("v1", "Secret", "lab-hub-secret", NS)
+    assert live is not None
+    kept = live["data"]["cookie_secret"]
+    # Someone (or an older labfleet) left the Secret without one key.
+    other_manager(kubeconfig, "kubectl-edit").patch(
+        resource_class("v1", "Secret"),
+        "lab-hub-secret",
+        {"data": {"crypt_key": None}},
+        namespace=NS,
+        patch_type=PatchType.MERGE,
+    )
+    proposal = plan(cluster, render())
+    change = next(c for c in proposal.changes if c.ref.name == "lab-hub-secret")
+    assert change.action is Action.UPDATE
+    assert [f.path for f in change.fields] == ["data.crypt_key"]
+    assert "(sensitive value)" in plan_text(proposal)
+    assert kept not in plan_text(proposal)
+    apply(cluster, render(), wait=False)
+    after = double.get("v1", "Secret", "lab-hub-secret", NS)
+    assert after is not None
+    assert after["data"]["cookie_secret"] == kept
+    assert len(base64.b64decode(after["data"]["crypt_key"])) == 64  # 32 random bytes, hex
+
+
+def test_conflict_with_another_manager_stops_unless_forced(
+    double: KubeDouble, cluster: Cluster, kubeconfig: Path
+) -> None:
+    apply(cluster, render(), wait=False)
+    hub = double.get("apps/v1", "Deployment", "lab-hub", NS)
+    assert hub is not None
+    # Another tool server-side-applies a field labfleet owns, forcing it.
+    other_manager(kubeconfig, "ops-script").patch(
+        resource_class("apps/v1", "Deployment"),
+        "lab-hub",
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "lab-hub"}, "spec": {"replicas": 3}},
+        namespace=NS,
+        patch_type=PatchType.APPLY,
+        force=True,
+    )
+    proposal = plan(cluster, render())
+    conflicts = proposal.of(Action.CONFLICT)
+    assert [str(c.ref) for c in conflicts] == ["deployment/lab-hub -n lab"]
+    assert "ops-script" in conflicts[0].reason
+
+    with pytest.raises(ConflictError) as caught:
+        apply(cluster, render(), wait=False)
+    message = str(caught.value)
+    assert "deployment/lab-hub" in message and ".spec.replicas" in message
+    assert "--force-conflicts" in message
+    assert double.get("apps/v1", "Deployment", "lab-hub", NS)["spec"]["replicas"] == 3  # type: ignore[index]
+
+    apply(cluster, render(), wait=False, force_conflicts=True)
+    taken = double.get("apps/v1", "Deployment", "lab-hub", NS)
+    assert taken is not None and taken["spec"]["replicas"] == 1
+    assert not plan(cluster, render()).has_changes
+
+
+def test_rollout_that_never_finishes_reports_progress_and_times_out(
+    double: KubeDouble, cluster: Cluster
+) -> None:
+    double.controller.pods_start = False
+    lines: list[str] = []
+    result = apply(
+        cluster, render(), poll=0.1, timeout=1.0, on_event=lambda e: lines.append(event_line(e) or "")
+    )
+    assert result.rollout is not None and result.rollout.timed_out and not result.rollout.ready
+    assert "waiting for deployment/lab-hub: 0/1 ready" in "\n".join(lines)
+    assert "rollout did not finish in time" in apply_summary(result)
+
+
+def test_prune_only_touches_what_we_own(double: KubeDouble, cluster: Cluster, kubeconfig: Path) -> None:
+    apply(cluster, render(), wait=False)
+    foreign = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "someone-elses", "namespace": NS},
+        "data": {"a": "b"},
+    }
+    other_manager(kubeconfig, "kubectl").create(resource_class("v1", "ConfigMap").from_dict(foreign))
+    # An object labelled ours but for another instance is not ours either.
+    other_instance = {
+        **foreign,
+        "metadata": {
+            "name": "other-instance",
+            "namespace": NS,
+            "labels": {"app.kubernetes.io/managed-by": "labfleet", "app.kubernetes.io/instance": "other"},
+        },
+    }
+    other_manager(kubeconfig, "kubectl").create(resource_class("v1", "ConfigMap").from_dict(other_instance))
+    result = apply(cluster, render(CHANGED), wait=False)
+    assert {r.kind for r in result.pruned} == {"NetworkPolicy"}
+    assert double.get("v1", "ConfigMap", "someone-elses", NS) is not None
+    assert double.get("v1", "ConfigMap", "other-instance", NS) is not None
+    assert double.get("v1", "ServiceAccount", "default", NS) is not None
+    destroy(cluster, result.target)
+    assert double.get("v1", "ConfigMap", "someone-elses", NS) is not None
+
+
+def test_object_dropped_from_render_but_relabelled_is_not_pruned(
+    double: KubeDouble, cluster: Cluster, kubeconfig: Path
+) -> None:
+    apply(cluster, render(), wait=False)
+    # Someone takes the users' NetworkPolicy over by removing our labels.
+    other_manager(kubeconfig, "kubectl-label").patch(
+        resource_class("networking.k8s.io/v1", "NetworkPolicy"),
+        "lab-users",
+        {"metadata": {"labels": {"app.kubernetes.io/managed-by": None}}},
+        namespace=NS,
+        patch_type=PatchType.MERGE,
+    )
+    assert ObjectRef("networking.k8s.io/v1", "NetworkPolicy", NS, "lab-users") in parse_inventory(
+        double.get("v1", "ConfigMap", "lab-inventory", NS)
+    )
+    result = apply(cluster, render(CHANGED), wait=False)
+    assert {r.name for r in result.pruned} == {"lab-hub", "lab-proxy"}
+    assert double.get("networking.k8s.io/v1", "NetworkPolicy", "lab-users", NS) is not None
+
+
+def test_server_rejection_names_the_object(double: KubeDouble, cluster: Cluster) -> None:
+    manifests = render()
+    hub = next(m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["name"] == "lab-hub")
+    hub["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = "Sometimes"
+    hub["spec"]["template"]["spec"]["containers"][0]["bogusField"] = True
+    with pytest.raises(ClusterError) as caught:
+        apply(cluster, manifests, wait=False)
+    assert caught.value.code == 422
+    assert "deployment/lab-hub" in str(caught.value)
+    assert double.get("apps/v1", "Deployment", "lab-hub", NS) is None
+    # The failed run did not record an inventory, and objects applied before
+    # the failure are still found (by label) and pruned by the next run.
+    assert double.get("v1", "ConfigMap", "lab-inventory", NS) is None
+    reduced = [m for m in render() if m["kind"] != "NetworkPolicy"]
+    result = apply(cluster, reduced, wait=False)
+    assert {r.kind for r in result.pruned} == {"NetworkPolicy"}
+
+
+def test_manifests_without_our_labels_are_refused_before_any_request(
+    double: KubeDouble, cluster: Cluster
+) -> None:
+    manifests = render()
+    del manifests[1]["metadata"]["labels"]["app.kubernetes.io/instance"]
+    before = len(double.server.requests)
+    with pytest.raises(ManifestError, match="lacks the labels"):
+        apply(cluster, manifests)
+    with pytest.raises(ManifestError, match="rendered twice"):
+        plan(cluster, [*render(), render()[1]])
+    assert len(double.server.requests) == before
+
+
+def test_status_before_install(cluster: Cluster) -> None:
+    from labfleet.kube.apply import target_of
+
+    target = target_of(render())
+    report = status(cluster, target)
+    assert not report.installed
+    assert "not installed" in status_text(report)
+    assert inventory_ref(target).name == "lab-inventory"

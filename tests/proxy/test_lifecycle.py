@@ -1,0 +1,196 @@
+"""Process-level behaviour: flags, TLS, graceful shutdown, several workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import TOKEN, Backend, Proxy
+
+
+def _metric(p: Proxy, name: str) -> float:
+    text = httpx.get(p.api_url + "/metrics", headers={"Authorization": f"token {TOKEN}"}).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} missing")
+
+
+def test_every_flag_jupyterhub_passes_plus_unknown_ones(
+    tmp_path: Path, backends: dict[str, Backend]
+) -> None:
+    """The command line JupyterHub builds, CHP-only extras, and a flag nobody has."""
+    pid_file = tmp_path / "proxy.pid"
+    p = Proxy(
+        "--error-target", backends["hub"].url + "/hub/error",
+        "--log-level", "debug",
+        "--timeout", "60000",
+        "--proxy-timeout", "60000",
+        "--keep-alive-timeout", "5000",
+        "--pid-file", str(pid_file),
+        "--custom-header", "X-Test: yes",
+        "--ssl-protocol", "TLSv1_2",
+        "--redirect-port", "0",
+        "--auto-rewrite",
+        "--no-such-flag", "value",
+    )
+    try:
+        p.add("/user/alice", backends["alice"].url)
+        r = httpx.get(p.url + "/user/alice/x")
+        assert ["X-Test", "yes"] in r.json()["headers"]
+        assert pid_file.read_text() == str(p.proc.pid)
+    finally:
+        err = p.stop()
+    assert "--no-such-flag" in err
+    assert TOKEN not in err  # the token is never logged
+
+
+def _self_signed(tmp_path: Path) -> tuple[str, str]:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return str(key), str(cert)
+
+
+def test_tls_on_public_and_api_side(tmp_path: Path, backends: dict[str, Backend]) -> None:
+    key, cert = _self_signed(tmp_path)
+    p = Proxy("--ssl-key", key, "--ssl-cert", cert, "--api-ssl-key", key, "--api-ssl-cert", cert)
+    try:
+        r = httpx.post(
+            f"https://127.0.0.1:{p.api_port}/api/routes/user/alice",
+            json={"target": backends["alice"].url},
+            headers={"Authorization": f"token {TOKEN}"},
+            verify=cert,
+        )
+        assert r.status_code == 201
+        r = httpx.get(f"https://127.0.0.1:{p.port}/user/alice/tls", verify=cert)
+        headers = dict((k.lower(), v) for k, v in r.json()["headers"])
+        assert headers["x-forwarded-proto"] == "https"
+    finally:
+        p.stop()
+
+
+def test_graceful_shutdown_finishes_in_flight(backends: dict[str, Backend]) -> None:
+    bob = backends["bob"]
+    p = Proxy()
+    p.add("/user/bob", bob.url)
+    result: dict[str, object] = {}
+
+    def held() -> None:
+        r = httpx.get(p.url + "/user/bob/hold", timeout=60)
+        result["status"] = r.status_code
+        result["body"] = r.json()
+
+    t = threading.Thread(target=held)
+    t.start()
+    deadline = time.monotonic() + 30
+    while _metric(p, "labfleet_proxy_upstream_connections") < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    p.proc.send_signal(signal.SIGTERM)
+    # the listener closes at once: new connections are refused
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", p.port), timeout=1):
+                pass
+        except OSError:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert p.proc.poll() is None  # still serving the held request
+    httpx.get(bob.url + "/release")
+    t.join(30)
+    assert result == {"status": 200, "body": {"server": "bob", "held": True}}
+    assert p.proc.wait(30) == 0
+
+
+@pytest.fixture
+def worker_proxy(backends: dict[str, Backend]):  # type: ignore[no-untyped-def]
+    p = Proxy("--workers", "2")
+    yield p
+    p.stop()
+
+
+def _workers_of(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(x) for x in out.stdout.split()]
+
+
+def test_workers_share_routes_and_activity(
+    worker_proxy: Proxy, backends: dict[str, Backend]
+) -> None:
+    p = worker_proxy
+    assert len(_workers_of(p.proc.pid)) == 2
+    p.add("/", backends["hub"].url)
+    p.add("/user/alice", backends["alice"].url)
+    # route updates reach every worker; many fresh connections spread over both
+    deadline = time.monotonic() + 30
+    while True:
+        answers = [httpx.get(p.url + "/user/alice/w").status_code for _ in range(20)]
+        if answers == [200] * 20:
+            break
+        assert time.monotonic() < deadline
+    before = p.api("GET", "/user/alice").json()["last_activity"]
+    time.sleep(0.01)
+    httpx.get(p.url + "/user/alice/again")
+    while p.api("GET", "/user/alice").json()["last_activity"] == before:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert _metric(p, "labfleet_proxy_requests_total") >= 20
+    p.api("DELETE", "/user/alice")
+    while True:  # the removal reaches every worker too
+        answers = [httpx.get(p.url + "/user/alice/w").json()["server"] for _ in range(10)]
+        if answers == ["hub"] * 10:
+            break
+        assert time.monotonic() < deadline
+
+
+def test_workers_exit_when_supervisor_is_killed(worker_proxy: Proxy) -> None:
+    p = worker_proxy
+    workers = _workers_of(p.proc.pid)
+    assert len(workers) == 2
+    p.proc.send_signal(signal.SIGKILL)
+    p.proc.wait()
+    deadline = time.monotonic() + 30
+    for pid in workers:
+        while Path(f"/proc/{pid}").exists():
+            state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+            if state == "Z":
+                break
+            assert time.monotonic() < deadline, "worker outlived its supervisor"
+            time.sleep(0.05)
+    with socket.socket() as s:  # nobody is left holding the port
+        s.bind(("127.0.0.1", p.port))
+
+
+def test_worker_restarts_after_crash(worker_proxy: Proxy, backends: dict[str, Backend]) -> None:
+    p = worker_proxy
+    p.add("/user/bob", backends["bob"].url)
+    first = _workers_of(p.proc.pid)
+    os.kill(first[0], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:
+        now = _workers_of(p.proc.pid)
+        if len(now) == 2 and first[0] not in now:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    while True:  # the new worker got the table
+        answers = {json.loads(httpx.get(p.url + "/user/bob/").text)["server"] for _ in range(20)}
+        if answers == {"bob"}:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
