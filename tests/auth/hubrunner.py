@@ -79,6 +79,7 @@ def run_hub(
     settings: dict[str, dict[str, Any]],
     env: dict[str, str] | None = None,
     timeout: float = 90,
+    python_path: list[Path] | None = None,
 ) -> Iterator[RunningHub]:
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -110,7 +111,9 @@ def run_hub(
     log_path = tmp / "hub.log"
     child_env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(HERE), *map(str, python_path or []), os.environ.get("PYTHONPATH", "")]
+        ),
         **(env or {}),
     }
     with open(log_path, "wb") as log:

@@ -47,6 +47,9 @@ def test_login_spawn_lab_run_cell(
 ) -> None:
     context, guard = browser
     page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+    page.on("websocket", lambda ws: console.append(f"websocket: {ws.url}"))
     try:
         login(page, platform.url, "alice")
         _start_from_spawn_page(page, "alice")
@@ -73,6 +76,7 @@ def test_login_spawn_lab_run_cell(
         _screenshot(page, artifacts_dir, "browser-lab-run-cell.png")
     except Exception:
         _screenshot(page, artifacts_dir, "browser-lab-run-cell-FAILED.png")
+        print("browser console:", *console[-60:], sep="\n  ")
         raise
     finally:
         page.close()

@@ -23,8 +23,9 @@ PASSWORD = "correct horse battery staple"
 
 
 def add_user(data_dir: Path, name: str, *extra: str) -> None:
-    result = labfleet("users", "add", name, "--password-stdin", *extra,
-                      input=PASSWORD + "\n", data_dir=data_dir)
+    result = labfleet(
+        "users", "add", name, "--password-stdin", *extra, input=PASSWORD + "\n", data_dir=data_dir
+    )
     assert result.returncode == 0, result.stderr
 
 

@@ -11,6 +11,8 @@ fields we render. No cluster is involved anywhere.
 from __future__ import annotations
 
 import copy
+import functools
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
@@ -172,6 +174,16 @@ CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
         ),
     ),
 }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _cached_schemas() -> Iterator[None]:
+    """kubernetes-validate re-reads its JSON files on every call; read each file once."""
+    from kubernetes_validate import utils
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(utils, "schema_contents", functools.lru_cache(maxsize=None)(utils.schema_contents))
+        yield
 
 
 def validate(obj: dict[str, Any], version: str) -> None:

@@ -86,7 +86,8 @@ class Stream(web.RequestHandler):
 class Status(web.RequestHandler):
     def get(self, code: str) -> None:
         self.set_status(int(code))
-        self.write({"server": NAME, "status": int(code)})
+        if int(code) not in (204, 304):
+            self.write({"server": NAME, "status": int(code)})
 
 
 class Hold(web.RequestHandler):

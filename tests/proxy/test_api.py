@@ -21,7 +21,7 @@ from .conftest import TOKEN, Backend, Proxy, raw_exchange
         {"Authorization": f"Bearer {TOKEN}"},
         {"Authorization": f"token  {TOKEN}"},
         {"Authorization": TOKEN},
-        {"Authorization": "token "},
+        {"Authorization": "token"},
     ],
 )
 def test_api_refuses_without_the_exact_token(proxy: Proxy, headers: dict[str, str]) -> None:

@@ -81,13 +81,19 @@ class HubUser:
         return f"{self.base_url}/user/{quote(self.name)}/{path.lstrip('/')}"
 
     def contents_put(self, token: str, path: str, text: str) -> httpx.Response:
-        return httpx.put(self.server_url(f"api/contents/{path}"),
-                         headers={"Authorization": f"token {token}"},
-                         json={"type": "file", "format": "text", "content": text}, timeout=30)
+        return httpx.put(
+            self.server_url(f"api/contents/{path}"),
+            headers={"Authorization": f"token {token}"},
+            json={"type": "file", "format": "text", "content": text},
+            timeout=30,
+        )
 
     def contents_get(self, token: str, path: str) -> httpx.Response:
-        return httpx.get(self.server_url(f"api/contents/{path}"),
-                         headers={"Authorization": f"token {token}"}, timeout=30)
+        return httpx.get(
+            self.server_url(f"api/contents/{path}"),
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+        )
 
     def run_code(self, token: str, code: str, timeout: float = 60) -> str:
         return asyncio.run(run_in_kernel(self.server_url(), token, code, timeout))
@@ -110,11 +116,23 @@ async def run_in_kernel(server_url: str, token: str, code: str, timeout: float =
 async def _execute(ws_url: str, headers: dict[str, str], code: str) -> str:
     msg_id = uuid.uuid4().hex
     request = {
-        "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
-                   "msg_type": "execute_request", "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell",
-        "content": {"code": code, "silent": False, "store_history": False,
-                    "user_expressions": {}, "allow_stdin": False},
+        "header": {
+            "msg_id": msg_id,
+            "username": "test",
+            "session": uuid.uuid4().hex,
+            "msg_type": "execute_request",
+            "version": "5.3",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "channel": "shell",
+        "content": {
+            "code": code,
+            "silent": False,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+        },
     }
     out: list[str] = []
     async with websockets.connect(ws_url, additional_headers=headers, max_size=None) as ws:

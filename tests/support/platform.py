@@ -24,13 +24,15 @@ def free_port() -> int:
         return port
 
 
-def labfleet(*args: str, input: str | None = None, data_dir: Path | None = None,
-             check: bool = False) -> subprocess.CompletedProcess[str]:
+def labfleet(
+    *args: str, input: str | None = None, data_dir: Path | None = None, check: bool = False
+) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "labfleet.cli.main", *args]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
-    return subprocess.run(cmd, input=input, capture_output=True, text=True, check=check,
-                          timeout=120)
+    return subprocess.run(
+        cmd, input=input, capture_output=True, text=True, check=check, timeout=120
+    )
 
 
 @dataclass
@@ -47,13 +49,22 @@ class Platform:
 
     def start(self, timeout: float = 90) -> Platform:
         self.log_path = self.log_path or self.data_dir.parent / f"up-{self.port}.log"
-        args = [sys.executable, "-m", "labfleet.cli.main", "up", "--port", str(self.port),
-                "--data-dir", str(self.data_dir)]
+        args = [
+            sys.executable,
+            "-m",
+            "labfleet.cli.main",
+            "up",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+        ]
         if self.config:
             args += ["-c", str(self.config)]
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed by the child's lifetime
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -37,16 +37,42 @@ def postgres_server() -> Iterator[str]:
     port = free_port()
     data = root / "data"
     try:
-        subprocess.run(_as_db_user([_bin("initdb"), "-D", str(data), "-A", "trust", "-U",
-                                    "postgres", "--no-sync"]), check=True, capture_output=True)
+        subprocess.run(
+            _as_db_user(
+                [_bin("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"]
+            ),
+            check=True,
+            capture_output=True,
+        )
         opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run(_as_db_user([_bin("pg_ctl"), "-D", str(data), "-o", opts, "-l",
-                                    str(root / "log"), "-w", "start"]),
-                       check=True, capture_output=True)
-        subprocess.run(_as_db_user([_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U",
-                                    "postgres", "labfleet"]), check=True, capture_output=True)
+        subprocess.run(
+            _as_db_user(
+                [
+                    _bin("pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-o",
+                    opts,
+                    "-l",
+                    str(root / "log"),
+                    "-w",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            _as_db_user(
+                [_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "labfleet"]
+            ),
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql://postgres@127.0.0.1:{port}/labfleet"
     finally:
-        subprocess.run(_as_db_user([_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True)
+        subprocess.run(
+            _as_db_user([_bin("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            capture_output=True,
+        )
         shutil.rmtree(root, ignore_errors=True)

@@ -60,7 +60,7 @@ def test_several_problems_reported_at_once() -> None:
         "profiles:\n- {slug: a, display_name: A, default: true}\n"
         "- {slug: b, display_name: B, default: true}",
         "profiles:\n- {slug: 'Bad Slug', display_name: A}",
-        "profiles:\n- {slug: a, display_name: A, image: \"x:y\\n\"}",
+        'profiles:\n- {slug: a, display_name: A, image: "x:y\\n"}',
         "hub: {base_url: 'no-slash'}",
         "hub: {extra_config: {'not a class': {}}}",
         "culling: {timeout: 0}",

@@ -13,10 +13,12 @@ from labfleet.hub.runtime import Runtime
 from labfleet.hub.settings import build_hub_settings, culler_command
 from labfleet.secrets import HubSecrets
 
-SECRETS = HubSecrets(cookie_secret="ab" * 32, proxy_token="p" * 64, crypt_key="cd" * 32,
-                     supervisor_token="s" * 64)
-RUNTIME = Runtime(data_dir=Path("/srv/lf"), ip="0.0.0.0", port=8000, hub_port=9001,
-                  proxy_api_port=9002)
+SECRETS = HubSecrets(
+    cookie_secret="ab" * 32, proxy_token="p" * 64, crypt_key="cd" * 32, supervisor_token="s" * 64
+)
+RUNTIME = Runtime(
+    data_dir=Path("/srv/lf"), ip="0.0.0.0", port=8000, hub_port=9001, proxy_api_port=9002
+)
 
 
 def build(text: str = "", runtime: Runtime = RUNTIME):
@@ -41,8 +43,10 @@ def test_is_pure_same_input_same_output() -> None:
 
 
 def test_base_url_and_servers() -> None:
-    s = build("hub: {base_url: /jupyter/}\nservers: {named_servers: true, named_server_limit: 3,"
-              " start_timeout: 5m}\n")
+    s = build(
+        "hub: {base_url: /jupyter/}\nservers: {named_servers: true, named_server_limit: 3,"
+        " start_timeout: 5m}\n"
+    )
     assert s["JupyterHub"]["bind_url"].endswith(":8000/jupyter/")
     assert s["JupyterHub"]["allow_named_servers"] is True
     assert s["JupyterHub"]["named_server_limit_per_user"] == 3
@@ -79,8 +83,10 @@ def test_proxy_kinds() -> None:
 
 
 def test_extra_config_wins_last() -> None:
-    s = build("hub:\n  extra_config:\n    JupyterHub: {shutdown_on_logout: true, "
-              "concurrent_spawn_limit: 7}\n")
+    s = build(
+        "hub:\n  extra_config:\n    JupyterHub: {shutdown_on_logout: true, "
+        "concurrent_spawn_limit: 7}\n"
+    )
     assert s["JupyterHub"]["shutdown_on_logout"] is True
     assert s["JupyterHub"]["concurrent_spawn_limit"] == 7
 
@@ -107,3 +113,26 @@ def test_apply_settings_to_traitlets_config() -> None:
 
 def test_secrets_repr_is_redacted() -> None:
     assert "p" * 8 not in repr(SECRETS)
+
+
+def test_log_redaction_hides_session_ids_and_tokens() -> None:
+    import logging
+
+    from labfleet.hub.log_redaction import RedactSecrets
+
+    record = logging.LogRecord(
+        "tornado.application",
+        logging.INFO,
+        __file__,
+        1,
+        "Setting new xsrf cookie for %r %r",
+        (b"sess:abc", {}),
+        None,
+    )
+    RedactSecrets().filter(record)
+    assert "sess" not in record.getMessage()
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "GET /hub/api?token=abc123", (), None
+    )
+    RedactSecrets().filter(record)
+    assert "abc123" not in record.getMessage()

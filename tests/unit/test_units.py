@@ -7,8 +7,16 @@ from labfleet.config.units import UnitError, format_size, parse_duration, parse_
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("4G", 4 * 10**9), ("4Gi", 4 * 2**30), ("512M", 512 * 10**6), ("512Mi", 512 * 2**20),
-     ("1.5G", 1_500_000_000), ("100", 100), (2048, 2048), ("2gb", 2 * 10**9)],
+    [
+        ("4G", 4 * 10**9),
+        ("4Gi", 4 * 2**30),
+        ("512M", 512 * 10**6),
+        ("512Mi", 512 * 2**20),
+        ("1.5G", 1_500_000_000),
+        ("100", 100),
+        (2048, 2048),
+        ("2gb", 2 * 10**9),
+    ],
 )
 def test_sizes(text: object, expected: int) -> None:
     assert parse_size(text) == expected

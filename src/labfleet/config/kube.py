@@ -304,6 +304,9 @@ class AccessSection(Section):
     def _host_when_needed(self) -> AccessSection:
         if self.kind in ("ingress", "gke-ingress") and not self.host:
             raise ValueError(f"access kind {self.kind} needs 'host' (the public DNS name)")
+        managed = self.kind == "gke-ingress" and self.gke.managed_certificate
+        if managed and self.host is not None and len(self.host) > 63:
+            raise ValueError("a Google-managed certificate covers host names of 63 chars at most")
         return self
 
 

@@ -67,7 +67,9 @@ class GpuSection(Section):
         "detecting them with NVML / nvidia-smi.",
     )
     memory_fraction: float | None = Field(
-        default=None, gt=0, le=1,
+        default=None,
+        gt=0,
+        le=1,
         description="Per-process share of a GPU's memory that frameworks should use "
         "(XLA_PYTHON_CLIENT_MEM_FRACTION, LABFLEET_GPU_MEMORY_FRACTION); cooperative, "
         "not enforced by the driver.",
@@ -109,7 +111,9 @@ class LocalSection(Section):
         "none (not enforced), auto (detect).",
     )
     pids_max: int = Field(
-        default=1024, ge=16, le=4_194_304,
+        default=1024,
+        ge=16,
+        le=4_194_304,
         description="Most processes and threads one server (with its kernels) may run.",
     )
     shared: SharedFolders = Field(default_factory=SharedFolders)

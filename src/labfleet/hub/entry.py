@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from labfleet.config.load import load_config
+from labfleet.hub import log_redaction
 from labfleet.hub.apply import apply_settings
 from labfleet.hub.runtime import Runtime
 from labfleet.hub.settings import build_hub_settings
@@ -25,6 +26,7 @@ def load_secrets(runtime: Runtime, environ: Mapping[str, str]) -> HubSecrets:
 
 
 def configure(c: Any, environ: Mapping[str, str] | None = None) -> None:
+    log_redaction.install()
     env = dict(os.environ if environ is None else environ)
     runtime = Runtime.from_env(env)
     config = load_config(env.get("LABFLEET_CONFIG") or None)

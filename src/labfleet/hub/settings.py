@@ -83,7 +83,9 @@ def proxy_settings(proxy: ProxySection, runtime: Runtime, secrets: HubSecrets) -
 
 def culler_command(culling: CullingSection) -> list[str]:
     command = [
-        sys.executable, "-m", "jupyterhub_idle_culler",
+        sys.executable,
+        "-m",
+        "jupyterhub_idle_culler",
         f"--timeout={culling.timeout}",
         f"--cull-every={culling.every}",
         f"--max-age={culling.max_age}",
@@ -115,12 +117,29 @@ def services_settings(config: FleetConfig, secrets: HubSecrets) -> Settings:
 
 
 def local_spawner_settings(config: FleetConfig, runtime: Runtime) -> Settings:
+    """LocalSpawner traits: paths from the runtime, isolation/limits/GPUs from ``local:``."""
+    local = config.local
+
+    def shared(path: str | None) -> str:
+        # relative shared folders live in the data directory
+        return str(runtime.data_dir / path) if path else ""
+
     return {
         "JupyterHub": {"spawner_class": "labfleet.spawn.local.LocalSpawner"},
         "LocalSpawner": {
             "homes_dir": str(runtime.homes_dir),
             "logs_dir": str(runtime.logs_dir / "servers"),
             "run_dir": str(runtime.state_dir / "servers"),
+            "isolation": local.isolation,
+            "limits_backend": local.limits,
+            "pids_max": local.pids_max,
+            "shared_data_dir": shared(local.shared.data),
+            "shared_scratch_dir": shared(local.shared.scratch),
+            "gpu_mode": local.gpus.mode,
+            "gpu_devices": local.gpus.devices,
+            "gpu_memory_fraction": local.gpus.memory_fraction or 0.0,
+            "gpu_wait": float(local.gpus.wait),
+            "gpu_state_file": str(runtime.state_dir / "gpus.json"),
         },
         "Spawner": {"cmd": [_bin("jupyterhub-singleuser")]},
     }

@@ -113,8 +113,17 @@ def useradd_argv(account: str, home: Path) -> list[str]:
     if any(ch in text for ch in ":\n\x00") or not home.is_absolute():
         raise AccountRefused(f"{text!r} cannot be a home directory in /etc/passwd")
     return [
-        "useradd", "--home-dir", text, "--no-create-home", "--shell", "/bin/bash",
-        "--user-group", "--comment", MARKER, "--", account,
+        "useradd",
+        "--home-dir",
+        text,
+        "--no-create-home",
+        "--shell",
+        "/bin/bash",
+        "--user-group",
+        "--comment",
+        MARKER,
+        "--",
+        account,
     ]
 
 
@@ -159,3 +168,21 @@ def _useradd(argv: list[str], run: Callable[[list[str]], subprocess.CompletedPro
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def resolve_isolation(mode: str, root: bool, blocker: str | None = None) -> bool:
+    """Whether servers run as per-user system accounts.
+
+    ``auto``: when root and nothing blocks it (``blocker`` says what would);
+    ``system-users``: always, and an error when not root; ``none``: never.
+    """
+    if mode == "none":
+        return False
+    if mode == "system-users":
+        if not root:
+            raise RuntimeError(
+                "local.isolation is 'system-users', but labfleet is not running as root; "
+                "run it as root or set local.isolation: none"
+            )
+        return True
+    return root and blocker is None

@@ -159,3 +159,18 @@ def command_unusable_reason(executable: Path) -> str | None:
     if interpreter is not None:
         return unreachable_reason(interpreter)
     return None
+
+
+def isolation_blocker(executable: Path, homes_dir: Path) -> str | None:
+    """Why a per-user system account could not run its server here (None: it could)."""
+    problem = command_unusable_reason(executable)
+    if problem:
+        return (
+            f"{problem}, so system users cannot run {executable}; install the Python "
+            "environment where every user can read it (e.g. /opt/labfleet) or point a "
+            "profile's 'environment' at such a place"
+        )
+    problem = unreachable_reason(homes_dir)
+    if problem:
+        return f"{problem}, so system users cannot reach their homes in {homes_dir}"
+    return None

@@ -1,8 +1,11 @@
-"""LocalSpawner: users' servers as local processes, each in its own directory.
+"""LocalSpawner: users' servers as local processes, each user kept apart.
 
-The spawner only decides: which home, which account, which command, which
-limits. Starting the process is the launcher's job (``spawn.launch``), so a
-fork-server can replace exec later without touching this file.
+The spawner only decides: which account, which home, which command, which
+limits, which GPUs. Starting the process is the launcher's job
+(``spawn.launch``), so a fork-server can replace exec later without touching
+this file. The pieces it composes live in their own modules:
+``accounts`` (system users), ``homes`` (homes and shared folders),
+``limits`` (cgroups), ``gpus`` (detection and the assignment ledger).
 """
 
 from __future__ import annotations
@@ -11,16 +14,44 @@ import asyncio
 import os
 import signal
 import sys
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from jupyterhub.spawner import Spawner
 from jupyterhub.utils import random_port
-from traitlets import Integer, List, Unicode
+from tornado import web
+from traitlets import Enum, Float, Integer, List, Unicode
 
+from labfleet.config.profiles import Profile
 from labfleet.naming import server_slug, user_slug
+from labfleet.spawn.accounts import (
+    AccountRefused,
+    SystemAccount,
+    ensure_account,
+    is_root,
+    resolve_isolation,
+)
+from labfleet.spawn.gpus import (
+    Detected,
+    GpuDevice,
+    GpuLedger,
+    GpuUnavailable,
+    detect_devices,
+    gpu_env,
+)
+from labfleet.spawn.homes import (
+    Owner,
+    isolation_blocker,
+    link_shared_folders,
+    prepare_home,
+    prepare_shared_folders,
+)
 from labfleet.spawn.launch import ExecLauncher, Launcher, LaunchSpec
+from labfleet.spawn.limits import Limits, LimitsBackend, LimitsProbe, probe
 from labfleet.spawn.processes import is_alive, signal_group, start_ticks
+from labfleet.spawn.profile_form import ProfileChoiceMixin
 
 
 def singleuser_command(environment: str | None = None) -> list[str]:
@@ -29,7 +60,30 @@ def singleuser_command(environment: str | None = None) -> list[str]:
     return [str(prefix / "bin" / "jupyterhub-singleuser")]
 
 
-class LocalSpawner(Spawner):  # type: ignore[misc]
+@cache
+def limits_probe(mode: str, parent: str) -> LimitsProbe:
+    """Detect the cgroup backend once per hub process."""
+    return probe(mode, parent)
+
+
+@cache
+def detected_gpus(configured: tuple[str, ...] | None, injected: str | None) -> Detected:
+    """Detect GPUs once per hub process (``injected``: LABFLEET_GPU_DEVICES)."""
+    environ = {"LABFLEET_GPU_DEVICES": injected} if injected else {}
+    return detect_devices(configured, environ)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Everything decided before launch: where, as whom, inside which limits."""
+
+    home: Path
+    account: SystemAccount | None
+    hooks: tuple[Any, ...]
+    notes: tuple[str, ...] = ()
+
+
+class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
     """Runs ``jupyterhub-singleuser`` as a local process with a per-user home."""
 
     homes_dir = Unicode(
@@ -46,11 +100,40 @@ class LocalSpawner(Spawner):  # type: ignore[misc]
     pid = Integer(0)
     pid_ticks = Integer(0)
 
-    labfleet_profiles: List[dict[str, Any]] = List(
-        config=True, help="Profiles from labfleet.yaml (plain dicts)."
+    isolation = Enum(
+        ["auto", "none", "system-users"],
+        "auto",
+        config=True,
+        help="system-users: one system account per user (root only).",
+    )
+    limits_backend = Enum(
+        ["auto", "v1", "v2", "none"],
+        "auto",
+        config=True,
+        help="cgroup layout used for CPU/memory/pids limits.",
+    )
+    cgroup_parent = Unicode("labfleet", config=True, help="Parent control group of servers.")
+    pids_max = Integer(1024, config=True, help="Most processes/threads per server.")
+    shared_data_dir = Unicode("", config=True, help="Read-only shared folder (~/data).")
+    shared_scratch_dir = Unicode("", config=True, help="Shared writable folder (~/scratch).")
+    gpu_mode = Enum(["exclusive", "shared"], "exclusive", config=True)
+    gpu_devices = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        config=True,
+        help="Device ids to hand out instead of detecting them.",
+    )
+    gpu_memory_fraction = Float(
+        0.0, config=True, help="Cooperative per-process GPU memory share (0: none)."
+    )
+    gpu_wait = Float(30.0, config=True, help="Seconds an exclusive spawn waits for a GPU.")
+    gpu_state_file = Unicode(
+        "labfleet-data/state/gpus.json", config=True, help="GPU assignments (survive hub restarts)."
     )
 
     launcher: Launcher = ExecLauncher()
+    _profile: Profile | None = None
 
     # --- state ---------------------------------------------------------------
     def load_state(self, state: dict[str, Any]) -> None:
@@ -81,73 +164,191 @@ class LocalSpawner(Spawner):  # type: ignore[misc]
     def pid_path(self) -> Path:
         return Path(self.run_dir).resolve() / f"{self.slug}.pid"
 
-    # --- hooks for subclasses (isolation, limits, GPUs) -----------------------
-    def prepare_home(self) -> Path:
-        home = self.home_path()
-        home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return home
+    # --- profiles (ProfileChoiceMixin checks the request, then calls apply_profile) ----
+    def apply_profile(self, profile: Profile) -> None:
+        """Take environment, limits and GPUs from the profile the user chose."""
+        self._profile = profile
+        self.mem_limit = profile.memory
+        self.cpu_limit = profile.cpu
 
-    def process_identity(self, home: Path) -> tuple[int | None, int | None, tuple[int, ...]]:
-        """(uid, gid, groups) to run as; None keeps the hub's own identity."""
-        return None, None, ()
+    @property
+    def profile(self) -> Profile:
+        if self._profile is None:  # start() without the pre-spawn hook: check here
+            self.apply_profile(self.check_user_options(self.user_options))
+        assert self._profile is not None
+        return self._profile
+
+    def limits(self) -> Limits:
+        return Limits(cpu=self.profile.cpu, memory=self.profile.memory, pids=self.pids_max)
+
+    def command(self) -> list[str]:
+        if self.profile.environment:
+            return singleuser_command(self.profile.environment)
+        return list(self.cmd)
+
+    # --- isolation, limits, GPUs -------------------------------------------------
+    def isolated(self) -> bool:
+        """Whether this server runs as its user's system account.
+
+        ``auto`` isolates when labfleet runs as root and the account could use the
+        server's Python environment and home; otherwise it says why in the log (and
+        the start-up banner says so too). ``system-users`` never falls back.
+        """
+        blocker = None
+        if self.isolation == "auto" and is_root():
+            blocker = isolation_blocker(Path(self.command()[0]), self.home_path().parent)
+        isolated = resolve_isolation(self.isolation, is_root(), blocker)
+        if blocker:
+            self.log.warning("%s is NOT isolated (runs as root): %s", self.slug, blocker)
+        return isolated
+
+    def limits_backend_in_use(self) -> LimitsBackend | None:
+        return limits_probe(self.limits_backend, self.cgroup_parent).backend
+
+    def gpu_ledger(self) -> GpuLedger:
+        configured = tuple(self.gpu_devices) if self.gpu_devices is not None else None
+        detected = detected_gpus(configured, os.environ.get("LABFLEET_GPU_DEVICES"))
+        return GpuLedger(Path(self.gpu_state_file).resolve(), detected.devices, self.gpu_mode)
+
+    def shared_links(self) -> dict[str, Path]:
+        links = {"data": self.shared_data_dir, "scratch": self.shared_scratch_dir}
+        return {name: Path(path).resolve() for name, path in links.items() if path}
+
+    def place(self) -> Placement:
+        """Account, home, shared folders and control group (blocking; run in a thread)."""
+        home = self.home_path()
+        account = owner = None
+        if self.isolated():
+            account = ensure_account(self.user.name, home)
+            owner = Owner(account.uid, account.gid)
+        prepare_home(home, owner)
+        links = self.shared_links()
+        prepare_shared_folders(links.get("data"), links.get("scratch"), as_root=is_root())
+        notes = link_shared_folders(home, links, owner)
+        if account is not None:
+            self._check_usable_by(account, home)
+        hooks: tuple[Any, ...] = ()
+        backend = self.limits_backend_in_use()
+        if backend is not None:
+            backend.create(self.slug, self.limits())
+            hooks = (backend.join_hook(self.slug),)
+        return Placement(home=home, account=account, hooks=hooks, notes=tuple(notes))
+
+    def _check_usable_by(self, account: SystemAccount, home: Path) -> None:
+        """Refuse with a clear reason rather than let the server die unseen."""
+        blocker = isolation_blocker(Path(self.command()[0]), home.parent)
+        if blocker:
+            raise RuntimeError(f"{account.name} cannot start its server: {blocker}")
+
+    async def assign_gpus(self) -> list[GpuDevice]:
+        count = self.profile.gpus
+        if count <= 0:
+            return []
+        ledger = self.gpu_ledger()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.gpu_wait
+        while True:
+            try:
+                return await asyncio.to_thread(ledger.assign, self.slug, count)
+            except GpuUnavailable as exc:
+                if not exc.retryable or loop.time() >= deadline:
+                    raise
+                self.log.info("%s waits for a GPU: %s", self.slug, exc)
+                await asyncio.sleep(1)
+
+    def cleanup(self) -> None:
+        """After the server is gone: kill leftovers in its cgroup, free its GPUs (blocking)."""
+        backend = self.limits_backend_in_use()
+        if backend is not None and not backend.remove(self.slug):
+            self.log.warning("could not remove the control group of %s (still busy)", self.slug)
+        if self.profile_gpus_possible():
+            self.gpu_ledger().release(self.slug)
+
+    def profile_gpus_possible(self) -> bool:
+        """Whether this server could hold GPUs (any profile asks for some)."""
+        return any(int(p.get("gpus") or 0) > 0 for p in self.labfleet_profiles or [])
+
+    # --- launch ------------------------------------------------------------------
+    def build_spec(self, placement: Placement, gpus: list[GpuDevice]) -> LaunchSpec:
+        home, account = placement.home, placement.account
+        command = self.command()
+        self.notebook_dir = str(home)
+        env = self.get_env()
+        login = account.name if account else self.user.name
+        env.update({"HOME": str(home), "USER": login, "LOGNAME": login, "SHELL": "/bin/bash"})
+        env["PATH"] = os.pathsep.join([str(Path(command[0]).parent), env.get("PATH", os.defpath)])
+        fraction = self.gpu_memory_fraction or None
+        env.update(gpu_env(gpus, self.gpu_mode, fraction))
+        uid = account.uid if account else None
+        argv = [*command, *self.get_args(), *self.extra_args(uid)]
+        return LaunchSpec(
+            argv=argv,
+            env=env,
+            cwd=home,
+            uid=uid,
+            gid=account.gid if account else None,
+            groups=(),
+            log_path=Path(self.logs_dir).resolve() / f"{self.slug}.log",
+            pre_exec=placement.hooks,
+        )
 
     def extra_args(self, uid: int | None) -> list[str]:
         runs_as_root = (uid is None and os.getuid() == 0) or uid == 0
         return ["--ServerApp.allow_root=True"] if runs_as_root else []
 
     # --- lifecycle -------------------------------------------------------------
-    def build_spec(self) -> LaunchSpec:
-        home = self.prepare_home()
-        uid, gid, groups = self.process_identity(home)
-        env = self.get_env()
-        env.update({"HOME": str(home), "USER": self.user.name, "SHELL": "/bin/bash"})
-        env["PATH"] = os.pathsep.join([str(Path(self.cmd[0]).parent), env.get("PATH", os.defpath)])
-        self.notebook_dir = str(home)
-        argv = [*self.cmd, *self.get_args(), *self.extra_args(uid)]
-        return LaunchSpec(
-            argv=argv,
-            env=env,
-            cwd=home,
-            uid=uid,
-            gid=gid,
-            groups=groups,
-            log_path=Path(self.logs_dir).resolve() / f"{self.slug}.log",
-        )
-
     async def start(self) -> tuple[str, int]:
         await self._kill_orphan()
-        port: int = self.port
-        if not port:
-            self.port = port = random_port()
-        spec = self.build_spec()
-        self.pid = self.launcher.launch(spec)
+        profile = self.profile  # applied by the pre-spawn hook of this very spawn
+        self.log.info("Starting %s with profile %r", self.slug, profile.slug)
+        if not getattr(self, "port", 0):
+            self.port = random_port()
+        try:
+            placement = await asyncio.to_thread(self.place)
+        except AccountRefused as exc:
+            raise web.HTTPError(403, str(exc)) from exc
+        for note in placement.notes:
+            self.log.info(note)
+        try:
+            gpus = await self.assign_gpus()
+            spec = self.build_spec(placement, gpus)
+            self.pid = self.launcher.launch(spec)
+        except BaseException:
+            await asyncio.to_thread(self.cleanup)
+            raise
         self.pid_ticks = start_ticks(self.pid) or 0
+        if gpus:
+            await asyncio.to_thread(self.gpu_ledger().bind, self.slug, self.pid, self.pid_ticks)
         self._write_pid_file()
-        return (self.ip or "127.0.0.1", port)
+        return (self.ip or "127.0.0.1", self.port)
 
     async def poll(self) -> int | None:
         if self.pid and is_alive(self.pid, self.pid_ticks or None):
             return None
+        had_server = bool(self.pid)
         self.clear_state()
         self._remove_pid_file()
+        if had_server:
+            await asyncio.to_thread(self.cleanup)
         return 0
 
     async def stop(self, now: bool = False) -> None:
-        if not self.pid:
-            return
-        steps = (
-            [(signal.SIGKILL, self.kill_timeout)]
-            if now
-            else [(signal.SIGTERM, self.term_timeout), (signal.SIGKILL, self.kill_timeout)]
-        )
-        for sig, timeout in steps:
-            if not is_alive(self.pid, self.pid_ticks or None):
-                break
-            signal_group(self.pid, sig)
-            await self._wait_gone(timeout)
-        # kernels in the server's session may outlive a killed server
-        signal_group(self.pid, signal.SIGKILL)
-        self._remove_pid_file()
+        if self.pid:
+            steps = (
+                [(signal.SIGKILL, self.kill_timeout)]
+                if now
+                else [(signal.SIGTERM, self.term_timeout), (signal.SIGKILL, self.kill_timeout)]
+            )
+            for sig, timeout in steps:
+                if not is_alive(self.pid, self.pid_ticks or None):
+                    break
+                signal_group(self.pid, sig)
+                await self._wait_gone(timeout)
+            # kernels in the server's session may outlive a killed server
+            signal_group(self.pid, signal.SIGKILL)
+            self._remove_pid_file()
+        # and processes that left the session (setsid) are still in the cgroup
+        await asyncio.to_thread(self.cleanup)
 
     async def _wait_gone(self, timeout: float) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -181,3 +382,4 @@ class LocalSpawner(Spawner):  # type: ignore[misc]
                 await asyncio.sleep(0.05)
             signal_group(pid, signal.SIGKILL)
         path.unlink(missing_ok=True)
+        await asyncio.to_thread(self.cleanup)  # its kernels' cgroup and its GPUs

@@ -107,20 +107,25 @@ def choose(
             controllers = v2_controllers(mount, read)
             if "memory" in controllers:
                 backend = CgroupV2(mount.path, controllers, parent)
-                v2_probe = LimitsProbe(backend, f"cgroup v2 at {mount.path}",
-                                       frozenset(CONTROLLERS) - controllers)
+                v2_probe = LimitsProbe(
+                    backend, f"cgroup v2 at {mount.path}", frozenset(CONTROLLERS) - controllers
+                )
                 break
     v1_mounts = v1_controller_mounts(mounts)
     v1_probe = None
     if "memory" in v1_mounts:
-        v1_probe = LimitsProbe(CgroupV1(v1_mounts, parent), "cgroup v1",
-                               frozenset(CONTROLLERS) - set(v1_mounts))
+        v1_probe = LimitsProbe(
+            CgroupV1(v1_mounts, parent), "cgroup v1", frozenset(CONTROLLERS) - set(v1_mounts)
+        )
     if mode == "v2":
-        return v2_probe or LimitsProbe(None, "local.limits is v2 but no cgroup v2 hierarchy "
-                                             "with the memory controller is mounted")
+        return v2_probe or LimitsProbe(
+            None,
+            "local.limits is v2 but no cgroup v2 hierarchy with the memory controller is mounted",
+        )
     if mode == "v1":
-        return v1_probe or LimitsProbe(None, "local.limits is v1 but no cgroup v1 memory "
-                                             "hierarchy is mounted")
+        return v1_probe or LimitsProbe(
+            None, "local.limits is v1 but no cgroup v1 memory hierarchy is mounted"
+        )
     chosen = v2_probe or v1_probe
     if chosen is None:
         return LimitsProbe(None, "no cgroup hierarchy with the memory controller is mounted")
@@ -143,6 +148,7 @@ def probe(mode: str, parent: str = "labfleet", mountinfo: Path = MOUNTINFO) -> L
     if found.backend is None:
         return found
     if os.geteuid() != 0:
-        return LimitsProbe(None, f"{found.reason} is present, but creating control groups "
-                                 "needs root")
+        return LimitsProbe(
+            None, f"{found.reason} is present, but creating control groups needs root"
+        )
     return found

@@ -35,7 +35,9 @@ class CgroupV1:
         self.controllers = frozenset(self.mounts)
 
     def location(self) -> str:
-        return ", ".join(f"{m}/{self.parent}" for m in sorted({str(p) for p in self.mounts.values()}))
+        return ", ".join(
+            f"{m}/{self.parent}" for m in sorted({str(p) for p in self.mounts.values()})
+        )
 
     def _dirs(self, group: str) -> dict[str, Path]:
         check_group(group)
@@ -54,9 +56,13 @@ class CgroupV1:
         if "cpu" in dirs:
             quota = limits.cpu_quota_us()
             write_value(dirs["cpu"] / "cpu.cfs_period_us", str(CPU_PERIOD_US))
-            write_value(dirs["cpu"] / "cpu.cfs_quota_us", UNLIMITED if quota is None else str(quota))
+            write_value(
+                dirs["cpu"] / "cpu.cfs_quota_us", UNLIMITED if quota is None else str(quota)
+            )
         if "pids" in dirs:
-            write_value(dirs["pids"] / "pids.max", "max" if limits.pids is None else str(limits.pids))
+            write_value(
+                dirs["pids"] / "pids.max", "max" if limits.pids is None else str(limits.pids)
+            )
 
     @staticmethod
     def _memory(path: Path, limit: int | None) -> None:

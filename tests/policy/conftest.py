@@ -1,0 +1,8 @@
+"""Policy tests reuse the hub runner of tests/auth."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "auth"))
