@@ -148,10 +148,9 @@ def test_bounded_pool(backends: dict[str, Backend]) -> None:
     p = Proxy("--max-connections-per-target", "2")
     try:
         p.add("/user/bob", backends["bob"].url)
-        with ThreadPoolExecutor(12) as ex:
-            results = list(
-                ex.map(lambda i: httpx.get(p.url + f"/user/bob/{i}", timeout=30), range(36))
-            )
+        limits = httpx.Limits(max_connections=12)
+        with httpx.Client(timeout=30, limits=limits) as c, ThreadPoolExecutor(12) as ex:
+            results = list(ex.map(lambda i: c.get(p.url + f"/user/bob/{i}"), range(36)))
         assert all(r.status_code == 200 for r in results)
         assert len({r.json()["peer_port"] for r in results}) <= 2
     finally:

@@ -71,12 +71,14 @@ def render_profile_form(profiles: list[Profile], selected: str) -> str:
             + (f' <span class="text-muted">{details}</span>' if details else "")
             + "</label></div>"
         )
-    return '<fieldset class="labfleet-profiles"><legend>Server profile</legend>' + "".join(
-        rows
-    ) + "</fieldset>"
+    return (
+        '<fieldset class="labfleet-profiles"><legend>Server profile</legend>'
+        + "".join(rows)
+        + "</fieldset>"
+    )
 
 
-class ProfileChoiceMixin(HasTraits):  # type: ignore[misc]
+class ProfileChoiceMixin(HasTraits):
     """Spawner mixin: profile form, options parsing, enforcement, ``apply_profile`` hook.
 
     A HasTraits subclass, so its trait and ``@default`` handlers are set up when
