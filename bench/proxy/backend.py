@@ -17,10 +17,11 @@ import sys
 
 BIG_BYTES = 64 * 1024 * 1024
 _CHUNK = b"x" * (1 << 20)
-_SMALL = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!"
+_SMALL = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!"
+_BIG_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
 )
-_BIG_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 _CHUNK_FRAME = b"%x\r\n" % len(_CHUNK) + _CHUNK + b"\r\n"
 
 
@@ -29,6 +30,7 @@ class Backend(asyncio.Protocol):
         self.buf = b""
         self.transport: asyncio.Transport | None = None
         self.paused: asyncio.Event | None = None
+        self.task: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -51,7 +53,7 @@ class Backend(asyncio.Protocol):
             buf = buf[end + 4 :]
             line = head.split(b"\r\n", 1)[0]
             if b"/big" in line:
-                asyncio.ensure_future(self.send_big())
+                self.task = asyncio.ensure_future(self.send_big())
             else:
                 assert self.transport is not None
                 self.transport.write(_SMALL)

@@ -98,7 +98,13 @@ def run_hub(
             "load_roles": [
                 {
                     "name": "labfleet-test-admin",
-                    "scopes": ["admin:users", "admin:servers", "admin:groups", "admin-ui"],
+                    "scopes": [
+                        "admin:users",
+                        "admin:servers",
+                        "admin:groups",
+                        "admin:auth_state",
+                        "admin-ui",
+                    ],
                     "services": ["labfleet-test"],
                 }
             ],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from labfleet.auth.settings import build_auth_settings
 from labfleet.config.auth import AuthSection
 from labfleet.hub.runtime import Runtime
@@ -40,3 +42,96 @@ def test_dummy_allows_all_only_without_an_allow_list() -> None:
     )
     assert restricted["Authenticator"]["allow_all"] is False
     assert restricted["DemoAuthenticator"]["shared_password"] == "pw"
+
+
+def _auth(data: dict[str, object]) -> AuthSection:
+    return AuthSection.model_validate(data)
+
+
+IAP = {"kind": "iap", "iap": {"audience": "/projects/1/global/backendServices/2"}}
+GITHUB = {"kind": "github", "github": {"client_id": "id", "client_secret": "env:GH"}}
+GOOGLE = {"kind": "google", "google": {"client_id": "id", "client_secret": "file:/run/s"}}
+OIDC = {
+    "kind": "oidc",
+    "oidc": {"issuer": "https://idp.example", "client_id": "id", "client_secret": "x"},
+}
+
+
+@pytest.mark.parametrize("base", [IAP, GITHUB, GOOGLE, OIDC])
+def test_every_non_demo_kind_needs_an_explicit_allow_rule(base: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="explicit allow rule"):
+        _auth(base)
+    assert _auth({**base, "allow_all": True}).allow_all
+    assert _auth({**base, "allowed_users": ["ann"]}).allowed_users == ["ann"]
+
+
+def test_iap_settings() -> None:
+    auth = _auth({**IAP, "allowed_domains": ["Example.org"], "admin_users": ["Boss@Example.org"]})
+    settings = build_auth_settings(auth, RUNTIME)
+    assert settings["JupyterHub"]["authenticator_class"] == "labfleet.auth.iap.IapAuthenticator"
+    assert settings["Authenticator"]["auto_login"] is True
+    assert settings["Authenticator"]["admin_users"] == ["boss@example.org"]
+    iap = settings["IapAuthenticator"]
+    assert iap["audience"] == "/projects/1/global/backendServices/2"
+    assert iap["allowed_domains"] == ["example.org"]
+    assert iap["jwks"].startswith("https://www.gstatic.com/")
+
+
+def test_github_settings() -> None:
+    auth = _auth(
+        {
+            **GITHUB,
+            "github": {
+                **GITHUB["github"],  # type: ignore[dict-item]
+                "url": "https://ghe.example",
+                "allowed_organizations": ["Acme", "acme:ML"],
+                "denied_organizations": ["evil"],
+                "uid_from_id": True,
+            },
+            "admin_groups": ["acme:admins"],
+        }
+    )
+    settings = build_auth_settings(auth, RUNTIME)
+    github = settings["GitHubAuthenticator"]
+    assert github["client_secret"] == "env:GH"  # resolved inside the hub, not here
+    assert github["github_url"] == "https://ghe.example"
+    assert github["allowed_organizations"] == ["acme", "acme:ml"]
+    assert github["manage_groups"] is True and github["admin_groups"] == ["acme:admins"]
+    assert list(github).index("manage_groups") < list(github).index("admin_groups")
+    assert settings["Authenticator"]["enable_auth_state"] is True
+
+
+def test_google_and_oidc_settings() -> None:
+    google = build_auth_settings(_auth({**GOOGLE, "allowed_domains": ["corp.example"]}), RUNTIME)
+    assert google["GoogleAuthenticator"]["hosted_domain"] == ["corp.example"]
+    assert google["GoogleAuthenticator"]["strip_domain"] is False
+    oidc_auth = _auth(
+        {**OIDC, "oidc": {**OIDC["oidc"], "groups_claim": "groups"}, "allowed_groups": ["staff"]}  # type: ignore[dict-item]
+    )
+    oidc = build_auth_settings(oidc_auth, RUNTIME)["OidcAuthenticator"]
+    assert oidc["auth_state_groups_key"] == "oauth_user.groups"
+    assert oidc["allowed_groups"] == ["staff"] and oidc["manage_groups"] is True
+    assert "authorize_url" not in oidc  # discovered from the issuer
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"kind": "iap", "allow_all": True}, "audience"),
+        ({"kind": "github", "allow_all": True}, "client_id"),
+        ({**OIDC, "oidc": {"client_id": "a", "client_secret": "b"}, "allow_all": True}, "issuer"),
+        ({"kind": "password", "allowed_domains": ["a.com"]}, "allowed_domains"),
+        ({"kind": "iap", "iap": {"audience": "x"}, "allowed_groups": ["g"]}, "allowed_groups"),
+        ({**IAP, "allowed_domains": ["not a domain"]}, "domain"),
+        ({**GITHUB, "github": {**GITHUB["github"], "allowed_organizations": ["a b"]}}, "org"),  # type: ignore[dict-item]
+        (
+            {**GOOGLE, "google": {**GOOGLE["google"], "strip_domain": True}, "allow_all": True},
+            "strip_domain",
+        ),  # type: ignore[dict-item]
+        ({**IAP, "iap": {"audience": "x", "leeway": 3600}, "allow_all": True}, "leeway"),
+        ({**IAP, "typo": 1}, "typo"),
+    ],
+)
+def test_config_errors_name_the_key(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _auth(data)

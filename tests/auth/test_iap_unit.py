@@ -11,12 +11,12 @@ from jwt_keys import AUDIENCE, ISSUER, SigningKey, jwks_document, unsigned_token
 
 from labfleet.auth.email_identity import EmailRules, Refused, decide, username_from_email
 from labfleet.auth.iap import (
-    RedactTokens,
     assertion_kid,
     read_assertion,
     verify_claims,
 )
 from labfleet.auth.jwks import JwksError, KeySet, check_location, parse_jwks
+from labfleet.auth.log_redaction import RedactSecrets, redact
 from labfleet.config.auth import AuthSection
 
 KEY = SigningKey("k1")
@@ -185,6 +185,13 @@ def test_iap_requires_an_allow_rule_and_audience() -> None:
 def test_redaction_filter_removes_tokens() -> None:
     token = KEY.token("a@a.com")
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "headers: %s", (token,), None)
-    RedactTokens().filter(record)
+    RedactSecrets().filter(record)
     assert token not in record.getMessage()
     assert "[secret]" in record.getMessage()
+
+
+def test_redaction_of_query_secrets() -> None:
+    line = "403 GET /hub/oauth_callback?code=abc123&state=eyJzdGF0ZSI6IDF9 (127.0.0.1): refused"
+    cleaned = redact(line)
+    assert "abc123" not in cleaned and "eyJzdGF0ZSI6IDF9" not in cleaned
+    assert cleaned.startswith("403 GET /hub/oauth_callback?code=[secret]&state=[secret]")

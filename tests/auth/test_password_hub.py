@@ -150,3 +150,18 @@ def test_log_has_no_passwords(hub: RunningHub) -> None:
     log = hub.log()
     assert PASSWORD not in log
     assert "wrong password" not in log
+
+
+@pytest.mark.parametrize("name", ["-rf", "../x", "a b", "a\nb", "\u0430lice", "x" * 200])
+def test_admin_api_refuses_hostile_names(hub: RunningHub, name: str) -> None:
+    with hub.api() as api:
+        response = api.post("/users", json={"usernames": [name]})
+        assert response.status_code == 400, response.text
+        assert all(user["name"] != name for user in api.get("/users").json())
+
+
+def test_admin_api_normalises_names(hub: RunningHub) -> None:
+    with hub.api() as api:
+        response = api.post("/users", json={"usernames": ["Erin "]})
+        assert response.status_code == 201
+        assert [user["name"] for user in response.json()] == ["erin"]

@@ -9,6 +9,7 @@ a route handler aborts (and records) any request that leaves 127.0.0.1.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,10 @@ from tests.support.platform import REPO, Platform, labfleet
 CHROMIUM = Path(os.environ.get("LABFLEET_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = REPO / "test-artifacts"
 PASSWORD = "correct horse battery staple"
+# per-run names: users' control groups are named after them machine-wide, so a fixed
+# name could collide with another platform (or test run) on the same machine
+_RUN = secrets.token_hex(3)
+USERS = {"runner": f"alice{_RUN}", "redirects": f"mallory{_RUN}"}
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -103,9 +108,13 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     base = tmp_path_factory.mktemp("e2e")
     config = write_config(base / "labfleet.yaml", "culling: {enabled: false}\n")
     started = Platform(data_dir=base / "data", config=config)
-    for name in ("alice", "mallory"):
+    for name in USERS.values():
         result = labfleet(
-            "users", "add", name, "--password-stdin", input=PASSWORD + "\n",
+            "users",
+            "add",
+            name,
+            "--password-stdin",
+            input=PASSWORD + "\n",
             data_dir=started.data_dir,
         )
         assert result.returncode == 0, result.stderr
@@ -123,4 +132,3 @@ def login(page: Page, base_url: str, name: str, next_url: str | None = None) -> 
     page.locator("#username_input").fill(name)
     page.locator("#password_input").fill(PASSWORD)
     page.locator("#login_submit").click()
-

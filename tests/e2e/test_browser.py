@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.e2e.conftest import LoopbackGuard, login
+from tests.e2e.conftest import USERS, LoopbackGuard, login
 from tests.support.platform import Platform
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -51,8 +51,8 @@ def test_login_spawn_lab_run_cell(
     page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
     page.on("websocket", lambda ws: console.append(f"websocket: {ws.url}"))
     try:
-        login(page, platform.url, "alice")
-        _start_from_spawn_page(page, "alice")
+        login(page, platform.url, USERS["runner"])
+        _start_from_spawn_page(page, USERS["runner"])
         assert urlsplit(page.url).netloc == urlsplit(platform.url).netloc
 
         # JupyterLab is up: its launcher offers a Python notebook
@@ -107,7 +107,9 @@ def _assert_on_hub(page: Page, platform: Platform, guard: LoopbackGuard, bad: st
 
 @pytest.mark.parametrize("bad", HOSTILE_NEXT)
 def test_login_next_stays_on_hub_origin(
-    platform: Platform, browser: tuple[BrowserContext, LoopbackGuard], bad: str,
+    platform: Platform,
+    browser: tuple[BrowserContext, LoopbackGuard],
+    bad: str,
     artifacts_dir: Path,
 ) -> None:
     """Logging in with, and then visiting as a logged-in user, a hostile ``next=``."""
@@ -119,7 +121,7 @@ def test_login_next_stays_on_hub_origin(
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     try:
         # mallory has no server: the default after login is the hub's own pages
-        login(page, platform.url, "mallory", next_url=bad)
+        login(page, platform.url, USERS["redirects"], next_url=bad)
         page.wait_for_load_state("load")
         _assert_on_hub(page, platform, guard, bad)
         assert "/hub/login" not in urlsplit(page.url).path, "login with a hostile next= failed"

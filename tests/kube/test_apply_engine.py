@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.kube.double import KubeDouble, running_double
 from lightkube import Client
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.types import PatchType
@@ -39,8 +38,10 @@ from labfleet.kube.apply import (
 from labfleet.kube.apply.inventory import inventory_ref, parse_inventory
 from labfleet.kube.apply.refs import ObjectRef
 from labfleet.kube.apply.resources import resource_class
+from labfleet.kube.apply.results import Event, Waiting
 from labfleet.kube.hub_secret import generate_hub_secrets
 from labfleet.kube.render import render_objects
+from tests.kube.double import KubeDouble, running_double
 
 NS = "lab"
 BASE = f"""
@@ -100,12 +101,22 @@ def test_apply_reapply_change_prune_destroy(double: KubeDouble, cluster: Cluster
     assert len(before.changes) == len(first) + 1  # + the inventory
 
     lines: list[str] = []
-    result = apply(cluster, first, poll=0.1, timeout=60, on_event=lambda e: lines.append(event_line(e) or ""))
+
+    def progress(event: Event) -> None:
+        lines.append(event_line(event) or "")
+        if isinstance(event, Waiting) and not event.state.done:
+            double.controller.pods_start = True  # pods start once we have seen them wait
+
+    double.controller.pods_start = False
+    result = apply(cluster, first, poll=0.1, timeout=60, on_event=progress)
     assert len(result.of(Action.CREATE)) == len(first) + 1
     assert result.rollout is not None and result.rollout.ready
     assert any(line.startswith("waiting for deployment/lab-hub: 0/1 ready (") for line in lines)
     assert "deployment/lab-hub: 1/1 ready" in "\n".join(lines)
-    assert result.endpoint is not None and "port-forward service/lab-proxy-public" in result.endpoint.hint
+    assert (
+        result.endpoint is not None
+        and "port-forward service/lab-proxy-public" in result.endpoint.hint
+    )
     assert "reach the hub at" in apply_summary(result)
 
     hub = double.get("apps/v1", "Deployment", "lab-hub", NS)
@@ -133,7 +144,9 @@ def test_apply_reapply_change_prune_destroy(double: KubeDouble, cluster: Cluster
     proposal = plan(cluster, changed)
     updates = {str(c.ref): c for c in proposal.of(Action.UPDATE)}
     assert "deployment/lab-hub -n lab" in updates
-    image_changes = [f for f in updates["deployment/lab-hub -n lab"].fields if f.path.endswith(".image")]
+    image_changes = [
+        f for f in updates["deployment/lab-hub -n lab"].fields if f.path.endswith(".image")
+    ]
     assert image_changes and image_changes[0].after == "ghcr.io/labfleet/hub:0.2.0"
     assert image_changes[0].before == "ghcr.io/labfleet/hub:0.1.0"
     pruned = {c.ref.name for c in proposal.of(Action.PRUNE)}
@@ -210,7 +223,12 @@ def test_conflict_with_another_manager_stops_unless_forced(
     other_manager(kubeconfig, "ops-script").patch(
         resource_class("apps/v1", "Deployment"),
         "lab-hub",
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "lab-hub"}, "spec": {"replicas": 3}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "lab-hub"},
+            "spec": {"replicas": 3},
+        },
         namespace=NS,
         patch_type=PatchType.APPLY,
         force=True,
@@ -239,14 +257,20 @@ def test_rollout_that_never_finishes_reports_progress_and_times_out(
     double.controller.pods_start = False
     lines: list[str] = []
     result = apply(
-        cluster, render(), poll=0.1, timeout=1.0, on_event=lambda e: lines.append(event_line(e) or "")
+        cluster,
+        render(),
+        poll=0.1,
+        timeout=1.0,
+        on_event=lambda e: lines.append(event_line(e) or ""),
     )
     assert result.rollout is not None and result.rollout.timed_out and not result.rollout.ready
     assert "waiting for deployment/lab-hub: 0/1 ready" in "\n".join(lines)
     assert "rollout did not finish in time" in apply_summary(result)
 
 
-def test_prune_only_touches_what_we_own(double: KubeDouble, cluster: Cluster, kubeconfig: Path) -> None:
+def test_prune_only_touches_what_we_own(
+    double: KubeDouble, cluster: Cluster, kubeconfig: Path
+) -> None:
     apply(cluster, render(), wait=False)
     foreign = {
         "apiVersion": "v1",
@@ -254,17 +278,24 @@ def test_prune_only_touches_what_we_own(double: KubeDouble, cluster: Cluster, ku
         "metadata": {"name": "someone-elses", "namespace": NS},
         "data": {"a": "b"},
     }
-    other_manager(kubeconfig, "kubectl").create(resource_class("v1", "ConfigMap").from_dict(foreign))
+    other_manager(kubeconfig, "kubectl").create(
+        resource_class("v1", "ConfigMap").from_dict(foreign)
+    )
     # An object labelled ours but for another instance is not ours either.
     other_instance = {
         **foreign,
         "metadata": {
             "name": "other-instance",
             "namespace": NS,
-            "labels": {"app.kubernetes.io/managed-by": "labfleet", "app.kubernetes.io/instance": "other"},
+            "labels": {
+                "app.kubernetes.io/managed-by": "labfleet",
+                "app.kubernetes.io/instance": "other",
+            },
         },
     }
-    other_manager(kubeconfig, "kubectl").create(resource_class("v1", "ConfigMap").from_dict(other_instance))
+    other_manager(kubeconfig, "kubectl").create(
+        resource_class("v1", "ConfigMap").from_dict(other_instance)
+    )
     result = apply(cluster, render(CHANGED), wait=False)
     assert {r.kind for r in result.pruned} == {"NetworkPolicy"}
     assert double.get("v1", "ConfigMap", "someone-elses", NS) is not None
@@ -296,7 +327,9 @@ def test_object_dropped_from_render_but_relabelled_is_not_pruned(
 
 def test_server_rejection_names_the_object(double: KubeDouble, cluster: Cluster) -> None:
     manifests = render()
-    hub = next(m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["name"] == "lab-hub")
+    hub = next(
+        m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["name"] == "lab-hub"
+    )
     hub["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = "Sometimes"
     hub["spec"]["template"]["spec"]["containers"][0]["bogusField"] = True
     with pytest.raises(ClusterError) as caught:

@@ -52,7 +52,9 @@ def _containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def restricted_violations(spec: dict[str, Any], annotations: dict[str, str] | None = None) -> list[str]:
+def restricted_violations(
+    spec: dict[str, Any], annotations: dict[str, str] | None = None
+) -> list[str]:
     """Every Pod Security "restricted" violation of a pod spec (empty list: compliant)."""
     problems: list[str] = []
     pod_sc = spec.get("securityContext") or {}
@@ -180,11 +182,13 @@ BREAKAGES: dict[str, Callable[[dict[str, Any]], None]] = {
     "root-user": lambda s: _first(s).update(runAsUser=0),
     "root-allowed": lambda s: _first(s).update(runAsNonRoot=False),
     "no-non-root-anywhere": lambda s: (
-        _first(s).pop("runAsNonRoot"), s["securityContext"].pop("runAsNonRoot")
+        _first(s).pop("runAsNonRoot"),
+        s["securityContext"].pop("runAsNonRoot"),
     ),
     "seccomp-unconfined": lambda s: _first(s).update(seccompProfile={"type": "Unconfined"}),
     "no-seccomp-anywhere": lambda s: (
-        _first(s).pop("seccompProfile"), s["securityContext"].pop("seccompProfile")
+        _first(s).pop("seccompProfile"),
+        s["securityContext"].pop("seccompProfile"),
     ),
     "host-network": lambda s: s.update(hostNetwork=True),
     "host-pid": lambda s: s.update(hostPID=True),
@@ -197,11 +201,15 @@ BREAKAGES: dict[str, Callable[[dict[str, Any]], None]] = {
         sysctls=[{"name": "kernel.msgmax", "value": "1"}]
     ),
     "windows-host-process": lambda s: _first(s).update(windowsOptions={"hostProcess": True}),
-    "privileged-init": lambda s: s.update(initContainers=[{
-        "name": "block-metadata",
-        "image": "busybox",
-        "securityContext": {"privileged": True, "capabilities": {"add": ["NET_ADMIN"]}},
-    }]),
+    "privileged-init": lambda s: s.update(
+        initContainers=[
+            {
+                "name": "block-metadata",
+                "image": "busybox",
+                "securityContext": {"privileged": True, "capabilities": {"add": ["NET_ADMIN"]}},
+            }
+        ]
+    ),
 }
 
 

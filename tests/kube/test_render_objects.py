@@ -158,8 +158,12 @@ def test_configmap_round_trips_to_the_same_config(example: str) -> None:
 
 def test_postgres_url_comes_from_the_named_secret_and_no_pvc() -> None:
     objects = render_example("google-hardened")
-    assert "PersistentVolumeClaim" not in kinds([o for o in objects if "hub" in o["metadata"]["name"]])
-    container = one(objects, "Deployment", "datalab-hub")["spec"]["template"]["spec"]["containers"][0]
+    assert "PersistentVolumeClaim" not in kinds(
+        [o for o in objects if "hub" in o["metadata"]["name"]]
+    )
+    container = one(objects, "Deployment", "datalab-hub")["spec"]["template"]["spec"]["containers"][
+        0
+    ]
     assert env_of(container)[DB_URL_ENV] == {"secretKeyRef": {"name": "datalab-db", "key": "url"}}
     assert "--upgrade-db" not in container["command"]
 
@@ -212,7 +216,10 @@ def test_hub_settings_point_at_services_and_keep_pods_on_restart() -> None:
     assert settings["JupyterHub"]["hub_connect_url"] == "http://labfleet-hub.labfleet.svc:8081"
     assert settings["JupyterHub"]["cleanup_servers"] is False
     proxy = settings["ConfigurableHTTPProxy"]
-    assert proxy == {"api_url": "http://labfleet-proxy-api.labfleet.svc:8001", "should_start": False}
+    assert proxy == {
+        "api_url": "http://labfleet-proxy-api.labfleet.svc:8001",
+        "should_start": False,
+    }
 
 
 # -- proxy -----------------------------------------------------------------------------------

@@ -73,51 +73,57 @@ CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("cloud.google.com/v1", "BackendConfig"): _crd(
         "cloud.google.com/v1",
         "BackendConfig",
-        _obj({
-            "iap": _obj(
-                {
-                    "enabled": {"type": "boolean"},
-                    "oauthclientCredentials": _obj(
-                        {"secretName": {"type": "string"}}, ["secretName"]
-                    ),
-                },
-                ["enabled"],
-            ),
-            "healthCheck": _obj({
-                "checkIntervalSec": _INT,
-                "timeoutSec": _INT,
-                "healthyThreshold": _INT,
-                "unhealthyThreshold": _INT,
-                "type": {"type": "string", "enum": ["HTTP", "HTTPS", "HTTP2"]},
-                "requestPath": {"type": "string", "pattern": "^/"},
-                "port": _INT,
-            }),
-            "timeoutSec": {"type": "integer", "minimum": 1},
-        }),
+        _obj(
+            {
+                "iap": _obj(
+                    {
+                        "enabled": {"type": "boolean"},
+                        "oauthclientCredentials": _obj(
+                            {"secretName": {"type": "string"}}, ["secretName"]
+                        ),
+                    },
+                    ["enabled"],
+                ),
+                "healthCheck": _obj(
+                    {
+                        "checkIntervalSec": _INT,
+                        "timeoutSec": _INT,
+                        "healthyThreshold": _INT,
+                        "unhealthyThreshold": _INT,
+                        "type": {"type": "string", "enum": ["HTTP", "HTTPS", "HTTP2"]},
+                        "requestPath": {"type": "string", "pattern": "^/"},
+                        "port": _INT,
+                    }
+                ),
+                "timeoutSec": {"type": "integer", "minimum": 1},
+            }
+        ),
     ),
     # ingress-gce: frontendconfig v1beta1 CRD
     ("networking.gke.io/v1beta1", "FrontendConfig"): _crd(
         "networking.gke.io/v1beta1",
         "FrontendConfig",
-        _obj({
-            "redirectToHttps": _obj(
-                {
-                    "enabled": {"type": "boolean"},
-                    "responseCodeName": {
-                        "type": "string",
-                        "enum": [
-                            "MOVED_PERMANENTLY_DEFAULT",
-                            "FOUND",
-                            "SEE_OTHER",
-                            "TEMPORARY_REDIRECT",
-                            "PERMANENT_REDIRECT",
-                        ],
+        _obj(
+            {
+                "redirectToHttps": _obj(
+                    {
+                        "enabled": {"type": "boolean"},
+                        "responseCodeName": {
+                            "type": "string",
+                            "enum": [
+                                "MOVED_PERMANENTLY_DEFAULT",
+                                "FOUND",
+                                "SEE_OTHER",
+                                "TEMPORARY_REDIRECT",
+                                "PERMANENT_REDIRECT",
+                            ],
+                        },
                     },
-                },
-                ["enabled"],
-            ),
-            "sslPolicy": {"type": "string"},
-        }),
+                    ["enabled"],
+                ),
+                "sslPolicy": {"type": "string"},
+            }
+        ),
     ),
     # github.com/GoogleCloudPlatform/gke-managed-certs: managedcertificates CRD (v1)
     ("networking.gke.io/v1", "ManagedCertificate"): _crd(
@@ -155,17 +161,23 @@ CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
                         ),
                         "solvers": {
                             "type": "array",
-                            "items": _obj({
-                                "http01": _obj({
-                                    "ingress": _obj({
-                                        "class": {"type": "string"},
-                                        "ingressClassName": {"type": "string"},
-                                        "name": {"type": "string"},
-                                        "serviceType": {"type": "string"},
-                                    })
-                                }),
-                                "selector": {"type": "object"},
-                            }),
+                            "items": _obj(
+                                {
+                                    "http01": _obj(
+                                        {
+                                            "ingress": _obj(
+                                                {
+                                                    "class": {"type": "string"},
+                                                    "ingressClassName": {"type": "string"},
+                                                    "name": {"type": "string"},
+                                                    "serviceType": {"type": "string"},
+                                                }
+                                            )
+                                        }
+                                    ),
+                                    "selector": {"type": "object"},
+                                }
+                            ),
                         },
                     },
                     ["server", "privateKeySecretRef"],
@@ -182,7 +194,9 @@ def _cached_schemas() -> Iterator[None]:
     from kubernetes_validate import utils
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(utils, "schema_contents", functools.lru_cache(maxsize=None)(utils.schema_contents))
+        patch.setattr(
+            utils, "schema_contents", functools.lru_cache(maxsize=None)(utils.schema_contents)
+        )
         yield
 
 
@@ -204,7 +218,9 @@ def test_every_rendered_object_validates(example: str, version: str) -> None:
             validate(obj, version)
         except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as exc:
             where = "/".join(str(p) for p in exc.absolute_path)
-            pytest.fail(f"{example} {obj['kind']}/{obj['metadata']['name']} at {where}: {exc.message}")
+            pytest.fail(
+                f"{example} {obj['kind']}/{obj['metadata']['name']} at {where}: {exc.message}"
+            )
 
 
 @pytest.mark.parametrize("example", example_ids())

@@ -17,7 +17,7 @@ from traitlets import Unicode
 from labfleet.config.profiles import Profile
 from labfleet.spawn.profile_form import ProfileChoiceMixin
 
-HERE = Path(__file__).resolve().parent
+TINY_SERVER = Path(__file__).resolve().parents[1] / "auth" / "tiny_server.py"
 
 
 class PolicyTestSpawner(ProfileChoiceMixin, SimpleLocalProcessSpawner):  # type: ignore[misc]
@@ -25,7 +25,7 @@ class PolicyTestSpawner(ProfileChoiceMixin, SimpleLocalProcessSpawner):  # type:
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.cmd = [sys.executable, str(HERE / "tiny_server.py")]
+        self.cmd = [sys.executable, str(TINY_SERVER)]
 
     def apply_profile(self, profile: Profile) -> None:
         self.environment = {**self.environment, "LABFLEET_PROFILE": profile.slug}

@@ -104,7 +104,7 @@ class Release(web.RequestHandler):
         self.write({"released": True})
 
 
-class Echo_WS(websocket.WebSocketHandler):  # noqa: N801
+class Echo_WS(websocket.WebSocketHandler):
     def open(self, *args: str) -> None:
         self.write_message(json.dumps({"server": NAME, "uri": self.request.uri}))
 

@@ -72,15 +72,17 @@ class Proxy:
             env["CONFIGPROXY_AUTH_TOKEN"] = token
         self.args = [
             PROXY_BIN,
-            "--ip", "127.0.0.1",
-            "--port", str(self.port),
-            "--api-ip", "127.0.0.1",
-            "--api-port", str(self.api_port),
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--api-ip",
+            "127.0.0.1",
+            "--api-port",
+            str(self.api_port),
             *extra,
         ]
-        self.proc = subprocess.Popen(
-            self.args, env=env, stderr=subprocess.PIPE, text=True
-        )
+        self.proc = subprocess.Popen(self.args, env=env, stderr=subprocess.PIPE, text=True)
         self.url = f"http://127.0.0.1:{self.port}"
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         if wait:
@@ -91,8 +93,12 @@ class Proxy:
         headers = kw.pop("headers", {"Authorization": f"token {TOKEN}"})
         content = json.dumps(body) if body is not None else None
         return httpx.request(
-            method, f"{self.api_url}/api/routes{path}", headers=headers, content=content,
-            timeout=10, **kw,
+            method,
+            f"{self.api_url}/api/routes{path}",
+            headers=headers,
+            content=content,
+            timeout=10,
+            **kw,
         )
 
     def add(self, path: str, target: str, **data: Any) -> None:

@@ -85,8 +85,13 @@ def test_crud_like_chp(proxy: Proxy, backends: dict[str, Backend]) -> None:
 
 @pytest.mark.parametrize(
     ("body", "status"),
-    [(b"not json", 400), (b"[1]", 400), (b'{"target": 5}', 400), (b"{}", 400),
-     (b'{"target": "gopher://x"}', 400)],
+    [
+        (b"not json", 400),
+        (b"[1]", 400),
+        (b'{"target": 5}', 400),
+        (b"{}", 400),
+        (b'{"target": "gopher://x"}', 400),
+    ],
 )
 def test_post_validation(proxy: Proxy, body: bytes, status: int) -> None:
     r = httpx.post(
@@ -154,7 +159,9 @@ def test_metrics_count_requests_and_route_bytes(proxy: Proxy) -> None:
         line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
     )
     assert float(lines["labfleet_proxy_requests_total"]) >= 1
-    assert float(lines['labfleet_proxy_route_bytes_total{route="/user/bob",direction="in"}']) >= 1000
+    assert (
+        float(lines['labfleet_proxy_route_bytes_total{route="/user/bob",direction="in"}']) >= 1000
+    )
     assert float(lines['labfleet_proxy_route_bytes_total{route="/user/bob",direction="out"}']) > 0
     assert "labfleet_proxy_active_connections" in lines
 

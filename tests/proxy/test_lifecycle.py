@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import TOKEN, Backend, Proxy
+from .conftest import TOKEN, Backend, Proxy, free_port
 
 
 def _metric(p: Proxy, name: str) -> float:
@@ -30,24 +30,44 @@ def test_every_flag_jupyterhub_passes_plus_unknown_ones(
 ) -> None:
     """The command line JupyterHub builds, CHP-only extras, and a flag nobody has."""
     pid_file = tmp_path / "proxy.pid"
+    metrics_port = free_port()
     p = Proxy(
-        "--error-target", backends["hub"].url + "/hub/error",
-        "--log-level", "debug",
-        "--timeout", "60000",
-        "--proxy-timeout", "60000",
-        "--keep-alive-timeout", "5000",
-        "--pid-file", str(pid_file),
-        "--custom-header", "X-Test: yes",
-        "--ssl-protocol", "TLSv1_2",
-        "--redirect-port", "0",
+        "--metrics-ip",
+        "127.0.0.1",
+        "--metrics-port",
+        str(metrics_port),
+        "--error-target",
+        backends["hub"].url + "/hub/error",
+        "--log-level",
+        "debug",
+        "--timeout",
+        "60000",
+        "--proxy-timeout",
+        "60000",
+        "--keep-alive-timeout",
+        "5000",
+        "--pid-file",
+        str(pid_file),
+        "--custom-header",
+        "X-Test: yes",
+        "--ssl-protocol",
+        "TLSv1_2",
+        "--redirect-port",
+        "0",
         "--auto-rewrite",
-        "--no-such-flag", "value",
+        "--no-such-flag",
+        "value",
     )
     try:
         p.add("/user/alice", backends["alice"].url)
         r = httpx.get(p.url + "/user/alice/x")
         assert ["X-Test", "yes"] in r.json()["headers"]
         assert pid_file.read_text() == str(p.proc.pid)
+        # --metrics-port serves /metrics without a token (CHP's metrics server), nothing else
+        r = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert r.status_code == 200 and "labfleet_proxy_requests_total" in r.text
+        r = httpx.get(f"http://127.0.0.1:{metrics_port}/api/routes")
+        assert r.status_code == 403
     finally:
         err = p.stop()
     assert "--no-such-flag" in err
@@ -57,10 +77,26 @@ def test_every_flag_jupyterhub_passes_plus_unknown_ones(
 def _self_signed(tmp_path: Path) -> tuple[str, str]:
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     return str(key), str(cert)
 

@@ -13,40 +13,37 @@ import pytest
 
 from .conftest import Backend, Proxy, raw_exchange, read_response
 
+_A = b"POST /user/alice/ HTTP/1.1\r\nHost: x\r\n"
+_G = b"GET /user/alice/ HTTP/1.1\r\nHost: x\r\n"
+_TE = b"Transfer-Encoding: chunked\r\n"
+
 # Each of these is a request that two HTTP parsers could frame differently.
 SMUGGLING = {
-    "cl_and_te": b"POST /user/alice/ HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
-    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /user/bob/ HTTP/1.1\r\nHost: x\r\n\r\n",
-    "duplicate_cl_same": b"POST /user/alice/ HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
-    b"Content-Length: 3\r\n\r\nabc",
-    "duplicate_cl_differs": b"POST /user/alice/ HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
-    b"Content-Length: 40\r\n\r\nabc",
-    "cl_list": b"POST /user/alice/ HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc",
-    "cl_plus": b"POST /user/alice/ HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc",
-    "te_obfuscated": b"POST /user/alice/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n",
-    "te_list": b"POST /user/alice/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
-    "te_twice": b"POST /user/alice/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-    "te_http10": b"POST /user/alice/ HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-    "space_before_colon": b"GET /user/alice/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n",
-    "obs_fold": b"GET /user/alice/ HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
-    "bare_cr_value": b"GET /user/alice/ HTTP/1.1\r\nHost: x\r\nX-A: a\rTransfer-Encoding: chunked\r\n\r\n",
-    "bare_lf_value": b"GET /user/alice/ HTTP/1.1\r\nHost: x\r\nX-A: a\nX-B: b\r\n\r\n",
-    "nul_value": b"GET /user/alice/ HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
-    "duplicate_host": b"GET /user/alice/ HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+    "cl_and_te": _A + b"Content-Length: 4\r\n" + _TE + b"\r\n0\r\n\r\n"
+    b"GET /user/bob/ HTTP/1.1\r\nHost: x\r\n\r\n",
+    "duplicate_cl_same": _A + b"Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+    "duplicate_cl_differs": _A + b"Content-Length: 3\r\nContent-Length: 40\r\n\r\nabc",
+    "cl_list": _A + b"Content-Length: 3, 3\r\n\r\nabc",
+    "cl_plus": _A + b"Content-Length: +3\r\n\r\nabc",
+    "te_obfuscated": _A + b"Transfer-Encoding: xchunked\r\n\r\n",
+    "te_list": _A + b"Transfer-Encoding: gzip, chunked\r\n\r\n",
+    "te_twice": _A + _TE + _TE + b"\r\n0\r\n\r\n",
+    "te_http10": b"POST /user/alice/ HTTP/1.0\r\n" + _TE + b"\r\n0\r\n\r\n",
+    "space_before_colon": _G + b"Transfer-Encoding : chunked\r\n\r\n",
+    "obs_fold": _G + b"X-A: a\r\n b\r\n\r\n",
+    "bare_cr_value": _G + b"X-A: a\rTransfer-Encoding: chunked\r\n\r\n",
+    "bare_lf_value": _G + b"X-A: a\nX-B: b\r\n\r\n",
+    "nul_value": _G + b"X-A: a\x00b\r\n\r\n",
+    "duplicate_host": _G + b"Host: y\r\n\r\n",
     "missing_host": b"GET /user/alice/ HTTP/1.1\r\nX-A: a\r\n\r\n",
     "bad_request_line": b"GET  /user/alice/ HTTP/1.1\r\nHost: x\r\n\r\n",
     "bad_version": b"GET /user/alice/ HTTP/1.x\r\nHost: x\r\n\r\n",
-    "non_ascii_target": "GET /user/alice/é HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+    "non_ascii_target": "GET /user/alice/\u00e9 HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
     "lf_only": b"GET /user/alice/ HTTP/1.1\nHost: x\n\n",
-    "bad_chunk_size": b"POST /user/alice/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    b"zz\r\nabc\r\n0\r\n\r\n",
-    "chunk_size_overflow": b"POST /user/alice/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-    b"\r\n10000000000000000\r\n",
-    "chunk_longer_than_size": b"POST /user/alice/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
-    b"\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n",
-    "chunk_bare_lf": b"POST /user/alice/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    b"3\nabc\r\n0\r\n\r\n",
+    "bad_chunk_size": _A + _TE + b"\r\nzz\r\nabc\r\n0\r\n\r\n",
+    "chunk_size_overflow": _A + _TE + b"\r\n10000000000000000\r\n",
+    "chunk_longer_than_size": _A + _TE + b"\r\n3\r\nabcdef\r\n0\r\n\r\n",
+    "chunk_bare_lf": _A + _TE + b"\r\n3\nabc\r\n0\r\n\r\n",
 }
 
 
@@ -104,7 +101,7 @@ def test_chunked_request_body_is_forwarded(proxy: Proxy) -> None:
 
 def test_chunked_response_is_streamed(proxy: Proxy) -> None:
     n = 3_000_017
-    with httpx.stream("GET", proxy.url + "/user/bob/stream/%d" % n, timeout=30) as r:
+    with httpx.stream("GET", proxy.url + f"/user/bob/stream/{n}", timeout=30) as r:
         assert r.headers["transfer-encoding"] == "chunked"
         data = b"".join(r.iter_bytes())
     block = bytes(range(256)) * 256
@@ -164,7 +161,9 @@ def test_target_down_gives_503_page(proxy: Proxy) -> None:
         proxy.add("/user/dead", f"http://127.0.0.1:{dead}")
         try:
             raw = raw_exchange(
-                proxy.port, b"GET /user/dead/<b>x</b> HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=30
+                proxy.port,
+                b"GET /user/dead/<b>x</b> HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                timeout=30,
             )
         finally:
             proxy.api("DELETE", "/user/dead")
@@ -208,7 +207,9 @@ def test_large_bodies_stream_without_buffering(backends: dict[str, Backend]) -> 
                 yield piece
 
         r = httpx.post(
-            p.url + "/user/alice/upload", content=gen(), timeout=120,
+            p.url + "/user/alice/upload",
+            content=gen(),
+            timeout=120,
             headers={"Content-Length": str(size)},
         )
         assert r.json()["len"] == size
@@ -293,4 +294,45 @@ def test_response_until_close_is_relayed(proxy: Proxy) -> None:
         assert b"Connection: close" in raw and raw.endswith(b"until the end")
     finally:
         proxy.api("DELETE", "/user/old")
+        srv.close()
+
+
+def test_stale_pooled_connection_is_retried_once(proxy: Proxy) -> None:
+    """A target that drops a kept-alive socket on its 2nd request: the proxy replays it."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    served: list[int] = []
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            first = True
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                if not first:
+                    return  # close without answering, like a server's idle timeout race
+                first = False
+                served.append(1)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    proxy.add("/user/flaky", f"http://127.0.0.1:{srv.getsockname()[1]}")
+    try:
+        with httpx.Client(timeout=30) as c:
+            for _ in range(3):
+                r = c.get(proxy.url + "/user/flaky/x")
+                assert (r.status_code, r.text) == (200, "ok")
+        assert len(served) == 3  # each answered on a fresh connection after a replay
+    finally:
+        proxy.api("DELETE", "/user/flaky")
         srv.close()

@@ -94,9 +94,7 @@ def test_encoded_traversal_inside_alice_stays_with_alice(proxy: Proxy) -> None:
     ],
 )
 def test_dot_segments_and_bad_encodings_are_refused(proxy: Proxy, path: str) -> None:
-    raw = raw_exchange(
-        proxy.port, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
-    )
+    raw = raw_exchange(proxy.port, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     assert raw.startswith(b"HTTP/1.1 400"), raw[:200]
     assert b'"server"' not in raw
 
@@ -146,13 +144,16 @@ def host_proxy(backends: dict[str, Backend]) -> Iterator[Proxy]:
 
 def test_host_routing_uses_the_real_host_only(host_proxy: Proxy) -> None:
     """BAD_INPUTS 45: Host picks the route; X-Forwarded-Host cannot."""
+
     def via(host: str, path: str, **headers: str) -> str:
         return server_of(get(host_proxy, path, headers={"Host": host, **headers}))
 
     assert via("alice.hub.example", "/user/alice/") == "alice"
     assert via("ALICE.hub.example:8443", "/user/alice/lab") == "alice"
     assert via("bob.hub.example", "/user/alice/") == "hub"
-    assert via("bob.hub.example", "/user/alice/", **{"X-Forwarded-Host": "alice.hub.example"}) == "hub"
+    assert (
+        via("bob.hub.example", "/user/alice/", **{"X-Forwarded-Host": "alice.hub.example"}) == "hub"
+    )
     assert via("hub.example", "/user/bob/") == "hub"
     r = host_proxy.api("GET")
     assert r.json()["/alice.hub.example/user/alice"]["host"] == "alice.hub.example"
@@ -171,7 +172,9 @@ def test_default_target_and_404(backends: dict[str, Backend]) -> None:
     try:
         assert server_of(get(p, "/anything")) == "bob"
         raw = raw_exchange(
-            q.port, b"GET /nothing/<script>alert(1)</script> HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            q.port,
+            b"GET /nothing/<script>alert(1)</script> HTTP/1.1\r\n"
+            b"Host: x\r\nConnection: close\r\n\r\n",
         )
         assert raw.startswith(b"HTTP/1.1 404")
         assert b"<script>" not in raw and b"&lt;script&gt;" in raw

@@ -68,14 +68,16 @@ class Platform:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"labfleet up exited {self.proc.returncode}:\n{self.log()}")
+                raise RuntimeError(
+                    f"labfleet up exited {self.proc.returncode}:\n{self.log()[-8000:]}"
+                )
             # "labfleet is up" is printed after /hub/health answers and before the banner
             if "labfleet is up at" in self.log() and self._healthy():
                 time.sleep(0.2)  # let the banner lines that follow reach the log
                 return self
             time.sleep(0.25)
         self.stop()
-        raise RuntimeError(f"labfleet up did not become healthy:\n{self.log()}")
+        raise RuntimeError(f"labfleet up did not become healthy:\n{self.log()[-8000:]}")
 
     def _healthy(self) -> bool:
         try:
@@ -84,7 +86,7 @@ class Platform:
             return False
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-8000:] if self.log_path else ""
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
 
     def stop(self, timeout: float = 60) -> int:
         if self.proc is None or self.proc.poll() is not None:

@@ -14,8 +14,6 @@ log lines carry the reason, never the token.
 
 from __future__ import annotations
 
-import logging
-import re
 from typing import Any
 
 import jwt
@@ -30,7 +28,6 @@ from labfleet.auth.normalizing import NormalizingAuthenticator
 IAP_HEADER = "x-goog-iap-jwt-assertion"
 IAP_ISSUER = "https://cloud.google.com/iap"
 _MAX_TOKEN = 16 * 1024
-_JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 
 
 def read_assertion(values: list[str]) -> str:
@@ -90,25 +87,6 @@ def verify_claims(
     return claims
 
 
-class RedactTokens(logging.Filter):
-    """Replace anything shaped like a JWT in a log record (e.g. JupyterHub's 500 header dump)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if _JWT_LIKE.search(message):
-            record.msg = _JWT_LIKE.sub("[secret]", message)
-            record.args = None
-        return True
-
-
-def install_token_redaction(*loggers: logging.Logger) -> None:
-    """Filter the loggers and their handlers (handler filters also see propagated records)."""
-    for logger in loggers:
-        for target in [logger, *logger.handlers]:
-            if not any(isinstance(f, RedactTokens) for f in target.filters):
-                target.addFilter(RedactTokens())
-
-
 class IapLoginHandler(BaseHandler):  # type: ignore[misc]
     """``/hub/login``: sign in from the header alone; there is no form."""
 
@@ -153,9 +131,6 @@ class IapAuthenticator(NormalizingAuthenticator):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._keys: KeySet | None = None
-        install_token_redaction(
-            logging.getLogger("tornado.access"), logging.getLogger("JupyterHub")
-        )
 
     @property
     def keys(self) -> KeySet:

@@ -12,11 +12,19 @@ from typing import Any
 
 from jupyterhub.auth import Authenticator
 
+from labfleet.auth.log_redaction import install_redaction
 from labfleet.auth.usernames import canonical_username, username_problem
 
 
 class NormalizingAuthenticator(Authenticator):  # type: ignore[misc]
-    """Authenticator whose usernames follow :mod:`labfleet.auth.usernames`."""
+    """Authenticator whose usernames follow :mod:`labfleet.auth.usernames`.
+
+    Also installs :mod:`labfleet.auth.log_redaction` on the hub's loggers.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        install_redaction()
 
     def normalize_username(self, username: str) -> str:
         name = canonical_username(username)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 
 class SecretError(ValueError):
@@ -32,3 +33,9 @@ def resolve_secret(value: str, environ: dict[str, str] | None = None) -> str:
             raise SecretError(f"secret file {path} is empty")
         return secret
     return value
+
+
+def resolve_client_secret(authenticator: Any) -> None:
+    """Replace an ``env:``/``file:`` reference in an OAuthenticator's ``client_secret``."""
+    if authenticator.client_secret:
+        authenticator.client_secret = resolve_secret(authenticator.client_secret)

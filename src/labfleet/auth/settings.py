@@ -139,10 +139,11 @@ def _oidc(auth: AuthSection, runtime: Runtime) -> Settings:
         "issuer": section.issuer or "",
         "scope": list(section.scopes),
         "username_claim": section.username_claim,
-        "groups_claim": section.groups_claim or "",
         "allowed_domains": list(auth.allowed_domains),
         "strip_domain": section.strip_domain,
     }
+    if section.groups_claim:
+        values["auth_state_groups_key"] = f"oauth_user.{section.groups_claim}"
     for key, value in (
         ("authorize_url", section.authorize_url),
         ("token_url", section.token_url),

@@ -8,11 +8,15 @@ the apply engine in :mod:`labfleet.kube.apply`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
 
 from labfleet.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, load_or_report
+from labfleet.config.model import FleetConfig
+from labfleet.kube.access import how_to_reach
 from labfleet.kube.hub_secret import generate_hub_secrets
 from labfleet.kube.render import file_name, render_objects, to_yaml
 
@@ -39,12 +43,35 @@ def register(subparsers: Any) -> None:
         _config_option(parser)
         parser.add_argument("--kubeconfig", metavar="FILE", help="default: in-cluster or ~/.kube")
         parser.add_argument("--context", metavar="NAME", help="kubeconfig context")
+        if name == "apply":
+            parser.add_argument(
+                "--no-prune",
+                dest="prune",
+                action="store_false",
+                help="keep objects that are no longer rendered",
+            )
+            parser.add_argument(
+                "--no-wait", dest="wait", action="store_false", help="do not wait for rollout"
+            )
+            parser.add_argument(
+                "--timeout",
+                type=float,
+                default=300.0,
+                metavar="SECONDS",
+                help="how long to wait for the rollout (default 300)",
+            )
+            parser.add_argument(
+                "--force-conflicts",
+                action="store_true",
+                help="take over fields another field manager changed",
+            )
         if name == "destroy":
             parser.add_argument(
                 "--delete-user-data",
                 action="store_true",
                 help="also delete users' volumes and the namespace holding them",
             )
+            parser.add_argument("--yes", action="store_true", help="do not ask; just destroy")
         parser.set_defaults(func=run_cluster_command)
 
 
@@ -57,13 +84,88 @@ _CLUSTER_COMMANDS = {
 
 
 def run_cluster_command(args: argparse.Namespace) -> int:
-    print(
-        f"error: `labfleet {args.command}` needs the apply engine (labfleet.kube.apply), "
-        "which is not available in this build; use `labfleet render -o DIR` and "
-        "`kubectl apply --server-side -f DIR` meanwhile",
-        file=sys.stderr,
-    )
-    return EXIT_FAILURE
+    """Render, connect, hand over to the apply engine; print its report."""
+    config = load_or_report(args.config)
+    if config is None:
+        return EXIT_BAD_INPUT
+    if args.command == "destroy" and not args.yes:
+        what = "everything labfleet owns" + (
+            ", users' volumes included" if args.delete_user_data else " (users' volumes kept)"
+        )
+        print(
+            f"error: destroy removes {what} in namespace {config.kubernetes.namespace}; "
+            "run again with --yes to confirm",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    return _run_engine(args, config)
+
+
+def _run_engine(args: argparse.Namespace, config: FleetConfig) -> int:
+    # Imported here: `render` must not need the engine's client stack.
+    from lightkube.core.exceptions import ConfigError as KubeConfigError
+
+    from labfleet.kube import apply as engine
+
+    objects = render_objects(config, generate_hub_secrets())
+    try:
+        target = engine.target_of(objects)
+        cluster = engine.Cluster(engine.connect(args.kubeconfig, args.context))
+        if args.command == "plan":
+            print(engine.plan_text(engine.plan(cluster, objects)))
+            return EXIT_OK
+        if args.command == "status":
+            fleet = engine.status(cluster, target)
+            print(engine.status_text(fleet))
+            return EXIT_OK if fleet.healthy else EXIT_FAILURE
+        if args.command == "destroy":
+            destroyed = engine.destroy(
+                cluster, target, delete_user_data=args.delete_user_data, on_event=_print_event
+            )
+            print(engine.destroy_summary(destroyed))
+            return EXIT_OK
+        result = engine.apply(
+            cluster,
+            objects,
+            prune=args.prune,
+            wait=args.wait,
+            timeout=args.timeout,
+            force_conflicts=args.force_conflicts,
+            on_event=_print_event,
+        )
+        print(engine.apply_summary(result))
+        if result.endpoint is None:
+            print(how_to_reach(config))
+        return EXIT_FAILURE if result.rollout is not None and not result.rollout.ready else EXIT_OK
+    except engine.ManifestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except engine.ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KubeConfigError as exc:
+        print(f"error: no usable kubeconfig: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except _transport_errors() as exc:
+        print(f"error: cannot reach the Kubernetes API: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """HTTP client errors (lightkube 1.x ships its own ``httpx2``; older ones use httpx)."""
+    errors: list[type[Exception]] = []
+    for module in ("httpx2", "httpx"):
+        with contextlib.suppress(ImportError):
+            errors.append(importlib.import_module(module).HTTPError)
+    return tuple(errors)
+
+
+def _print_event(event: Any) -> None:
+    from labfleet.kube.apply import event_line
+
+    line = event_line(event)
+    if line is not None:
+        print(line, flush=True)
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:

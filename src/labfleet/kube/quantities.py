@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from labfleet.config.kube import Resources
-from labfleet.config.units import format_size
 
 
 def cpu_quantity(cores: float) -> str:
@@ -13,8 +12,16 @@ def cpu_quantity(cores: float) -> str:
     return f"{max(1, round(cores * 1000))}m"
 
 
+_UNITS = (
+    ("Ei", 2**60), ("Pi", 2**50), ("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10),
+    ("E", 10**18), ("P", 10**15), ("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3),
+)  # fmt: skip
+
+
 def memory_quantity(size: int) -> str:
-    return format_size(size)
+    """Shortest exact spelling: ``2G`` rather than ``1953125Ki``, ``2Gi`` rather than bytes."""
+    candidates = [str(size)] + [f"{size // f}{u}" for u, f in _UNITS if size and size % f == 0]
+    return min(candidates, key=len)
 
 
 def resource_requirements(resources: Resources) -> dict[str, dict[str, str]]:

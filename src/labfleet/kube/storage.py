@@ -60,8 +60,13 @@ def gcsfuse_volume(storage: GcsFuseStorage, uid: int, gid: int) -> dict[str, Any
 def storage_settings(config: FleetConfig, storage: Storage) -> dict[str, Any]:
     """KubeSpawner traits for one storage choice (global default or a profile's)."""
     users = config.kubernetes.users
+    # every kind sets every key, so a profile switch never inherits another's volume
     settings: dict[str, Any] = {
         "storage_pvc_ensure": False,
+        "pvc_name_template": "home-{user_slug}",
+        "storage_capacity": None,
+        "storage_access_modes": ["ReadWriteOnce"],
+        "storage_class": None,
         "volumes": [],
         "volume_mounts": [],
         "extra_annotations": {},

@@ -91,9 +91,7 @@ class ApiServer:
         try:
             while True:
                 try:
-                    raw = await asyncio.wait_for(
-                        reader.readuntil(b"\r\n\r\n"), _IDLE_TIMEOUT
-                    )
+                    raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _IDLE_TIMEOUT)
                 except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                     return
                 except asyncio.LimitOverrunError:
@@ -106,8 +104,8 @@ class ApiServer:
                 await writer.drain()
                 if not keep:
                     return
-        except ConnectionError:
-            return
+        except (ConnectionError, asyncio.CancelledError):
+            return  # shutdown cancels idle API connections: not an error
         finally:
             self.connections.discard(writer)
             writer.close()
@@ -154,15 +152,11 @@ class ApiServer:
             status, payload = exc.status, {"error": exc.reason}
         out = json.dumps(payload).encode() if payload is not None else b""
         writer.write(
-            messages.simple_response(
-                status, out, content_type=b"application/json", close=not keep
-            )
+            messages.simple_response(status, out, content_type=b"application/json", close=not keep)
         )
         return keep
 
-    def routes_api(
-        self, method: bytes, sub: bytes, query: bytes, body: bytes
-    ) -> tuple[int, Any]:
+    def routes_api(self, method: bytes, sub: bytes, query: bytes, body: bytes) -> tuple[int, Any]:
         """Pure dispatch of one ``/api/routes`` request: (status, JSON payload)."""
         try:
             key = path_to_key(sub.decode("ascii"), host_routing=self.host_routing)
@@ -176,7 +170,8 @@ class ApiServer:
                     return 404, None
                 return 200, route.to_json()
             params = parse_qs(query[1:].decode("latin-1"))
-            since = (params.get("inactiveSince") or params.get("inactive_since") or [None])[0]
+            values = params.get("inactiveSince") or params.get("inactive_since") or [""]
+            since = values[0]
             if since:
                 try:
                     ts = parse_timestamp(since)

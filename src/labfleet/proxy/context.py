@@ -40,9 +40,7 @@ class ProxyContext:
         self.shutting_down = False
         self.debug = log.isEnabledFor(logging.DEBUG)
         self.default_route = Route(("<default>",), options.default_target or "", {}, 0.0)
-        self.extra_headers = [
-            f"{k}: {v}".encode("latin-1") for k, v in options.custom_headers
-        ]
+        self.extra_headers = [f"{k}: {v}".encode("latin-1") for k, v in options.custom_headers]
         self.pools: PoolManager[UpstreamProtocol] = _make_pools(self)
         self.tasks: set[asyncio.Task[Any]] = set()
 

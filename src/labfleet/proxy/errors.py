@@ -98,7 +98,8 @@ async def fetch_error_page(
     except (HttpError, ValueError):
         return None
     ctype = b"text/html; charset=utf-8"
-    for name, value in head.headers:
+    for line in head.headers:
+        name, _, value = line.partition(b":")
         if name.lower() == b"content-type":
-            ctype = value
+            ctype = value.strip()
     return ctype, body

@@ -276,8 +276,8 @@ class ClientProtocol(asyncio.Protocol):
                 log.warning("503 %s: cannot connect to target: %s", _url(self.head), exc)
                 self._send_error(503, "target unreachable")
             return
-        if self.state == CLOSED:
-            conn.close()
+        if self.state == CLOSED:  # the client left while we connected: keep the socket
+            conn.pool_release(self.ctx.now)
             return
         self.ctx.counters.upstream_connects = self.ctx.pools.connects
         self._attach(conn, payload)
@@ -288,20 +288,19 @@ class ClientProtocol(asyncio.Protocol):
         assert head is not None and conn.transport is not None
         self.upstream = conn
         conn.begin(self, head.method == b"HEAD", bool(head.upgrade))
-        conn.transport.write(payload)
-        if payload is not self.up_head:  # a replay already holds the body
+        if self.req_done or payload is not self.up_head:  # (a replay holds its body)
             self.state = WAIT
-            return
-        if self.req_done:
-            self.state = WAIT
+            conn.transport.write(payload)
             return
         self.state = BODY
         data = self.buf
         self.buf = b""
         if data:
-            self._forward_body(data)
+            self._forward_body(data, payload)  # head and body in one write
+        else:
+            conn.transport.write(payload)
 
-    def _forward_body(self, data: bytes) -> None:
+    def _forward_body(self, data: bytes, prefix: bytes = b"") -> None:
         up = self.upstream
         if up is None or up.transport is None:
             self.transport.close()
@@ -315,7 +314,7 @@ class ClientProtocol(asyncio.Protocol):
                 self._abort(exc.status, exc.reason)
                 return
             if end < 0:
-                up.transport.write(data)
+                up.transport.write(prefix + data if prefix else data)
                 if self.route is not None:
                     self.route.bytes_in += n
                 return
@@ -324,7 +323,7 @@ class ClientProtocol(asyncio.Protocol):
         else:
             left = self.body_left
             if n < left:
-                up.transport.write(data)
+                up.transport.write(prefix + data if prefix else data)
                 self.body_left = left - n
                 if self.route is not None:
                     self.route.bytes_in += n
@@ -332,8 +331,8 @@ class ClientProtocol(asyncio.Protocol):
             rest = data[left:]
             data = data[:left]
             self.body_left = 0
-        if data:
-            up.transport.write(data)
+        if data or prefix:
+            up.transport.write(prefix + data if prefix else data)
         if self.route is not None:
             self.route.bytes_in += len(data)
         self.buf = rest
@@ -344,13 +343,12 @@ class ClientProtocol(asyncio.Protocol):
             self.transport.pause_reading()
 
     # -- response side (called by UpstreamProtocol) -------------------------
-    def response_started(self, head: Head, chunked: bool, until_close: bool) -> None:
+    def response_started(self, head: Head, chunked: bool, until_close: bool) -> bytes:
+        """The head to send; the caller writes it together with the first body bytes."""
         self.status = head.status
         if until_close or self.ctx.shutting_down or not self.req_done:
             self.keep_alive = False
-        self.transport.write(
-            messages.response_head(head, chunked=chunked, close=not self.keep_alive)
-        )
+        return messages.response_head(head, chunked=chunked, close=not self.keep_alive)
 
     def response_done(self, up: UpstreamProtocol, reusable: bool) -> None:
         ctx = self.ctx
@@ -610,6 +608,8 @@ class UpstreamProtocol(PooledProtocol):
             if client.transport.can_write_eof():
                 client.transport.write_eof()
             return True
+        if client is None:
+            self.close()  # an idle pooled connection the target closed: never reuse it
         return False
 
     def data_received(self, data: bytes) -> None:
@@ -675,19 +675,22 @@ class UpstreamProtocol(PooledProtocol):
             self.until_close = True
         self.keep = not head.connection_close and not self.until_close
         self.state = R_BODY
-        client.response_started(head, self.chunks is not None, self.until_close)
+        out = client.response_started(head, self.chunks is not None, self.until_close)
         if self.chunks is None and self.body_left == 0 and not self.until_close:
             if buf:
                 self.keep = False  # bytes after a complete response: do not reuse
+            client.transport.write(out)
             self._finish(client)
         elif buf:
-            self._body(client, buf)
+            self._body(client, buf, out)  # head and first body bytes in one write
+        else:
+            client.transport.write(out)
 
-    def _body(self, client: ClientProtocol, data: bytes) -> None:
+    def _body(self, client: ClientProtocol, data: bytes, prefix: bytes = b"") -> None:
         route = client.route
         n = len(data)
         if self.until_close:
-            client.transport.write(data)
+            client.transport.write(prefix + data if prefix else data)
             if route is not None:
                 route.bytes_out += n
             return
@@ -699,7 +702,7 @@ class UpstreamProtocol(PooledProtocol):
                 client.upstream_failed(self, 502, "malformed chunked response")
                 return
             if end < 0:
-                client.transport.write(data)
+                client.transport.write(prefix + data if prefix else data)
                 if route is not None:
                     route.bytes_out += n
                 return
@@ -709,7 +712,7 @@ class UpstreamProtocol(PooledProtocol):
         else:
             left = self.body_left
             if n < left:
-                client.transport.write(data)
+                client.transport.write(prefix + data if prefix else data)
                 self.body_left = left - n
                 if route is not None:
                     route.bytes_out += n
@@ -718,7 +721,7 @@ class UpstreamProtocol(PooledProtocol):
                 self.keep = False
                 data = data[:left]
             self.body_left = 0
-        client.transport.write(data)
+        client.transport.write(prefix + data if prefix else data)
         if route is not None:
             route.bytes_out += len(data)
         self._finish(client)

@@ -16,6 +16,8 @@ from typing import Final
 
 TOKEN_RE: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE_RE: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# control bytes other than HTAB, and CR or LF that are not part of a CRLF pair
+_BAD_HEAD_RE: Final = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
 _TARGET_RE: Final = re.compile(rb"[\x21-\x7e]+\Z")
 _DIGITS_RE: Final = re.compile(rb"[0-9]{1,18}\Z")
 _HOST_RE: Final = re.compile(
@@ -53,8 +55,8 @@ class HttpError(Exception):
 class Head:
     """A parsed request or response head.
 
-    ``headers`` keeps the original names and (OWS-stripped) values in order,
-    minus the framing and hop-by-hop headers that the proxy re-derives.
+    ``headers`` keeps the original (validated) header lines in order, minus
+    the framing, hop-by-hop and X-Forwarded headers that the proxy re-derives.
     """
 
     __slots__ = (
@@ -80,7 +82,7 @@ class Head:
         self.status = 0
         self.reason = b""
         self.http10 = False
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: list[bytes] = []
         self.content_length = -1
         self.chunked = False
         self.connection_close = False
@@ -91,7 +93,27 @@ class Head:
         self.x_forwarded: dict[bytes, bytes] = {}
 
 
+_SPECIAL: Final = frozenset(
+    {
+        b"content-length",
+        b"transfer-encoding",
+        b"host",
+        b"expect",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-port",
+        b"x-forwarded-host",
+    }
+    | HOP_BY_HOP
+)
+
+
 def _parse_headers(lines: list[bytes], head: Head, *, request: bool) -> None:
+    """Validate header lines; keep pass-through lines raw, interpret the special ones.
+
+    The caller has already refused control bytes and bare CR/LF in the whole
+    head (one regex pass), so only names need checking line by line.
+    """
     if len(lines) > MAX_HEADERS:
         raise HttpError(431, "too many header fields")
     headers = head.headers
@@ -107,10 +129,11 @@ def _parse_headers(lines: list[bytes], head: Head, *, request: bool) -> None:
         name, sep, value = line.partition(b":")
         if not sep or not TOKEN_RE.match(name):
             raise HttpError(400, "malformed header field name")
-        value = value.strip(b" \t")
-        if _BAD_VALUE_RE.search(value):
-            raise HttpError(400, "control character in header value")
         lname = name.lower()
+        if lname not in _SPECIAL:
+            headers.append(line)
+            continue
+        value = value.strip(b" \t")
         if lname == b"content-length":
             if not _DIGITS_RE.match(value):
                 raise HttpError(400, "invalid Content-Length")
@@ -132,30 +155,27 @@ def _parse_headers(lines: list[bytes], head: Head, *, request: bool) -> None:
             elif lname == b"upgrade":
                 head.upgrade = value
             # other hop-by-hop headers are dropped
-        elif request and lname == b"host":
+        elif not request:
+            headers.append(line)
+        elif lname == b"host":
             if host_seen:
                 raise HttpError(400, "duplicate Host header")
             host_seen = True
             head.host = value
-            headers.append((name, value))
-        elif request and lname == b"expect":
+            headers.append(line)
+        elif lname == b"expect":
             if value.lower() == b"100-continue":
                 head.expect_continue = True
-            headers.append((name, value))
-        elif request and lname.startswith(b"x-forwarded-"):
-            if lname in head.x_forwarded:
-                head.x_forwarded[lname] += b"," + value
-            else:
-                head.x_forwarded[lname] = value
+            headers.append(line)
+        elif lname in head.x_forwarded:
+            head.x_forwarded[lname] += b"," + value
         else:
-            headers.append((name, value))
+            head.x_forwarded[lname] = value
     if head.chunked and head.content_length >= 0:
         raise HttpError(400, "both Content-Length and Transfer-Encoding")
     if head.chunked and head.http10:
         raise HttpError(400, "Transfer-Encoding in HTTP/1.0")
-    if b"close" in connection_tokens:
-        head.connection_close = True
-    elif head.http10 and b"keep-alive" not in connection_tokens:
+    if b"close" in connection_tokens or (head.http10 and b"keep-alive" not in connection_tokens):
         head.connection_close = True
     if head.upgrade and b"upgrade" not in connection_tokens:
         head.upgrade = b""
@@ -165,6 +185,8 @@ def _parse_headers(lines: list[bytes], head: Head, *, request: bool) -> None:
 
 def parse_request_head(data: bytes) -> Head:
     """Parse ``data`` (the head without its final CRLFCRLF)."""
+    if _BAD_HEAD_RE.search(data):
+        raise HttpError(400, "control character or bare CR/LF in request head")
     lines = data.split(b"\r\n")
     parts = lines[0].split(b" ")
     if len(parts) != 3:
@@ -221,6 +243,8 @@ def _absolute_form(head: Head) -> None:
 
 
 def parse_response_head(data: bytes) -> Head:
+    if _BAD_HEAD_RE.search(data):
+        raise HttpError(502, "control character or bare CR/LF in response head")
     lines = data.split(b"\r\n")
     version, _, rest = lines[0].partition(b" ")
     status, _, reason = rest.partition(b" ")

@@ -20,7 +20,7 @@ from labfleet.proxy.options import ProxyOptions, TLSFiles
 
 log = logging.getLogger("labfleet.proxy")
 
-TOKEN_ENV = "CONFIGPROXY_AUTH_TOKEN"
+TOKEN_ENV = "CONFIGPROXY_AUTH_TOKEN"  # noqa: S105 (a variable name, not a secret)
 WORKERS_ENV = "LABFLEET_PROXY_WORKERS"
 
 # CHP flags that are parsed but have no effect here.

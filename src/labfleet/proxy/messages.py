@@ -29,9 +29,9 @@ def upstream_request_head(
     version = b" HTTP/1.0" if head.http10 else b" HTTP/1.1"
     lines = [head.method + b" " + path + version]
     if host_override is None:
-        lines.extend([b"%s: %s" % h for h in head.headers])
+        lines.extend(head.headers)
     else:
-        lines.extend([b"%s: %s" % h for h in head.headers if h[0].lower() != b"host"])
+        lines.extend([h for h in head.headers if h[:5].lower() != b"host:"])
         lines.append(b"Host: " + host_override)
     if head.chunked:
         lines.append(b"Transfer-Encoding: chunked")
@@ -70,7 +70,7 @@ def upstream_request_head(
 def response_head(head: Head, *, chunked: bool, close: bool) -> bytes:
     """The final response head for the client."""
     lines = [b"HTTP/1.1 %d %s" % (head.status, head.reason)]
-    lines.extend([b"%s: %s" % h for h in head.headers])
+    lines.extend(head.headers)
     if chunked:
         lines.append(b"Transfer-Encoding: chunked")
     elif head.content_length >= 0:
@@ -84,7 +84,7 @@ def response_head(head: Head, *, chunked: bool, close: bool) -> bytes:
 def interim_head(head: Head) -> bytes:
     """1xx responses (100 Continue, 103 Early Hints) pass through as they are."""
     lines = [b"HTTP/1.1 %d %s" % (head.status, head.reason)]
-    lines.extend([b"%s: %s" % h for h in head.headers])
+    lines.extend(head.headers)
     lines.append(b"\r\n")
     return b"\r\n".join(lines)
 
@@ -92,7 +92,7 @@ def interim_head(head: Head) -> bytes:
 def upgrade_head(head: Head) -> bytes:
     """101 Switching Protocols with the hop-by-hop upgrade headers restored."""
     lines = [b"HTTP/1.1 101 %s" % (head.reason or b"Switching Protocols")]
-    lines.extend([b"%s: %s" % h for h in head.headers])
+    lines.extend(head.headers)
     lines.append(b"Connection: Upgrade")
     if head.upgrade:
         lines.append(b"Upgrade: " + head.upgrade)

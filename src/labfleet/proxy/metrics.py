@@ -77,30 +77,71 @@ def render(counters: Counters, routes: Iterable[Route], route_bytes: dict[str, l
         for labels, value in samples:
             out.append(f"{name}{labels} {value:g}")
 
-    metric("labfleet_proxy_requests_total", "counter", "Proxied requests received.",
-           [("", counters.requests)])
-    metric("labfleet_proxy_responses_total", "counter", "Responses sent, by status class.",
-           [(f'{{code="{i}xx"}}', counters.responses[i]) for i in range(1, 6)])
-    metric("labfleet_proxy_errors_total", "counter", "Proxy errors, by kind.",
-           [(f'{{kind="{_label(k)}"}}', v) for k, v in sorted(counters.errors.items())])
-    metric("labfleet_proxy_active_connections", "gauge", "Open client connections.",
-           [("", counters.active_connections)])
-    metric("labfleet_proxy_upstream_connections", "gauge", "Open connections to targets.",
-           [("", counters.upstream_connections)])
-    metric("labfleet_proxy_upstream_connects_total", "counter", "Connections opened to targets.",
-           [("", counters.upstream_connects)])
-    metric("labfleet_proxy_websockets_active", "gauge", "Open websocket tunnels.",
-           [("", counters.websockets_active)])
-    metric("labfleet_proxy_websockets_total", "counter", "Websocket tunnels opened.",
-           [("", counters.websockets_total)])
-    metric("labfleet_proxy_api_requests_total", "counter", "REST API requests.",
-           [("", counters.api_requests)])
-    metric("labfleet_proxy_routes", "gauge", "Routes in the table.",
-           [("", float(len(list(routes))))])
+    metric(
+        "labfleet_proxy_requests_total",
+        "counter",
+        "Proxied requests received.",
+        [("", counters.requests)],
+    )
+    metric(
+        "labfleet_proxy_responses_total",
+        "counter",
+        "Responses sent, by status class.",
+        [(f'{{code="{i}xx"}}', counters.responses[i]) for i in range(1, 6)],
+    )
+    metric(
+        "labfleet_proxy_errors_total",
+        "counter",
+        "Proxy errors, by kind.",
+        [(f'{{kind="{_label(k)}"}}', v) for k, v in sorted(counters.errors.items())],
+    )
+    metric(
+        "labfleet_proxy_active_connections",
+        "gauge",
+        "Open client connections.",
+        [("", counters.active_connections)],
+    )
+    metric(
+        "labfleet_proxy_upstream_connections",
+        "gauge",
+        "Open connections to targets.",
+        [("", counters.upstream_connections)],
+    )
+    metric(
+        "labfleet_proxy_upstream_connects_total",
+        "counter",
+        "Connections opened to targets.",
+        [("", counters.upstream_connects)],
+    )
+    metric(
+        "labfleet_proxy_websockets_active",
+        "gauge",
+        "Open websocket tunnels.",
+        [("", counters.websockets_active)],
+    )
+    metric(
+        "labfleet_proxy_websockets_total",
+        "counter",
+        "Websocket tunnels opened.",
+        [("", counters.websockets_total)],
+    )
+    metric(
+        "labfleet_proxy_api_requests_total",
+        "counter",
+        "REST API requests.",
+        [("", counters.api_requests)],
+    )
+    metric(
+        "labfleet_proxy_routes", "gauge", "Routes in the table.", [("", float(len(list(routes))))]
+    )
     byte_samples: list[tuple[str, float]] = []
     for path, (inb, outb) in sorted(route_bytes.items()):
         byte_samples.append((f'{{route="{_label(path)}",direction="in"}}', inb))
         byte_samples.append((f'{{route="{_label(path)}",direction="out"}}', outb))
-    metric("labfleet_proxy_route_bytes_total", "counter",
-           "Bytes proxied per route (in: from clients, out: to clients).", byte_samples)
+    metric(
+        "labfleet_proxy_route_bytes_total",
+        "counter",
+        "Bytes proxied per route (in: from clients, out: to clients).",
+        byte_samples,
+    )
     return "\n".join(out) + "\n"

@@ -10,10 +10,11 @@ connections are reused LIFO (warmest first) and closed after an idle timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from labfleet.proxy.targets import Target
 
@@ -25,7 +26,7 @@ class PooledProtocol(asyncio.Protocol):
     closed: bool
     idle_since: float
     reused: bool
-    pool: HostPool[PooledProtocol] | None
+    pool: HostPool[Any] | None
 
     def __init__(self) -> None:
         self.transport = None
@@ -89,10 +90,8 @@ class HostPool(Generic[P]):
             return
         conn.pool = None
         self.total -= 1
-        try:
+        with contextlib.suppress(ValueError):
             self.idle.remove(conn)
-        except ValueError:
-            pass
         while self.waiters:
             fut = self.waiters.popleft()
             if not fut.done():
@@ -158,8 +157,12 @@ class PoolManager(Generic[P]):
             ssl_ctx = self._client_ssl or ssl.create_default_context()
         try:
             if target.unix_path is not None:
-                coro = loop.create_unix_connection(lambda: conn, target.unix_path, ssl=ssl_ctx,
-                                                   server_hostname="localhost" if ssl_ctx else None)
+                coro = loop.create_unix_connection(
+                    lambda: conn,
+                    target.unix_path,
+                    ssl=ssl_ctx,
+                    server_hostname="localhost" if ssl_ctx else None,
+                )
             else:
                 coro = loop.create_connection(lambda: conn, target.host, target.port, ssl=ssl_ctx)
             await asyncio.wait_for(coro, self._connect_timeout)

@@ -16,7 +16,7 @@ from typing import Any
 
 from labfleet.proxy.api import ApiServer
 from labfleet.proxy.context import ProxyContext, log
-from labfleet.proxy.forward import IDLE, ClientProtocol
+from labfleet.proxy.forward import IDLE, TUNNEL, ClientProtocol
 from labfleet.proxy.metrics import Counters
 from labfleet.proxy.options import ProxyOptions
 from labfleet.proxy.routes import RouteKey, RouteTable
@@ -123,7 +123,9 @@ async def drain(ctx: ProxyContext, public: asyncio.Server) -> None:
     public.close()
     ctx.shutting_down = True
     for conn in list(ctx.connections):
-        if conn.state == IDLE and not conn.buf:
+        # idle keep-alive sockets have nothing in flight; websocket tunnels cannot
+        # "finish" (kernels reconnect on their own), so both close at once
+        if (conn.state == IDLE and not conn.buf) or conn.state == TUNNEL:
             conn.transport.close()
     deadline = ctx.loop.time() + ctx.options.shutdown_timeout_s
     while ctx.connections and ctx.loop.time() < deadline:
@@ -140,7 +142,9 @@ def write_pid_file(opts: ProxyOptions) -> None:
             f.write(str(os.getpid()))
 
 
-async def serve_single(opts: ProxyOptions, ready: Callable[[], Awaitable[None]] | None = None) -> int:
+async def serve_single(
+    opts: ProxyOptions, ready: Callable[[], Awaitable[None]] | None = None
+) -> int:
     table = RouteTable()
     store = LocalStore(table)
     ctx = make_context(opts, table)
@@ -154,8 +158,11 @@ async def serve_single(opts: ProxyOptions, ready: Callable[[], Awaitable[None]] 
     api_servers = await start_api(opts, api)
     write_pid_file(opts)
     where = opts.socket or f"{opts.ip or '*'}:{opts.port}"
-    log.info("labfleet-proxy listening on %s, API on %s", where,
-             opts.api_socket or f"{opts.api_ip}:{opts.api_port_effective}")
+    log.info(
+        "labfleet-proxy listening on %s, API on %s",
+        where,
+        opts.api_socket or f"{opts.api_ip}:{opts.api_port_effective}",
+    )
     sweep = asyncio.ensure_future(sweeper(ctx))
     if ready is not None:
         await ready()

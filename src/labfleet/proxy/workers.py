@@ -128,8 +128,11 @@ async def _run_worker(store: SupervisorStore, w: WorkerHandle, opts: ProxyOption
     env[OPTIONS_ENV] = options_to_json(opts)
     w.ready.clear()
     w.proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "labfleet.proxy.workers",
-        env=env, pass_fds=(child_sock.fileno(),),
+        sys.executable,
+        "-m",
+        "labfleet.proxy.workers",
+        env=env,
+        pass_fds=(child_sock.fileno(),),
     )
     child_sock.close()
     reader, writer = await asyncio.open_unix_connection(sock=parent_sock, limit=1 << 26)
@@ -163,23 +166,35 @@ async def serve_supervisor(opts: ProxyOptions) -> int:
         while not stop.is_set():
             await _run_worker(store, w, opts)
             if not stop.is_set():
-                log.warning("worker %d exited (%s); restarting", w.index,
-                            w.proc.returncode if w.proc else "?")
+                log.warning(
+                    "worker %d exited (%s); restarting",
+                    w.index,
+                    w.proc.returncode if w.proc else "?",
+                )
                 await asyncio.sleep(0.5)
 
     runners = [asyncio.ensure_future(keep_running(w)) for w in store.workers]
+    failed = False
     try:
         await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in store.workers)), 30)
     except TimeoutError:
-        log.error("workers did not become ready")
+        log.error("workers did not become ready (is port %s free?)", opts.port)
+        failed = True
         stop.set()
-    api = ApiServer(store, opts.auth_token, host_routing=opts.host_routing,
-                    on_request=lambda: setattr(store.own, "api_requests",
-                                               store.own.api_requests + 1))
+    api = ApiServer(
+        store,
+        opts.auth_token,
+        host_routing=opts.host_routing,
+        on_request=lambda: setattr(store.own, "api_requests", store.own.api_requests + 1),
+    )
     api_servers = await start_api(opts, api) if not stop.is_set() else []
     write_pid_file(opts)
-    log.info("labfleet-proxy: %d workers on port %s, API on %s", opts.workers, opts.port,
-             opts.api_socket or f"{opts.api_ip}:{opts.api_port_effective}")
+    log.info(
+        "labfleet-proxy: %d workers on port %s, API on %s",
+        opts.workers,
+        opts.port,
+        opts.api_socket or f"{opts.api_ip}:{opts.api_port_effective}",
+    )
     await stop.wait()
     for server in api_servers:
         server.close()
@@ -188,7 +203,7 @@ async def serve_supervisor(opts: ProxyOptions) -> int:
             with contextlib.suppress(ProcessLookupError):
                 w.proc.send_signal(signal.SIGTERM)
     await asyncio.wait(runners, timeout=opts.shutdown_timeout_s + 5)
-    return 0
+    return 1 if failed else 0
 
 
 async def serve_worker(opts: ProxyOptions, control_fd: int) -> int:
@@ -216,12 +231,14 @@ async def serve_worker(opts: ProxyOptions, control_fd: int) -> int:
                 activity.append([list(r.key), r.last_activity])
         counters = ctx.counters
         counters.upstream_connects = ctx.pools.connects
-        send({
-            "op": "stats",
-            "counters": counters.snapshot(),
-            "activity": activity,
-            "bytes": {r.path: [r.bytes_in, r.bytes_out] for r in table},
-        })
+        send(
+            {
+                "op": "stats",
+                "counters": counters.snapshot(),
+                "activity": activity,
+                "bytes": {r.path: [r.bytes_in, r.bytes_out] for r in table},
+            }
+        )
 
     async def control() -> None:
         while True:

@@ -51,6 +51,10 @@ def runtime_for(data_dir: Path, ip: str, port: int) -> Runtime:
     data_dir = prepare(data_dir)
     hub_port, proxy_api_port = internal_ports(data_dir)
     return Runtime(
-        data_dir=data_dir, platform="local", ip=ip, port=port,
-        hub_port=hub_port, proxy_api_port=proxy_api_port,
+        data_dir=data_dir,
+        platform="local",
+        ip=ip,
+        port=port,
+        hub_port=hub_port,
+        proxy_api_port=proxy_api_port,
     )

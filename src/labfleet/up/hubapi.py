@@ -17,7 +17,9 @@ class HubAPI:
     def request(self, method: str, path: str, body: Any = None, timeout: float = 10) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(  # noqa: S310 - loopback hub URL we built
-            self.base_url + path, data=data, method=method,
+            self.base_url + path,
+            data=data,
+            method=method,
             headers={"Authorization": f"token {self._token}", "Content-Type": "application/json"},
         )
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
@@ -31,6 +33,11 @@ class HubAPI:
             u["name"]: sorted(name for name, s in u.get("servers", {}).items() if s.get("ready"))
             for u in users
         }
+
+    def active_servers(self) -> dict[str, list[str]]:
+        """{username: [server names]} of servers that are running or starting."""
+        users = self.request("GET", "/users?state=active") or []
+        return {u["name"]: sorted(u.get("servers", {})) for u in users}
 
     def start_server(self, user: str, server: str = "") -> None:
         path = f"/users/{quote(user, safe='')}/server"

@@ -21,7 +21,7 @@ import labfleet.hub
 from labfleet.hub.runtime import Runtime
 from labfleet.hub.settings import DEFAULT_HUB_PORT
 from labfleet.secrets import HubSecrets
-from labfleet.up import resume
+from labfleet.up import orphans, resume
 from labfleet.up.hubapi import HubAPI, is_healthy
 
 Say = Callable[[str], None]
@@ -58,7 +58,9 @@ class Supervisor:
         entry = Path(labfleet.hub.__file__).with_name("jupyterhub_config.py")
         return subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(entry)],
-            cwd=self.runtime.data_dir, env=env, start_new_session=True,
+            cwd=self.runtime.data_dir,
+            env=env,
+            start_new_session=True,
         )
 
     def _wait_healthy(self, proc: subprocess.Popen[bytes]) -> bool:
@@ -70,6 +72,15 @@ class Supervisor:
                 return True
             time.sleep(0.2)
         return False
+
+    def _stop_orphans(self) -> None:
+        try:
+            known = orphans.known_slugs(self.api.active_servers())
+        except OSError as exc:
+            self.say(f"warning: could not list servers to look for orphans: {exc}")
+            return
+        for slug in orphans.stop_orphans(self.runtime.state_dir / "servers", known):
+            self.say(f"stopped orphaned server process {slug} (left by an interrupted hub)")
 
     def request_stop(self, *_: object) -> None:
         self._stop.set()
@@ -88,6 +99,7 @@ class Supervisor:
                 self.say("error: the hub did not become healthy; see its log above")
                 self._terminate(proc)
                 return 1
+            self._stop_orphans()
             if first:
                 self.say(f"labfleet is up at {self.public_url}  (Ctrl-C stops it)")
                 if on_ready:

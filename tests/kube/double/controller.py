@@ -10,6 +10,7 @@ never becomes ready, as on a real cluster.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,13 +58,16 @@ class Controller:
                 ("persistentVolumeClaim", "PersistentVolumeClaim", "claimName"),
             ):
                 ref = volume.get(source)
-                if ref and not ref.get("optional") and ref.get(key):
-                    if store.find(_k("v1", kind), namespace, ref[key]) is None:
-                        missing.append(f"{kind.lower()}/{ref[key]}")
+                wanted = ref.get(key) if ref and not ref.get("optional") else None
+                if wanted and store.find(_k("v1", kind), namespace, wanted) is None:
+                    missing.append(f"{kind.lower()}/{wanted}")
         for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
             for env in container.get("env") or []:
                 source = env.get("valueFrom") or {}
-                for ref_name, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
+                for ref_name, kind in (
+                    ("secretKeyRef", "Secret"),
+                    ("configMapKeyRef", "ConfigMap"),
+                ):
                     ref = source.get(ref_name)
                     if ref and not ref.get("optional"):
                         found = store.find(_k("v1", kind), namespace, ref.get("name", ""))
@@ -80,7 +84,10 @@ class Controller:
         self._events_sent.add(marker)
         stamp = now()
         event = {
-            "metadata": {"name": f"{meta['name']}.{len(self._events_sent):x}", "namespace": meta["namespace"]},
+            "metadata": {
+                "name": f"{meta['name']}.{len(self._events_sent):x}",
+                "namespace": meta["namespace"],
+            },
             "involvedObject": {
                 "kind": "Pod",
                 "apiVersion": "v1",
@@ -96,10 +103,8 @@ class Controller:
             "lastTimestamp": stamp,
             "source": {"component": "labfleet-kube-double"},
         }
-        try:
+        with contextlib.suppress(ApiStatus):
             self.store.create(_k("v1", "Event"), meta["namespace"], event, "controller")
-        except ApiStatus:
-            pass
 
     # -- reconcilers -------------------------------------------------------
     def _workload(self, obj: Obj) -> None:
@@ -107,7 +112,9 @@ class Controller:
         status = obj.get("status") or {}
         generation = meta.get("generation", 1)
         replicas = spec.get("replicas", 1) if obj["kind"] != "DaemonSet" else 1
-        missing = self.missing_references(meta["namespace"], (spec.get("template") or {}).get("spec") or {})
+        missing = self.missing_references(
+            meta["namespace"], (spec.get("template") or {}).get("spec") or {}
+        )
         ready = self.pods_start and not missing and self._age(obj) >= self.ready_after
         ready_count = replicas if ready else 0
         if obj["kind"] == "DaemonSet":
@@ -134,7 +141,12 @@ class Controller:
                 "readyReplicas": ready_count,
                 "availableReplicas": ready_count,
                 "conditions": [
-                    {"type": "Available", "status": "True" if ready else "False", "reason": reason, "message": message},
+                    {
+                        "type": "Available",
+                        "status": "True" if ready else "False",
+                        "reason": reason,
+                        "message": message,
+                    },
                 ],
             }
             if not ready:
@@ -146,14 +158,20 @@ class Controller:
         if comparable != {k: v for k, v in wanted.items() if k != "conditions"}:
             for condition in wanted.get("conditions", []):
                 condition["lastTransitionTime"] = condition["lastUpdateTime"] = now()
-            self.store.set_status(_k(obj["apiVersion"], obj["kind"]), meta["namespace"], meta["name"], wanted)
+            self.store.set_status(
+                _k(obj["apiVersion"], obj["kind"]), meta["namespace"], meta["name"], wanted
+            )
 
     def _pod(self, pod: Obj) -> None:
         meta, spec = pod["metadata"], pod.get("spec") or {}
         status = pod.get("status") or {}
         if status.get("phase") != "Pending":
             return
-        self._event(pod, "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to double-node")
+        self._event(
+            pod,
+            "Scheduled",
+            f"Successfully assigned {meta['namespace']}/{meta['name']} to double-node",
+        )
         missing = self.missing_references(meta["namespace"], spec)
         if missing:
             self._event(pod, "FailedMount", "missing: " + ", ".join(missing), "Warning")
@@ -161,7 +179,11 @@ class Controller:
         if not self.pods_start or self._age(pod) < self.ready_after:
             return
         for container in spec.get("containers") or []:
-            self._event(pod, f"Pulled-{container['name']}", f'Container image "{container["image"]}" already present')
+            self._event(
+                pod,
+                f"Pulled-{container['name']}",
+                f'Container image "{container["image"]}" already present',
+            )
         self._event(pod, "Started", "Started container(s)")
         stamp = now()
         running = {
@@ -196,9 +218,15 @@ class Controller:
             return
         spec = claim.get("spec") or {}
         storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
-        status = {"phase": "Bound", "accessModes": spec.get("accessModes", []), "capacity": {"storage": storage}}
+        status = {
+            "phase": "Bound",
+            "accessModes": spec.get("accessModes", []),
+            "capacity": {"storage": storage},
+        }
         meta = claim["metadata"]
-        self.store.set_status(_k("v1", "PersistentVolumeClaim"), meta["namespace"], meta["name"], status)
+        self.store.set_status(
+            _k("v1", "PersistentVolumeClaim"), meta["namespace"], meta["name"], status
+        )
 
     def _service(self, service: Obj) -> None:
         if (service.get("spec") or {}).get("type") != "LoadBalancer":

@@ -82,7 +82,10 @@ class KubeDouble:
             "clusters": [{"name": "double", "cluster": {"server": self.url}}],
             "users": [{"name": "tester", "user": {"token": "not-checked-by-the-double"}}],
             "contexts": [
-                {"name": "double", "context": {"cluster": "double", "user": "tester", "namespace": namespace}}
+                {
+                    "name": "double",
+                    "context": {"cluster": "double", "user": "tester", "namespace": namespace},
+                }
             ],
             "current-context": "double",
             "preferences": {},
@@ -97,7 +100,9 @@ class KubeDouble:
     def get(self, api_version: str, kind: str, name: str, namespace: str = "") -> Obj | None:
         return self.store.find(BY_KIND[api_version, kind], namespace, name)
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None, **labels: Any) -> list[Obj]:
+    def list(
+        self, api_version: str, kind: str, namespace: str | None = None, **labels: Any
+    ) -> list[Obj]:
         items, _ = self.store.list(BY_KIND[api_version, kind], namespace)
         return [
             o

@@ -6,7 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-_SET = re.compile(r"^\s*(!?)([^\s!=,()]+)\s*(?:(notin|in)\s*\(([^)]*)\)|(==|=|!=)\s*([^,\s]*))?\s*$")
+_SET = re.compile(
+    r"^\s*(!?)([^\s!=,()]+)\s*(?:(notin|in)\s*\(([^)]*)\)|(==|=|!=)\s*([^,\s]*))?\s*$"
+)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ kubernetes_asyncio as used by KubeSpawner) work against it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -29,7 +30,9 @@ PATCH_TYPES = (
 
 def _json(body: Any, status: int = 200) -> web.Response:
     # Exactly "application/json": lightkube only decodes errors with that content type.
-    return web.Response(body=json.dumps(body).encode(), status=status, headers={"Content-Type": JSON})
+    return web.Response(
+        body=json.dumps(body).encode(), status=status, headers={"Content-Type": JSON}
+    )
 
 
 def _error(error: ApiStatus) -> web.Response:
@@ -58,7 +61,10 @@ def _discovery(parts: list[str]) -> Any:
                 {
                     "name": name,
                     "versions": [{"groupVersion": f"{name}/{v}", "version": v} for v in versions],
-                    "preferredVersion": {"groupVersion": f"{name}/{versions[0]}", "version": versions[0]},
+                    "preferredVersion": {
+                        "groupVersion": f"{name}/{versions[0]}",
+                        "version": versions[0],
+                    },
                 }
                 for name, versions in groups().items()
                 if name
@@ -79,7 +85,16 @@ def _discovery(parts: list[str]) -> Any:
                     "singularName": k.kind.lower(),
                     "namespaced": k.namespaced,
                     "kind": k.kind,
-                    "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+                    "verbs": [
+                        "create",
+                        "delete",
+                        "deletecollection",
+                        "get",
+                        "list",
+                        "patch",
+                        "update",
+                        "watch",
+                    ],
                 }
                 for k in served
             ],
@@ -135,7 +150,9 @@ class DoubleServer:
                 return _json(found)
         route = parse_route(parts)
         if route is None:
-            return _error(ApiStatus(404, "NotFound", "the server could not find the requested resource"))
+            return _error(
+                ApiStatus(404, "NotFound", "the server could not find the requested resource")
+            )
         try:
             return await self._dispatch(request, route)
         except ApiStatus as error:
@@ -146,7 +163,9 @@ class DoubleServer:
     async def _body(self, request: web.Request) -> dict[str, Any]:
         raw = await request.read()
         try:
-            body = yaml.safe_load(raw) if "yaml" in request.content_type else json.loads(raw or b"{}")
+            body = (
+                yaml.safe_load(raw) if "yaml" in request.content_type else json.loads(raw or b"{}")
+            )
         except (ValueError, yaml.YAMLError) as error:
             raise ApiStatus(400, "BadRequest", f"error decoding request body: {error}") from error
         if not isinstance(body, dict):
@@ -187,23 +206,43 @@ class DoubleServer:
                 raise ApiStatus(
                     400,
                     "BadRequest",
-                    "the namespace of the provided object does not match the namespace sent on the request",
+                    "the namespace of the provided object does not match the namespace sent "
+                    "on the request",
                 )
             return _json(store.create(kind, ns, body, manager, dry_run), 201)
         if method == "PUT" and name:
             body = await self._body(request)
-            return _json(store.replace(kind, ns, name, body, manager, dry_run, route.sub == "status"))
+            return _json(
+                store.replace(kind, ns, name, body, manager, dry_run, route.sub == "status")
+            )
         if method == "PATCH" and name:
             if request.content_type not in PATCH_TYPES[:3]:
                 raise ApiStatus(
-                    415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {request.content_type}"
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format: {request.content_type}",
                 )
             if request.content_type == PATCH_TYPES[0] and not query.get("fieldManager"):
-                raise ApiStatus(422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch")
+                raise ApiStatus(
+                    422,
+                    "Invalid",
+                    'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+                    "is required for apply patch",
+                )
             body = await self._body(request)
             force = _truthy(query.get("force"))
             return _json(
-                store.patch(kind, ns, name, body, request.content_type, manager, force, dry_run, route.sub == "status")
+                store.patch(
+                    kind,
+                    ns,
+                    name,
+                    body,
+                    request.content_type,
+                    manager,
+                    force,
+                    dry_run,
+                    route.sub == "status",
+                )
             )
         if method == "DELETE" and name:
             return _json(store.delete(kind, ns, name))
@@ -213,7 +252,9 @@ class DoubleServer:
             items, _ = store.list(kind, ns or None, labels, fields)
             for item in items:
                 store.delete(kind, item["metadata"].get("namespace", ""), item["metadata"]["name"])
-            return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+            return _json(
+                {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+            )
         raise ApiStatus(405, "MethodNotAllowed", f"{method} is not supported here")
 
     async def _watch(
@@ -245,10 +286,8 @@ class DoubleServer:
             pass
         finally:
             self.store.unsubscribe(watcher)
-        try:
+        with contextlib.suppress(ConnectionResetError, RuntimeError):
             await response.write_eof()
-        except (ConnectionResetError, RuntimeError):
-            pass
         return response
 
     @staticmethod

@@ -73,7 +73,9 @@ def invalid(kind: Kind, name: str, causes: list[validation.Cause]) -> ApiStatus:
             "name": name,
             "group": kind.group,
             "kind": kind.kind,
-            "causes": [{"reason": c.reason, "message": c.message, "field": c.field} for c in causes],
+            "causes": [
+                {"reason": c.reason, "message": c.message, "field": c.field} for c in causes
+            ],
         },
     )
 
@@ -173,7 +175,9 @@ class Store:
                     raise ApiStatus(410, "Expired", f"too old resource version: {since}")
                 backlog = [e for e in self.history if e.rv > start and watcher.wants(e)]
             else:
-                items, _ = self.list(watcher.kind, watcher.namespace, watcher.labels, watcher.fields)
+                items, _ = self.list(
+                    watcher.kind, watcher.namespace, watcher.labels, watcher.fields
+                )
                 backlog = [
                     WatchEvent(int(o["metadata"]["resourceVersion"]), watcher.kind, "ADDED", o)
                     for o in items
@@ -220,7 +224,11 @@ class Store:
                     f'account {namespace}/{account}: serviceaccount "{account}" not found',
                 )
             priority = spec.get("priorityClassName")
-            if priority and self.find(BY_KIND["scheduling.k8s.io/v1", "PriorityClass"], "", priority) is None:
+            if (
+                priority
+                and self.find(BY_KIND["scheduling.k8s.io/v1", "PriorityClass"], "", priority)
+                is None
+            ):
                 raise ApiStatus(
                     403, "Forbidden", f"no PriorityClass with name {priority} was found"
                 )
@@ -280,8 +288,8 @@ class Store:
         if old is not None and _same(old, new):
             return copy.deepcopy(old)  # a no-op write keeps the resourceVersion, as on a cluster
         if dry_run:
-            new["metadata"]["resourceVersion"] = (old or {}).get("metadata", {}).get(
-                "resourceVersion", ""
+            new["metadata"]["resourceVersion"] = (
+                (old or {}).get("metadata", {}).get("resourceVersion", "")
             )
             return copy.deepcopy(new)
         self.rv += 1
@@ -295,7 +303,12 @@ class Store:
 
     def _populate_namespace(self, namespace: str) -> None:
         """What the service-account and root-CA controllers put in every namespace."""
-        self.create(BY_KIND["v1", "ServiceAccount"], namespace, {"metadata": {"name": "default"}}, "kube-controller-manager")
+        self.create(
+            BY_KIND["v1", "ServiceAccount"],
+            namespace,
+            {"metadata": {"name": "default"}},
+            "kube-controller-manager",
+        )
         self.create(
             BY_KIND["v1", "ConfigMap"],
             namespace,
@@ -386,7 +399,11 @@ class Store:
             elif content_type == "application/strategic-merge-patch+json":
                 new = strategic_merge_patch(old, patch)
             else:
-                raise ApiStatus(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {content_type}")
+                raise ApiStatus(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format: {content_type}",
+                )
             if status_only:
                 merged = copy.deepcopy(old)
                 merged["status"] = new.get("status", {})
@@ -444,7 +461,9 @@ class Store:
         uid = deleted["metadata"].get("uid")
         for (api_version, kname, ns, name), obj in list(self.objects.items()):
             dependent = BY_KIND[api_version, kname]
-            owned = any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
+            owned = any(
+                ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or []
+            )
             in_namespace = kind.kind == "Namespace" and ns == deleted["metadata"]["name"]
             if (owned or in_namespace) and self.key(dependent, ns, name) in self.objects:
                 self.delete(dependent, ns, name)

@@ -13,7 +13,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import jsonschema
@@ -53,7 +53,10 @@ def _check_labels(labels: Any, field: str) -> list[Cause]:
             causes.append(Cause(f"{field}", f"Invalid value: {key!r}: {problem}"))
         if not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.fullmatch(value):
             causes.append(
-                Cause(f"{field}", f"Invalid value: {value!r}: a valid label must be 63 characters or less")
+                Cause(
+                    f"{field}",
+                    f"Invalid value: {value!r}: a valid label must be 63 characters or less",
+                )
             )
     return causes
 
@@ -135,7 +138,9 @@ def semantic_causes(kind: Kind, obj: dict[str, Any]) -> list[Cause]:
     spec = obj.get("spec") or {}
     if kind.kind == "Pod":
         causes += _pod_spec_causes(spec, "spec")
-    template = spec.get("template") if kind.kind in ("Deployment", "DaemonSet", "StatefulSet") else None
+    template = (
+        spec.get("template") if kind.kind in ("Deployment", "DaemonSet", "StatefulSet") else None
+    )
     if template is not None:
         template_labels = (template.get("metadata") or {}).get("labels") or {}
         causes += _check_labels(template_labels, "spec.template.metadata.labels")
@@ -203,14 +208,16 @@ def immutable_causes(kind: Kind, old: dict[str, Any], new: dict[str, Any]) -> li
             spec.pop("activeDeadlineSeconds", None)
             spec.pop("tolerations", None)
         if old_spec != new_spec:
-            causes.append(Cause("spec", "Forbidden: pod updates may not change fields other than images"))
-    if kind.kind in ("Secret", "ConfigMap") and old.get("immutable"):
-        if any(old.get(k) != new.get(k) for k in ("data", "binaryData", "stringData")):
-            causes.append(Cause("data", "Forbidden: field is immutable when `immutable` is set"))
+            causes.append(
+                Cause("spec", "Forbidden: pod updates may not change fields other than images")
+            )
+    immutable_data = kind.kind in ("Secret", "ConfigMap") and old.get("immutable")
+    if immutable_data and any(old.get(k) != new.get(k) for k in ("data", "binaryData")):
+        causes.append(Cause("data", "Forbidden: field is immutable when `immutable` is set"))
     return causes
 
 
-@lru_cache(maxsize=None)
+@cache
 def _schema_dir(version: str) -> str:
     """The newest schema set not newer than ``version`` (as kubernetes-validate picks)."""
     wanted = major_minor(version.lstrip("v"))
@@ -218,14 +225,14 @@ def _schema_dir(version: str) -> str:
     return f"v{chosen}-local-strict"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _definitions(schema_dir: str) -> Resource:  # type: ignore[type-arg]
     return Resource.from_contents(
         schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", schema_dir)
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(schema_dir: str, kind: str, api_version: str) -> Any:
     """One compiled validator per kind: kubernetes-validate re-reads 1.4 MB per call."""
     group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)

@@ -55,7 +55,12 @@ def _error(ref: ObjectRef | None, error: ApiError) -> ClusterError:
     status = error.status
     code = int(status.code or 0)
     message = str(status.message or status.reason or "request failed")
-    if code == 409 and ref is not None and status.reason == "Conflict" and "Apply failed" in message:
+    if (
+        code == 409
+        and ref is not None
+        and status.reason == "Conflict"
+        and "Apply failed" in message
+    ):
         causes = (status.details.causes if status.details else None) or []
         return ConflictError(ref, message, [str(c.field) for c in causes if c.field])
     return ClusterError(ref, code, message)
@@ -80,7 +85,9 @@ class Cluster:
         result.setdefault("kind", ref.kind)
         return result
 
-    def apply(self, manifest: Manifest, *, force: bool = False, dry_run: bool = False) -> dict[str, Any]:
+    def apply(
+        self, manifest: Manifest, *, force: bool = False, dry_run: bool = False
+    ) -> dict[str, Any]:
         """Server-side apply ``manifest`` as our field manager; the object the server holds."""
         ref = ObjectRef.of(manifest)
         try:

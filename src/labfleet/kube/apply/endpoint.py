@@ -22,8 +22,10 @@ def _ingress_endpoint(live: dict[str, Any]) -> Endpoint | None:
     for rule in spec.get("rules") or []:
         host = rule.get("host")
         if host:
-            scheme = "https" if host in tls_hosts or not tls_hosts and _gke(live) else "http"
-            return Endpoint(f"{scheme}://{host}/", f"Ingress {live['metadata']['name']} serves {host}")
+            scheme = "https" if host in tls_hosts or (not tls_hosts and _gke(live)) else "http"
+            return Endpoint(
+                f"{scheme}://{host}/", f"Ingress {live['metadata']['name']} serves {host}"
+            )
     return None
 
 
@@ -45,7 +47,8 @@ def _service_endpoint(live: dict[str, Any]) -> Endpoint:
             return Endpoint(f"http://{address}{suffix}/", f"load balancer of service/{name}")
         return Endpoint(
             None,
-            f"waiting for the cloud to assign an address: kubectl -n {namespace} get service {name} -w",
+            "waiting for the cloud to assign an address: "
+            f"kubectl -n {namespace} get service {name} -w",
         )
     return Endpoint(
         "http://127.0.0.1:8000/",
@@ -64,7 +67,11 @@ def find_endpoint(cluster: Cluster, manifests: Sequence[Manifest]) -> Endpoint |
                 return found
     services = [r for r in refs if r.kind == "Service"]
     public = [r for r in services if r.name.endswith(PUBLIC_SUFFIX)]
-    balancers = [m for m in manifests if m.get("kind") == "Service" and (m.get("spec") or {}).get("type") == "LoadBalancer"]
+    balancers = [
+        m
+        for m in manifests
+        if m.get("kind") == "Service" and (m.get("spec") or {}).get("type") == "LoadBalancer"
+    ]
     for ref in public or [ObjectRef.of(m) for m in balancers]:
         live = cluster.get(ref)
         if live is not None:

@@ -90,8 +90,12 @@ def apply(
 
     rollout = None
     if wait:
-        workloads = [c.ref for c in changes if c.ref.kind in ("Deployment", "StatefulSet", "DaemonSet")]
-        rollout = wait_for_rollout(cluster, workloads, timeout=timeout, poll=poll, on_event=on_event)
+        workloads = [
+            c.ref for c in changes if c.ref.kind in ("Deployment", "StatefulSet", "DaemonSet")
+        ]
+        rollout = wait_for_rollout(
+            cluster, workloads, timeout=timeout, poll=poll, on_event=on_event
+        )
     return ApplyResult(
         target,
         tuple(changes),

@@ -17,12 +17,18 @@ def status(cluster: Cluster, target: Target) -> FleetStatus:
     installed = cluster.get(inventory_ref(target)) is not None
     workloads = []
     for api_version, kind in WORKLOAD_KINDS:
-        for live in cluster.list(api_version, kind, namespace=target.namespace, labels=target.selector()):
+        for live in cluster.list(
+            api_version, kind, namespace=target.namespace, labels=target.selector()
+        ):
             ref = ObjectRef.of(live)
             state = workload_state(ref, live, 0.0)
             component = ((live.get("metadata") or {}).get("labels") or {}).get(COMPONENT_LABEL, "")
-            workloads.append(WorkloadStatus(ref, component, state.ready, state.desired, state.message))
-    pods = sorted((describe_pod(p) for p in user_pods(cluster, target)), key=lambda p: (p.user, p.server))
+            workloads.append(
+                WorkloadStatus(ref, component, state.ready, state.desired, state.message)
+            )
+    pods = sorted(
+        (describe_pod(p) for p in user_pods(cluster, target)), key=lambda p: (p.user, p.server)
+    )
     volumes = sorted(
         f"{(v.get('metadata') or {}).get('namespace')}/{(v.get('metadata') or {}).get('name')}"
         for v in user_volumes(cluster, target)
@@ -30,7 +36,9 @@ def status(cluster: Cluster, target: Target) -> FleetStatus:
     routes = [
         obj
         for api_version, kind in (("networking.k8s.io/v1", "Ingress"), ("v1", "Service"))
-        for obj in cluster.list(api_version, kind, namespace=target.namespace, labels=target.selector())
+        for obj in cluster.list(
+            api_version, kind, namespace=target.namespace, labels=target.selector()
+        )
     ]
     return FleetStatus(
         target,

@@ -92,7 +92,9 @@ def parse_inventory(configmap: dict[str, Any] | None) -> set[ObjectRef]:
 
 def is_ours(obj: dict[str, Any], target: Target) -> bool:
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    return labels.get(MANAGED_BY_LABEL) == MANAGED_BY and labels.get(INSTANCE_LABEL) == target.instance
+    return (
+        labels.get(MANAGED_BY_LABEL) == MANAGED_BY and labels.get(INSTANCE_LABEL) == target.instance
+    )
 
 
 def owned_objects(
@@ -114,7 +116,9 @@ def owned_objects(
     for api_version, kind in all_kinds:
         probe = ObjectRef(api_version, kind, "x", "x")
         for namespace in sorted(where) if probe.namespaced else [None]:
-            for obj in cluster.list(api_version, kind, namespace=namespace, labels=target.selector()):
+            for obj in cluster.list(
+                api_version, kind, namespace=namespace, labels=target.selector()
+            ):
                 found[ObjectRef.of(obj)] = obj
     for ref in inventory - set(found):
         live = cluster.get(ref)

@@ -73,9 +73,7 @@ def prune_candidates(
     return delete, kept
 
 
-def plan(
-    cluster: Cluster, manifests: Sequence[Manifest], *, namespace: str | None = None
-) -> Plan:
+def plan(cluster: Cluster, manifests: Sequence[Manifest], *, namespace: str | None = None) -> Plan:
     """Compare the rendered ``manifests`` with the cluster; change nothing."""
     target = target_of(manifests, namespace)
     desired = desired_with_inventory(manifests, target)

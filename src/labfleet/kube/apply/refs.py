@@ -89,7 +89,9 @@ class ObjectRef:
         try:
             api_version, kind, name = manifest["apiVersion"], manifest["kind"], meta["name"]
         except KeyError as error:
-            raise ManifestError(f"manifest without {error.args[0]}: {dict(manifest)!r:.120}") from None
+            raise ManifestError(
+                f"manifest without {error.args[0]}: {dict(manifest)!r:.120}"
+            ) from None
         namespace = "" if kind in CLUSTER_SCOPED else str(meta.get("namespace") or "")
         return cls(str(api_version), str(kind), namespace, str(name))
 

@@ -141,14 +141,19 @@ def status_text(status: FleetStatus) -> str:
     for w in status.workloads:
         label = w.component or w.ref.kind.lower()
         note = f" - {w.message}" if w.message and w.ready < w.desired else ""
-        lines.append(f"  {label:<16} {w.ref.kind.lower()}/{w.ref.name}: {w.ready}/{w.desired} ready{note}")
+        lines.append(
+            f"  {label:<16} {w.ref.kind.lower()}/{w.ref.name}: {w.ready}/{w.desired} ready{note}"
+        )
     lines.append(f"  users' servers: {len(status.user_pods)}")
     for pod in status.user_pods:
         server = f"/{pod.server}" if pod.server else ""
         state = "ready" if pod.ready else pod.phase
-        lines.append(f"    {pod.user}{server}: {pod.namespace}/{pod.name} {state} {pod.ip or ''}".rstrip())
+        lines.append(
+            f"    {pod.user}{server}: {pod.namespace}/{pod.name} {state} {pod.ip or ''}".rstrip()
+        )
     if status.volumes:
         lines.append(f"  volumes: {', '.join(status.volumes)}")
     if status.endpoint is not None:
-        lines.append(f"  reach the hub at {status.endpoint.url or '(no address yet)'}: {status.endpoint.hint}")
+        where = status.endpoint.url or "(no address yet)"
+        lines.append(f"  reach the hub at {where}: {status.endpoint.hint}")
     return "\n".join(lines)

@@ -36,12 +36,14 @@ def describe_pod(pod: dict[str, Any]) -> UserPod:
     annotations = meta.get("annotations") or {}
     labels = meta.get("labels") or {}
     ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
     )
     return UserPod(
         name=meta.get("name", ""),
         namespace=meta.get("namespace", ""),
-        user=annotations.get("hub.jupyter.org/username") or labels.get("hub.jupyter.org/username", ""),
+        user=annotations.get("hub.jupyter.org/username")
+        or labels.get("hub.jupyter.org/username", ""),
         server=annotations.get("hub.jupyter.org/servername")
         or labels.get("hub.jupyter.org/servername", ""),
         phase=status.get("phase", "Unknown"),

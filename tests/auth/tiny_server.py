@@ -6,8 +6,10 @@ Policy tests need real processes to start (and, for forbidden profiles, to
 
 from __future__ import annotations
 
+import json
 import os
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
@@ -23,6 +25,14 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+def record_environment() -> None:
+    """Write the variables labfleet sets to $HOME/server-env.json, for the test to read."""
+    keys = [k for k in os.environ if k.startswith(("GIT_", "GITHUB_", "LABFLEET_"))]
+    home = Path(os.environ.get("HOME", "."))
+    (home / "server-env.json").write_text(json.dumps({k: os.environ[k] for k in keys}))
+
+
 if __name__ == "__main__":
+    record_environment()
     url = urlsplit(os.environ["JUPYTERHUB_SERVICE_URL"])
     HTTPServer((url.hostname or "127.0.0.1", url.port or 0), Handler).serve_forever()

@@ -1,0 +1,188 @@
+"""Benchmark: how long until a user's server answers, labfleet vs stock JupyterHub.
+
+    .venv/bin/python bench/spawn/run.py [--platforms labfleet,labfleet-forkserver,stock]
+        [--sequential 5] [--concurrent 20] [--proxy labfleet|chp] [--json out.json]
+
+For each platform, in turn and in the same run: start it, warm it with one
+spawn, then time "start" (``POST /hub/api/users/<name>/server``) → "server
+answers" (``GET /user/<name>/api/status`` through the proxy returns 200) for
+N sequential users and for M users started at once. Prints one markdown
+table; ratios are stock / platform (higher is faster). Nothing asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform as host
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(HERE))
+
+from measure import Driver, Summary, concurrent, sequential  # noqa: E402
+from stock import StockHub  # noqa: E402
+
+from tests.support.client import HubUser  # noqa: E402
+from tests.support.platform import CHP, Platform, free_port, labfleet  # noqa: E402
+
+ADMIN = "benchadmin"
+PASSWORD = "bench-password-" + os.urandom(6).hex()
+TIMEOUT = 300  # generous on purpose: we want the time it takes, not a timeout
+
+LAUNCHERS = {"labfleet": "exec", "labfleet-forkserver": "forkserver"}
+
+
+def labfleet_config(launcher: str, proxy: str) -> str:
+    text = (
+        "culling: {enabled: false}\n"
+        f"servers: {{start_timeout: {TIMEOUT}, http_timeout: {TIMEOUT}}}\n"
+    )
+    if launcher != "exec":
+        text += f"hub: {{extra_config: {{LocalSpawner: {{launcher_kind: {launcher}}}}}}}\n"
+    if proxy == "chp":
+        text += f"proxy: {{kind: chp, chp_command: [{CHP}]}}\n"
+    return text
+
+
+def admin_token(url: str) -> str:
+    admin = HubUser(url, ADMIN)
+    try:
+        resp = admin.login(PASSWORD)
+        resp.raise_for_status()
+        return admin.new_token()
+    finally:
+        admin.close()
+
+
+class Running:
+    """A started platform: its public URL and how to stop it."""
+
+    def __init__(self, url: str, stop: Callable[[], object], log: Path | None) -> None:
+        self.url, self.stop, self.log = url, stop, log
+
+
+def start_labfleet(work: Path, launcher: str, proxy: str) -> Running:
+    config = work / "labfleet.yaml"
+    config.write_text(labfleet_config(launcher, proxy))
+    data = work / "data"
+    added = labfleet("users", "add", ADMIN, "--admin", "--password-stdin",
+                     input=PASSWORD + "\n", data_dir=data)
+    if added.returncode != 0:
+        raise RuntimeError(f"labfleet users add failed: {added.stderr}")
+    running = Platform(data_dir=data, config=config).start(timeout=120)
+    return Running(running.url, running.stop, running.log_path)
+
+
+def start_stock(work: Path) -> Running:
+    hub = StockHub(work, port=free_port(), hub_port=free_port(), api_port=free_port(),
+                   chp=CHP, admin=ADMIN, timeout=TIMEOUT).start()
+    return Running(hub.url, hub.stop, hub.log_path)
+
+
+async def measure(name: str, url: str, n_seq: int, n_conc: int, poll: float) -> list[Summary]:
+    driver = Driver(url, admin_token(url), poll=poll, timeout=TIMEOUT)
+    tag = name.replace("-", "")[:10]
+    seq_names = [f"s{tag}{i}" for i in range(n_seq)]
+    conc_names = [f"c{tag}{i}" for i in range(n_conc)]
+    try:
+        await driver.create_users(["warmup", *seq_names, *conc_names])
+        # one untimed spawn: the page cache and the hub's lazy imports are warm for all
+        warm = await driver.spawn("warmup")
+        await driver.stop_all(["warmup"])
+        print(f"  {name}: warm-up spawn {warm.seconds or warm.error}", flush=True)
+        results = []
+        if n_seq:
+            results.append(await sequential(driver, name, seq_names))
+            await driver.stop_all(seq_names)
+        if n_conc:
+            results.append(await concurrent(driver, name, conc_names))
+            await driver.stop_all(conc_names)
+        return results
+    finally:
+        await driver.close()
+
+
+def fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def table(summaries: list[Summary]) -> str:
+    anchor = {s.scenario: s for s in summaries if s.platform == "stock"}
+    lines = [
+        "| scenario | platform | ok | p50 s | p95 s | max s | all answered s | p50 ratio | max ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in sorted(summaries, key=lambda s: (s.scenario, s.platform != "stock", s.platform)):
+        ref = anchor.get(s.scenario)
+        ratios = []
+        for q in (0.5, 1.0):
+            mine, theirs = s.quantile(q), ref.quantile(q) if ref else None
+            ratios.append(f"{theirs / mine:.1f}x" if mine and theirs else "—")
+        lines.append(
+            f"| {s.scenario} | {s.platform} | {len(s.ok)}/{len(s.spawns)} | "
+            f"{fmt(s.quantile(0.5))} | {fmt(s.quantile(0.95))} | {fmt(s.quantile(1.0))} | "
+            f"{fmt(s.wall if not s.failed else None)} | {ratios[0]} | {ratios[1]} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--platforms", default="labfleet,stock",
+                        help="comma list of: labfleet, labfleet-forkserver, stock")
+    parser.add_argument("--sequential", type=int, default=5)
+    parser.add_argument("--concurrent", type=int, default=20)
+    parser.add_argument("--proxy", choices=["labfleet", "chp"],
+                        default=os.environ.get("LABFLEET_TEST_PROXY", "labfleet"),
+                        help="labfleet's proxy (stock always uses Node CHP)")
+    parser.add_argument("--poll", type=float, default=0.05,
+                        help="seconds between GET /user/<name>/api/status polls")
+    parser.add_argument("--json", type=Path, help="also write raw results here")
+    args = parser.parse_args(argv)
+
+    summaries: list[Summary] = []
+    with tempfile.TemporaryDirectory(prefix="bench-spawn-") as tmp:
+        for name in args.platforms.split(","):
+            work = Path(tmp) / name
+            work.mkdir()
+            print(f"starting {name}…", flush=True)
+            if name == "stock":
+                running = start_stock(work)
+            elif name in LAUNCHERS:
+                running = start_labfleet(work, LAUNCHERS[name], args.proxy)
+            else:
+                parser.error(f"unknown platform {name!r}")
+            try:
+                summaries += asyncio.run(
+                    measure(name, running.url, args.sequential, args.concurrent, args.poll)
+                )
+            finally:
+                running.stop()
+            for s in summaries:
+                for spawn in s.spawns:
+                    if spawn.error:
+                        print(f"  {s.platform} {spawn.user}: {spawn.error}", flush=True)
+    print()
+    print(f"spawn benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}, {host.node()}, "
+          f"{os.cpu_count()} CPUs, {host.python_implementation()} {host.python_version()}, "
+          f"labfleet proxy: {args.proxy}")
+    print()
+    print(table(summaries))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps([asdict(s) for s in summaries], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""What one machine really enforces: lines for the start-up banner and ``labfleet status``.
+
+Each line states a fact found on this machine (root or not, which cgroup
+controllers, which GPUs) rather than what the config asked for, so the
+banner never claims isolation or limits that are not there.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from pathlib import Path
+
+from labfleet.config.model import FleetConfig
+from labfleet.hub.runtime import Runtime
+from labfleet.spawn.accounts import is_root, resolve_isolation
+from labfleet.spawn.gpus import Detected, detect_devices
+from labfleet.spawn.homes import isolation_blocker
+from labfleet.spawn.limits import LimitsProbe, probe
+
+
+def _commands(config: FleetConfig) -> list[Path]:
+    """Every ``jupyterhub-singleuser`` a profile may run (ours plus profile environments)."""
+    prefixes = {Path(sys.prefix)} | {Path(p.environment) for p in config.profiles if p.environment}
+    return sorted(prefix / "bin" / "jupyterhub-singleuser" for prefix in prefixes)
+
+
+def isolation_facts(config: FleetConfig, homes_dir: Path | None) -> tuple[bool, list[str]]:
+    """(isolated at all, problems that switch it off or break it)."""
+    root = is_root()
+    problems: list[str] = []
+    if root and config.local.isolation != "none":
+        for command in _commands(config):
+            blocker = isolation_blocker(command, homes_dir or Path("/"))
+            if blocker and blocker not in problems:
+                problems.append(blocker)
+    try:
+        isolated = resolve_isolation(
+            config.local.isolation, root, problems[0] if problems else None
+        )
+    except RuntimeError as exc:
+        return False, [str(exc)]
+    return isolated, problems
+
+
+def limits_facts(config: FleetConfig) -> LimitsProbe:
+    return probe(config.local.limits)
+
+
+def gpu_facts(config: FleetConfig) -> Detected:
+    try:
+        return detect_devices(config.local.gpus.devices)
+    except (OSError, ValueError) as exc:
+        return Detected([], f"unreadable device list: {exc}")
+
+
+def _wants_limits(config: FleetConfig) -> bool:
+    return any(p.cpu or p.memory for p in config.profiles)
+
+
+def startup_warnings(config: FleetConfig, runtime: Runtime | None = None) -> list[str]:
+    """Plain warnings for the banner: what is *not* protected on this machine."""
+    warnings: list[str] = []
+    homes = runtime.homes_dir if runtime else None
+    isolated, problems = isolation_facts(config, homes)
+    account = getpass.getuser()
+    if not isolated:
+        if config.local.isolation == "none":
+            why = "local.isolation is none"
+        elif not is_root():
+            why = "labfleet is not running as root"
+        else:
+            why = problems[0] if problems else "isolation is not possible here"
+        warnings.append(
+            f"users are NOT isolated: every server runs as {account!r} ({why}); "
+            "users can read each other's files and stop each other's processes"
+        )
+        if is_root():
+            warnings.append("users' servers run as root")
+    elif problems:
+        warnings.extend(f"servers of some profiles cannot start: {p}" for p in problems)
+    limits = limits_facts(config)
+    if limits.backend is None:
+        what = "CPU/memory limits of profiles" if _wants_limits(config) else "per-server limits"
+        warnings.append(f"{what} are NOT enforced: {limits.reason}")
+    elif limits.missing:
+        missing = ", ".join(sorted(limits.missing))
+        warnings.append(
+            f"{limits.backend.name}: no {missing} controller; those limits are NOT enforced"
+        )
+    gpus_wanted = max((p.gpus for p in config.profiles), default=0)
+    if gpus_wanted:
+        found = gpu_facts(config)
+        if len(found.devices) < gpus_wanted:
+            warnings.append(
+                f"a profile asks for {gpus_wanted} GPU(s) but {len(found.devices)} were found "
+                f"({found.source}); its servers will be refused"
+            )
+    if config.local.shared.data and not isolated:
+        warnings.append("the shared data folder is writable by users (no isolation)")
+    return warnings
+
+
+def _gpu_assignments(state_dir: Path) -> dict[str, list[str]]:
+    try:
+        data = json.loads((state_dir / "gpus.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    servers = data.get("servers") if isinstance(data, dict) else None
+    if not isinstance(servers, dict):
+        return {}
+    return {
+        str(owner): [str(d) for d in entry.get("devices", [])]
+        for owner, entry in servers.items()
+        if isinstance(entry, dict)
+    }
+
+
+def local_status_lines(config: FleetConfig, runtime: Runtime) -> list[str]:
+    """A few lines on isolation, limits, GPUs and shared folders, as found now."""
+    lines: list[str] = []
+    isolated, problems = isolation_facts(config, runtime.homes_dir)
+    if isolated:
+        lines.append(
+            "isolation: on — each user's server runs as system account lf-<user>, home 0700"
+        )
+    else:
+        reason = (
+            problems[0]
+            if problems
+            else (
+                "local.isolation is none"
+                if config.local.isolation == "none"
+                else "not running as root"
+            )
+        )
+        lines.append(f"isolation: OFF — every server runs as {getpass.getuser()!r} ({reason})")
+    limits = limits_facts(config)
+    if limits.backend is None:
+        lines.append(f"limits: NOT enforced — {limits.reason}")
+    else:
+        enforced = ", ".join(sorted(limits.backend.controllers))
+        lines.append(
+            f"limits: {limits.backend.name} ({enforced}) at {limits.backend.location()}; "
+            f"pids cap {config.local.pids_max} per server"
+        )
+    found = gpu_facts(config)
+    assigned = _gpu_assignments(runtime.state_dir)
+    if found.devices:
+        ids = ", ".join(d.id for d in found.devices)
+        lines.append(
+            f"GPUs: {len(found.devices)} found via {found.source} ({ids}); "
+            f"mode {config.local.gpus.mode}; exposed through CUDA_VISIBLE_DEVICES "
+            "(cooperative, not a device cgroup)"
+        )
+    else:
+        lines.append(f"GPUs: none found ({found.source})")
+    for owner, devices in sorted(assigned.items()):
+        lines.append(f"  {owner}: {', '.join(devices)}")
+    shared = config.local.shared
+    for name, path in (("data (read-only)", shared.data), ("scratch", shared.scratch)):
+        if path:
+            lines.append(f"shared {name}: {runtime.data_dir / path}")  # absolute paths win
+    return lines

@@ -1,0 +1,173 @@
+"""KubeSpawner spawns and stops a user's pod through a real JupyterHub, against the API double.
+
+No cluster can run here, so the Kubernetes API is the in-process double
+(``tests/kube/double``); everything else is real: labfleet renders the
+fleet, the apply engine applies it, JupyterHub 6 runs as a process with
+labfleet's KubeSpawner settings and talks to the double through
+kubernetes_asyncio. The double's fake kubelet marks the pod Running with
+podIP 127.0.0.1, and a tiny HTTP server in this test answers on the pod's
+port, so the hub's own readiness check passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from labfleet.config.load import parse_text
+from labfleet.kube.apply import Cluster, apply, connect, destroy, status
+from labfleet.kube.hub_secret import generate_hub_secrets
+from labfleet.kube.render import render_objects
+from labfleet.kube.spawner_settings import build_kubespawner_settings
+from tests.auth.hubrunner import free_port, run_hub
+from tests.kube.double import KubeDouble, running_double
+
+pytestmark = pytest.mark.integration
+
+NS = "lab"
+CONFIG = f"""
+name: lab
+auth:
+  kind: dummy
+  dummy:
+    password: change-me-please
+kubernetes:
+  namespace: {NS}
+"""
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    """Plays the user's server inside the pod: 200 to anything."""
+
+    seen: list[str]
+
+    def do_GET(self) -> None:
+        self.seen.append(self.path)
+        body = b'{"version": "double"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def pod_server() -> Iterator[tuple[int, list[str]]]:
+    seen: list[str] = []
+    handler = type("Answer", (_Answer,), {"seen": seen})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def server_state(api: httpx.Client, user: str) -> dict[str, Any]:
+    response = api.get(f"/users/{user}")
+    response.raise_for_status()
+    servers: dict[str, Any] = response.json().get("servers", {})
+    return servers.get("", {})
+
+
+def test_kubespawner_spawns_and_stops_a_user_pod(tmp_path: Path) -> None:
+    config = parse_text(CONFIG)
+    with running_double() as double, pod_server() as (port, seen):
+        kubeconfig = double.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS)
+        cluster = Cluster(connect(kubeconfig))
+        applied = apply(cluster, render_objects(config, generate_hub_secrets()), wait=False)
+
+        settings = build_kubespawner_settings(config)
+        settings.pop("ConfigurableHTTPProxy")
+        # In the hub pod, labfleet.hub.settings also sets hub_bind_url; here the hub
+        # binds to loopback (hubrunner), and the "pod" never calls back.
+        settings["JupyterHub"].pop("hub_connect_url")
+        settings["JupyterHub"]["authenticator_class"] = "dummy"  # users are made via the API
+        settings["Authenticator"] = {"allow_all": True}
+        settings["KubeSpawner"].update(port=port, start_timeout=60, http_timeout=30)
+        with run_hub(tmp_path / "hub", settings, env={"KUBECONFIG": str(kubeconfig)}) as hub:
+            api = hub.api()
+            created = api.post("/users/alice")
+            assert created.status_code == 201, created.text
+            started = api.post("/users/alice/server")
+            assert started.status_code in (201, 202), started.text
+            wait_for("alice's server to be ready", lambda: server_state(api, "alice").get("ready"))
+
+            pod = double.get("v1", "Pod", "jupyter-alice", NS)
+            assert pod is not None, hub.log()[-3000:]
+            check_pod(pod, double)
+            assert pod["status"]["podIP"] == "127.0.0.1"
+            assert seen, "the hub never checked the server in the pod"
+            claim = double.get("v1", "PersistentVolumeClaim", "claim-alice", NS) or next(
+                iter(
+                    double.list(
+                        "v1", "PersistentVolumeClaim", NS, **{"hub.jupyter.org/username": "alice"}
+                    )
+                ),
+                None,
+            )
+            assert claim is not None, "KubeSpawner created no volume for alice"
+
+            report = status(cluster, applied.target)
+            assert [(p.user, p.ready, p.ip) for p in report.user_pods] == [
+                ("alice", True, "127.0.0.1")
+            ]
+
+            stopped = api.delete("/users/alice/server")
+            assert stopped.status_code in (202, 204), stopped.text
+            wait_for("alice's server to stop", lambda: not server_state(api, "alice"))
+            wait_for(
+                "the pod to be deleted",
+                lambda: double.get("v1", "Pod", "jupyter-alice", NS) is None,
+            )
+            assert status(cluster, applied.target).user_pods == ()
+
+        # Users' files outlive their servers and a destroy without --delete-user-data.
+        claim_name = claim["metadata"]["name"]
+        assert double.get("v1", "PersistentVolumeClaim", claim_name, NS) is not None
+        result = destroy(cluster, applied.target)
+        assert claim_name in {k.ref.name for k in result.kept}
+        assert double.get("v1", "PersistentVolumeClaim", claim_name, NS) is not None
+
+
+def check_pod(pod: dict[str, Any], double: KubeDouble) -> None:
+    """The pod KubeSpawner created carries labfleet's labels and restricted security context."""
+    labels = pod["metadata"]["labels"]
+    assert labels["app.kubernetes.io/instance"] == "lab"
+    assert labels["app.kubernetes.io/component"] == "singleuser-server"
+    spec = pod["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = spec["containers"][0]
+    context = container["securityContext"]
+    assert context["runAsUser"] == 1000
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"]
+    assert not context.get("privileged")
+    # The double admitted it: the ServiceAccount it names exists.
+    account = spec.get("serviceAccountName", "default")
+    assert double.get("v1", "ServiceAccount", account, NS) is not None

@@ -1,0 +1,112 @@
+"""The ``kubernetes:`` section refuses what would render a broken or unsafe cluster."""
+
+from __future__ import annotations
+
+import pytest
+
+from labfleet.config.load import ConfigError, parse_text
+from labfleet.config.model import FleetConfig
+
+
+def problems(text: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_text(text)
+    return "\n".join(str(p) for p in caught.value.problems)
+
+
+def test_defaults_validate_and_need_no_cluster() -> None:
+    config = FleetConfig()
+    assert config.kubernetes.namespace == "labfleet"
+    assert config.kubernetes.network.policies is True
+    assert config.kubernetes.placeholders.replicas == 0
+    assert config.kubernetes.prepuller.enabled is False
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "kubernetes: {nmespace: x}",
+            "kubernetes.nmespace: unknown key; did you mean 'namespace'?",
+        ),
+        ("kubernetes: {namespace: Bad_Name}", "kubernetes.namespace"),
+        (
+            "kubernetes: {profiles: {gpu: {gpu_accelerator: nvidia-l4}}}",
+            "profiles.gpu: no entry of 'profiles' has this slug",
+        ),
+        (
+            "profiles: [{slug: cpu, display_name: CPU}]\n"
+            "kubernetes: {profiles: {cpu: {gpu_accelerator: nvidia-l4}}}",
+            "gpu_accelerator is set but profile cpu has gpus: 0",
+        ),
+        (
+            "profiles: [{slug: g, display_name: G, gpus: 1}]\n"
+            "kubernetes: {profiles: {g: {tpu: {accelerator: tpu-v5-lite-podslice,"
+            " topology: 2x2, chips: 4}}}}",
+            "GPUs or a TPU, not both",
+        ),
+        ("kubernetes: {placeholders: {replicas: 1, profile: nope}}", "placeholders.profile"),
+        ("kubernetes: {access: {kind: ingress}}", "needs 'host'"),
+        ("kubernetes: {access: {kind: gke-ingress}}", "needs 'host'"),
+        (
+            f"kubernetes: {{access: {{kind: gke-ingress, host: {'a' * 60}.example.com}}}}",
+            "63 chars",
+        ),
+        (
+            "kubernetes: {network: {allowed_private_ranges: [169.254.0.0/16]}}",
+            "contains the cloud metadata server",
+        ),
+        (
+            "kubernetes: {network: {allowed_private_ranges: ['fd00::/8']}}",
+            "contains the cloud metadata server",
+        ),
+        ("kubernetes: {users: {uid: 0}}", "kubernetes.users.uid"),
+        (
+            "kubernetes: {users: {namespaces: per-user},"
+            " storage: {kind: nfs, server: n, path: /x}}",
+            "nfs storage needs the shared namespace",
+        ),
+        (
+            "kubernetes: {storage: {kind: nfs, server: n, path: /x, sub_path: '../{user_slug}'}}",
+            "must be relative",
+        ),
+        (
+            "kubernetes: {storage: {kind: nfs, server: n, path: /x, sub_path: shared}}",
+            "{user_slug}",
+        ),
+        ("kubernetes: {storage: {kind: gcsfuse, bucket_template: '{username}'}}", "user_slug"),
+        ("kubernetes: {storage: {kind: gcsfuse, bucket_template: 'Bad_{user_slug}'}}", "bucket"),
+        ("kubernetes: {storage: {kind: gcsfuse, mode: shared-bucket}}", "needs 'bucket'"),
+        (
+            "kubernetes: {storage: {kind: gcsfuse, mount_options: ['only-dir=/']}}",
+            "not allowed",
+        ),
+        ("kubernetes: {storage: {kind: s3}}", "kubernetes.storage"),
+        (
+            "kubernetes: {users: {workload_identity: '{user_slug}@p.iam.gserviceaccount.com'}}",
+            "workload_identity",
+        ),
+        ("kubernetes: {users: {per_user: {template: 'ns-{namespace}'}}}", "{user_slug}"),
+        ("kubernetes: {users: {per_user: {template: '{user_slug!r}'}}}", "plain placeholders"),
+        ("kubernetes: {hub: {database: {kind: postgres}}}", "needs secret_name"),
+        ("kubernetes: {images: {pull_secrets: ['Not A Name']}}", "is not a Secret name"),
+        ("kubernetes: {hub: {image: 'has space:1'}}", "is not an image reference"),
+        (
+            "kubernetes: {profiles: {default: {tolerations: [{operator: Exists, value: x}]}}}",
+            "takes no value",
+        ),
+    ],
+)
+def test_rejected_with_the_key_path(text: str, expected: str) -> None:
+    assert expected in problems(text)
+
+
+def test_valid_combinations() -> None:
+    config = parse_text(
+        "kubernetes:\n"
+        "  users: {namespaces: per-user,\n"
+        "          workload_identity: '{user_slug}@p.iam.gserviceaccount.com'}\n"
+        "  storage: {kind: gcsfuse, mode: shared-bucket, bucket: team-data}\n"
+        "  network: {allowed_private_ranges: [10.20.0.0/24, 'fd12::/16']}\n"
+    )
+    assert config.kubernetes.users.namespaces == "per-user"

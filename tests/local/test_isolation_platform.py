@@ -1,0 +1,181 @@
+"""Two users on one machine, through the real platform (`labfleet up`, as root).
+
+Each user's server and kernels run as their own system account inside their
+own control group: A cannot read B's home, reach B's server with A's cookie
+or token, or signal B's processes, and a memory-hungry cell in A's kernel is
+killed by A's limit while B's kernel keeps answering.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from labfleet.naming import system_account, user_slug
+from labfleet.spawn.limits import probe
+from tests.integration.conftest import write_config
+from tests.local.conftest import needs_root
+from tests.local.kernels import KERNEL_DIED, run_code
+from tests.support.client import HubUser
+from tests.support.platform import Platform, labfleet
+
+pytestmark = [pytest.mark.integration, pytest.mark.root, needs_root]
+
+PASSWORD = "correct horse battery staple"
+MEMORY_LIMIT = "200M"
+
+
+@dataclass
+class Member:
+    user: HubUser
+    token: str
+    platform: Platform
+
+    @property
+    def slug(self) -> str:
+        return user_slug(self.user.name)
+
+    @property
+    def home(self) -> Path:
+        return self.platform.data_dir / "homes" / self.slug
+
+    def server_pid(self) -> int:
+        pid_file = self.platform.data_dir / "state" / "servers" / f"{self.slug}.pid"
+        return int(pid_file.read_text().split()[0])
+
+    def run(self, code: str) -> str:
+        return run_code(self.user.server_url(), self.token, code)
+
+
+@pytest.fixture(scope="module")
+def platform(shared_tmp: Path, user_environment: Path) -> Iterator[Platform]:
+    base = Path(tempfile.mkdtemp(dir=shared_tmp))
+    base.chmod(0o711)  # the data dir's parent must be traversable, like /srv
+    config = write_config(base / "labfleet.yaml", (
+        "culling: {enabled: false}\n"
+        "local: {isolation: system-users}\n"
+        "profiles:\n"
+        f"  - {{slug: small, display_name: Small, memory: {MEMORY_LIMIT}, cpu: 1,\n"
+        f"      environment: {user_environment}}}\n"
+    ))
+    running = Platform(data_dir=base / "data", config=config)
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def pair(platform: Platform) -> Iterator[tuple[Member, Member]]:
+    names = [f"{who}-{uuid.uuid4().hex[:4]}" for who in ("ann", "ben")]
+    members = []
+    try:
+        for name in names:
+            added = labfleet("users", "add", name, "--password-stdin", input=PASSWORD + "\n",
+                             data_dir=platform.data_dir)
+            assert added.returncode == 0, added.stderr
+            user = HubUser(platform.url, name)
+            assert user.login(PASSWORD).status_code == 200
+            user.start_server().raise_for_status()
+            members.append(user)
+        tokens = []
+        for user in members:
+            user.wait_ready()
+            tokens.append(user.new_token())
+        yield (Member(members[0], tokens[0], platform), Member(members[1], tokens[1], platform))
+    except Exception:
+        print(platform.log())  # shown by pytest for the failing test
+        raise
+    finally:
+        for user in members:
+            user.close()
+        platform.stop()
+        for name in names:
+            subprocess.run(["userdel", "--", system_account(name)], capture_output=True,
+                           check=False)
+
+
+def test_servers_and_kernels_run_as_their_own_accounts(pair: tuple[Member, Member]) -> None:
+    for member in pair:
+        account = pwd.getpwnam(system_account(member.user.name))
+        status = Path(f"/proc/{member.server_pid()}/status").read_text()
+        assert f"\nUid:\t{account.pw_uid}\t{account.pw_uid}" in status
+        assert member.run("import os; print(os.getuid(), os.getgid(), os.getgroups())").split() \
+            == [str(account.pw_uid), str(account.pw_gid), "[]"]
+        info = member.home.stat()
+        assert (info.st_uid, oct(info.st_mode & 0o777)) == (account.pw_uid, "0o700")
+
+
+def test_a_cannot_read_b_home(pair: tuple[Member, Member]) -> None:
+    ann, ben = pair
+    assert ben.user.contents_put(ben.token, "secret.txt", "ben's secret").status_code in (200, 201)
+    assert (ben.home / "secret.txt").read_text() == "ben's secret"
+    out = ann.run(
+        "import os\n"
+        f"for attempt in (lambda: open({str(ben.home / 'secret.txt')!r}).read(),\n"
+        f"                lambda: os.listdir({str(ben.home)!r})):\n"
+        "    try:\n"
+        "        print('READ', attempt())\n"
+        "    except OSError as exc:\n"
+        "        print(type(exc).__name__)\n"
+    )
+    assert out.split() == ["PermissionError", "PermissionError"]
+
+
+def test_a_cannot_reach_b_server_with_cookie_or_token(pair: tuple[Member, Member]) -> None:
+    ann, ben = pair
+    assert ben.user.contents_get(ben.token, "").status_code == 200  # the server is up
+    with_cookie = ann.user.http.get(ben.user.server_url("api/contents"))
+    assert with_cookie.status_code == 403
+    with_token = httpx.get(ben.user.server_url("api/contents"),
+                           headers={"Authorization": f"token {ann.token}"}, timeout=30)
+    assert with_token.status_code == 403
+
+
+def test_a_cannot_signal_b_processes(pair: tuple[Member, Member]) -> None:
+    ann, ben = pair
+    out = ann.run(
+        "import os\n"
+        "try:\n"
+        f"    os.kill({ben.server_pid()}, 0)\n"
+        "    print('SIGNALLED')\n"
+        "except OSError as exc:\n"
+        "    print(type(exc).__name__)\n"
+    )
+    assert out.strip() == "PermissionError"
+
+
+def test_memory_hungry_cell_is_stopped_by_its_own_limit(pair: tuple[Member, Member]) -> None:
+    ann, ben = pair
+    backend = probe("auto").backend
+    assert backend is not None
+    before = backend.oom_kills(ann.slug)  # type: ignore[attr-defined]
+    assert ann.server_pid() in backend.pids(ann.slug)
+    assert ann.run("x = bytearray(2 * 1024**3)\nprint('allocated')") == KERNEL_DIED
+    assert backend.oom_kills(ann.slug) > before  # type: ignore[attr-defined]
+    assert ben.run("print(6 * 7)").strip() == "42", "B's kernel must be untouched"
+    os.kill(ann.server_pid(), 0)  # A's server survives: only the hungry kernel died
+    assert ann.run("print('again')").strip() == "again"
+
+
+def test_stopping_a_server_removes_its_control_group(pair: tuple[Member, Member]) -> None:
+    ann, _ben = pair
+    backend = probe("auto").backend
+    assert backend is not None
+    pid = ann.server_pid()
+    ann.user.stop_server()
+    ann.user.wait_stopped()
+    assert backend.pids(ann.slug) == []
+    groups = [Path(m) / "labfleet" / ann.slug for m in ("/sys/fs/cgroup/memory",
+                                                       "/sys/fs/cgroup")]
+    assert not any(g.exists() for g in groups)
+    assert not Path(f"/proc/{pid}").exists()
+    assert ann.home.exists(), "files stay after the server stops"
