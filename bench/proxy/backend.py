@@ -7,6 +7,7 @@ the proxy in front of it, not the backend, is what the numbers measure.
 
 * any path → 200 with a 13-byte body (keep-alive);
 * a path containing ``/big`` → a chunked body of ``BIG_BYTES`` (1 MiB chunks);
+* ``/__connections`` → how many connections were accepted so far;
 * WS_PORT: websocket echo (``websockets`` library).
 """
 
@@ -23,6 +24,7 @@ _BIG_HEAD = (
     b"Transfer-Encoding: chunked\r\n\r\n"
 )
 _CHUNK_FRAME = b"%x\r\n" % len(_CHUNK) + _CHUNK + b"\r\n"
+ACCEPTED = [0]  # connections accepted: how many sockets the proxy opened to us
 
 
 class Backend(asyncio.Protocol):
@@ -34,6 +36,7 @@ class Backend(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        ACCEPTED[0] += 1
 
     def pause_writing(self) -> None:
         self.paused = asyncio.Event()
@@ -54,6 +57,12 @@ class Backend(asyncio.Protocol):
             line = head.split(b"\r\n", 1)[0]
             if b"/big" in line:
                 self.task = asyncio.ensure_future(self.send_big())
+            elif b"/__connections" in line:
+                body = str(ACCEPTED[0]).encode()
+                assert self.transport is not None
+                self.transport.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
             else:
                 assert self.transport is not None
                 self.transport.write(_SMALL)

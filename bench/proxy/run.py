@@ -64,13 +64,11 @@ def rss_kb(pid: int) -> int:
     return total
 
 
-def time_wait_sockets(port: int) -> int:
-    out = subprocess.run(
-        ["ss", "-Htan", "state", "time-wait", f"( dport = :{port} or sport = :{port} )"],
-        capture_output=True,
-        text=True,
-    )
-    return len([line for line in out.stdout.splitlines() if line.strip()])
+def backend_connections(port: int) -> int:
+    """Connections the backend accepted so far (this query's own included)."""
+    import httpx
+
+    return int(httpx.get(f"http://127.0.0.1:{port}/__connections").text)
 
 
 @dataclass
@@ -247,43 +245,29 @@ def main() -> int:
             def rss(pid: int = pid) -> float:
                 return rss_kb(pid) / 1024 if pid else 0.0
 
+            def measure(
+                scenario: str,
+                path: str,
+                c: int,
+                headers: list[str] | None = None,
+                base: str = base,
+                label: str = label,
+            ) -> None:
+                before = backend_connections(http_port)
+                r = wrk(base + path, c, args.duration, headers)
+                opened = backend_connections(http_port) - before - 1
+                note = f"backend sockets +{opened}"
+                if r["non2xx"] or r["sockerr"]:
+                    note += f", non2xx={int(r['non2xx'])}, socket errors={bool(r['sockerr'])}"
+                row = Row(scenario, label, c, r["rps"], r["p50"], r["p99"], r["mb"], rss(), note)
+                rows.append(row)
+                print(f"  {label:>12} {scenario} c={c}: {r['rps']:.0f} req/s", file=sys.stderr)
+
             wrk(base + "/user/bench/warmup", 16, 1)
             for c in conns:
-                r = wrk(base + "/user/bench/small", c, args.duration)
-                rows.append(
-                    Row(
-                        "small",
-                        label,
-                        c,
-                        r["rps"],
-                        r["p50"],
-                        r["p99"],
-                        r["mb"],
-                        rss(),
-                        f"non2xx={int(r['non2xx'])}" if r["non2xx"] else "",
-                    )
-                )
-                print(f"  {label:>12} small c={c}: {r['rps']:.0f} req/s", file=sys.stderr)
-            tw_before = time_wait_sockets(http_port)
-            r = wrk(base + "/user/bench/churn", 64, args.duration, ["Connection: close"])
-            tw = time_wait_sockets(http_port) - tw_before
-            rows.append(
-                Row(
-                    "churn (new conn/req)",
-                    label,
-                    64,
-                    r["rps"],
-                    r["p50"],
-                    r["p99"],
-                    r["mb"],
-                    rss(),
-                    f"backend TIME_WAIT +{max(tw, 0)}",
-                )
-            )
-            r = wrk(base + "/user/bench/big", 4, args.duration)
-            rows.append(
-                Row("64 MiB streamed", label, 4, r["rps"], r["p50"], r["p99"], r["mb"], rss())
-            )
+                measure("small", "/user/bench/small", c)
+            measure("churn (new conn/req)", "/user/bench/churn", 64, ["Connection: close"])
+            measure("64 MiB streamed", "/user/bench/big", 4)
             w = asyncio.run(
                 ws_roundtrips(
                     ws_base + "/user/ws/", args.ws_clients, args.ws_messages // args.ws_clients

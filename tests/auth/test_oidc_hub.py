@@ -14,7 +14,10 @@ import pytest
 from hubrunner import RunningHub
 from oidc_provider import CLIENT_SECRET, LocalOpenIDProvider
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:The .grant. parameter will become mandatory"),
+]
 
 
 def sign_in(hub: RunningHub, provider: LocalOpenIDProvider, account: str) -> httpx.Response:

@@ -150,13 +150,13 @@ def test_server_side_apply_field_ownership(http: httpx.Client, double: KubeDoubl
     assert dropped["data"] == {"a": "1", "c": "3"}
 
     # Changing a field someone else owns conflicts, unless forced.
-    conflict = apply(http, CM, configmap("ssa", a="9"), "other")
+    conflict = apply(http, CM, configmap("ssa", a="9", c="3"), "other")
     assert conflict.status_code == 409
     body = conflict.json()
     assert body["reason"] == "Conflict"
     assert 'conflict with "labfleet"' in body["message"]
     assert body["details"]["causes"][0]["field"] == ".data.a"
-    forced = apply(http, CM, configmap("ssa", a="9"), "other", force=True).json()
+    forced = apply(http, CM, configmap("ssa", a="9", c="3"), "other", force=True).json()
     assert forced["data"]["a"] == "9"
     # labfleet lost .data.a, so dropping it from labfleet's config keeps it.
     after = apply(http, CM, configmap("ssa"), "labfleet").json()

@@ -18,7 +18,7 @@ from lightkube import Client
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.types import PatchType
 
-from labfleet.config.load import parse_text
+from labfleet.config.load import load_config, parse_text
 from labfleet.kube.apply import (
     Action,
     Cluster,
@@ -366,3 +366,82 @@ def test_status_before_install(cluster: Cluster) -> None:
     assert not report.installed
     assert "not installed" in status_text(report)
     assert inventory_ref(target).name == "lab-inventory"
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def render_example(name: str) -> list[dict[str, Any]]:
+    return render_objects(load_config(EXAMPLES / f"{name}.yaml"), generate_hub_secrets())
+
+
+def test_missing_operator_secrets_are_warned_and_the_rollout_waits_for_them(
+    double: KubeDouble, cluster: Cluster, kubeconfig: Path
+) -> None:
+    manifests = render_example("google-hardened")  # PostgreSQL URL, OAuth secret, pull secret
+    proposal = plan(cluster, manifests)
+    needed = {"secret/datalab-db -n datalab", "secret/google-oauth -n datalab"}
+    needed.add("secret/mirror-pull -n datalab")
+    assert {w.split(" is needed")[0] for w in proposal.warnings} == needed
+    assert "warning: secret/datalab-db -n datalab is needed by deployment/datalab-hub" in plan_text(
+        proposal
+    )
+
+    lines: list[str] = []
+    first = apply(
+        cluster,
+        manifests,
+        poll=0.1,
+        timeout=1,
+        on_event=lambda e: lines.append(event_line(e) or ""),
+    )
+    assert first.rollout is not None and first.rollout.timed_out
+    hub = next(s for s in first.rollout.states if s.ref.name == "datalab-hub")
+    assert not hub.done and "secret/datalab-db" in hub.message
+    assert any(line.startswith("warning: secret/datalab-db") for line in lines)
+
+    operator = other_manager(kubeconfig, "kubectl")
+    for name, key in (("datalab-db", "url"), ("google-oauth", "client_secret")):
+        secret = {"metadata": {"name": name, "namespace": "datalab"}, "stringData": {key: "x"}}
+        operator.create(resource_class("v1", "Secret").from_dict(secret))
+    pull = {
+        "metadata": {"name": "mirror-pull", "namespace": "datalab"},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": {".dockerconfigjson": base64.b64encode(b'{"auths": {}}').decode()},
+    }
+    operator.create(resource_class("v1", "Secret").from_dict(pull))
+    second = apply(cluster, manifests, poll=0.1, timeout=60)
+    assert second.warnings == ()
+    assert second.rollout is not None and second.rollout.ready
+
+
+def test_custom_resources_the_cluster_lacks_are_explained(
+    double: KubeDouble, cluster: Cluster
+) -> None:
+    double.server.unserved_groups = {"networking.gke.io", "cloud.google.com"}
+    with pytest.raises(ClusterError) as caught:
+        apply(cluster, render_example("gke-iap"), wait=False)
+    assert caught.value.code == 404
+    assert "does not serve" in str(caught.value) and "only on GKE" in str(caught.value)
+
+
+def test_missing_namespace_is_explained(double: KubeDouble, cluster: Cluster) -> None:
+    manifests = render(BASE + "  create_namespace: false\n")
+    assert all(m["kind"] != "Namespace" for m in manifests)
+    with pytest.raises(ClusterError, match="namespace lab does not exist"):
+        apply(cluster, manifests, wait=False)
+
+
+def test_rollout_reports_why_pods_do_not_start(double: KubeDouble, cluster: Cluster) -> None:
+    manifests = render(CHANGED)
+    double.controller.unpullable_images = {"ghcr.io/labfleet/hub:0.2.0"}
+    events: list[Event] = []
+    result = apply(cluster, manifests, poll=0.1, timeout=1, on_event=events.append)
+    assert result.rollout is not None and result.rollout.timed_out
+    summary = apply_summary(result)
+    assert "waiting for deployment/lab-hub: 0/1 ready" in summary
+    assert 'ImagePullBackOff: Back-off pulling image "ghcr.io/labfleet/hub:0.2.0"' in summary
+    assert not any(s.done for s in result.rollout.states)  # the proxy runs the hub image too
+    report = status(cluster, result.target)
+    assert not report.healthy
+    assert "ImagePullBackOff" in status_text(report)

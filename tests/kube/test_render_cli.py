@@ -86,50 +86,7 @@ def test_render_needs_a_config() -> None:
     assert "-c/--config" in result.stderr
 
 
-# -- plan / apply / status / destroy through the CLI, against the API double ---------------
-# The double (tests/kube/double, a strict in-process Kubernetes API server; not a real
-# cluster) runs in this test process; the CLI talks to it over HTTP like to any cluster.
-
-
-def test_cluster_commands_end_to_end_against_the_api_double(tmp_path: Path) -> None:
-    from tests.kube.double import running_double
-
-    with running_double() as double:
-        kubeconfig = str(double.write_kubeconfig(tmp_path / "kubeconfig"))
-        example = str(REPO / "examples" / "minimal.yaml")
-        target = ["-c", example, "--kubeconfig", kubeconfig]
-
-        first = run("plan", *target)
-        assert first.returncode == 0, first.stderr
-        assert "to create" in first.stdout
-
-        applied = run("apply", *target, "--timeout", "60")
-        assert applied.returncode == 0, applied.stdout + applied.stderr
-        assert "created" in applied.stdout and "rollout complete" in applied.stdout
-        assert "port-forward service/labfleet-proxy-public" in applied.stdout
-        secret = double.get("v1", "Secret", "labfleet-hub-secret", "labfleet")
-        assert secret is not None
-        before = dict(secret["data"])
-
-        again = run("plan", *target)
-        assert again.returncode == 0 and "no changes" in again.stdout, again.stdout
-
-        reapplied = run("apply", *target, "--timeout", "60")
-        assert reapplied.returncode == 0, reapplied.stdout + reapplied.stderr
-        after = double.get("v1", "Secret", "labfleet-hub-secret", "labfleet")
-        assert after is not None and dict(after["data"]) == before  # secrets survive re-apply
-
-        status = run("status", *target)
-        assert status.returncode == 0, status.stdout + status.stderr
-        assert "labfleet-hub" in status.stdout
-
-        refused = run("destroy", *target)
-        assert refused.returncode == 2 and "--yes" in refused.stderr
-        assert double.get("apps/v1", "Deployment", "labfleet-hub", "labfleet") is not None
-
-        destroyed = run("destroy", *target, "--yes")
-        assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
-        assert double.get("apps/v1", "Deployment", "labfleet-hub", "labfleet") is None
+# -- the cluster commands (end to end against the API double: tests/kube/test_apply_cli.py)
 
 
 def test_unreachable_cluster_is_a_plain_error(tmp_path: Path) -> None:

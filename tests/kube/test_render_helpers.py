@@ -91,12 +91,24 @@ def spawner_config(config: FleetConfig) -> Config:
     return traitlets
 
 
-def make_spawner(config: FleetConfig, username: str, server_name: str = "") -> Any:
+def make_spawner(
+    config: FleetConfig,
+    username: str,
+    server_name: str = "",
+    *,
+    admin: bool = False,
+    groups: tuple[str, ...] = (),
+) -> Any:
     from labfleet.kube.spawner import LabfleetKubeSpawner
 
     assert os.environ.get("KUBECONFIG"), "use the kubeconfig fixture"
     user = SimpleNamespace(
-        name=username, id=1, url=f"/user/{username}/", admin=False, groups=[], escaped_name=username
+        name=username,
+        id=1,
+        url=f"/user/{username}/",
+        admin=admin,
+        groups=[SimpleNamespace(name=g) for g in groups],
+        escaped_name=username,
     )
     hub = SimpleNamespace(
         public_host="",
@@ -113,11 +125,24 @@ def make_spawner(config: FleetConfig, username: str, server_name: str = "") -> A
 
 
 async def kubespawner_pod(
-    config: FleetConfig, username: str, profile: str | None = None, server_name: str = ""
+    config: FleetConfig,
+    username: str,
+    profile: str | None = None,
+    server_name: str = "",
+    *,
+    admin: bool = True,
 ) -> dict[str, Any]:
-    """The pod manifest KubeSpawner itself builds from our settings, as a camelCase dict."""
-    spawner = make_spawner(config, username, server_name)
+    """The pod manifest KubeSpawner itself builds from our settings, as a camelCase dict.
+
+    ``admin`` (default) may start every profile; policy itself is tested separately.
+    """
+    spawner = make_spawner(config, username, server_name, admin=admin)
     spawner.user_options = {"profile": profile} if profile else {}
+    return await pod_of(spawner)
+
+
+async def pod_of(spawner: Any) -> dict[str, Any]:
+    """What KubeSpawner's start would send: options loaded, then the pod manifest."""
     await spawner.load_user_options()
     pod = await spawner.get_pod_manifest()
     async with ApiClient() as client:

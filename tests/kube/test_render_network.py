@@ -255,3 +255,9 @@ def test_workload_identity_annotation_per_user() -> None:
     assert account["metadata"]["annotations"] == {
         "iam.gke.io/gcp-service-account": "bob@proj.iam.gserviceaccount.com"
     }
+
+
+def test_hub_services_reach_the_hub_api_through_its_service(fleet: Any) -> None:
+    """The idle culler runs inside the hub pod and calls the hub Service."""
+    config, policies = fleet
+    assert allowed(policies, hub_pod(config), hub_pod(config), 8081)

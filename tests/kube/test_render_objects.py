@@ -62,10 +62,7 @@ def user_settings(config: FleetConfig) -> dict[str, Any]:
 
 
 def profile_override(config: FleetConfig, slug: str) -> dict[str, Any]:
-    profiles = user_settings(config)["profile_list"]
-    override: dict[str, Any] = next(p for p in profiles if p["slug"] == slug)[
-        "kubespawner_override"
-    ]
+    override: dict[str, Any] = user_settings(config)["labfleet_profile_overrides"][slug]
     return override
 
 
@@ -101,7 +98,7 @@ def test_hub_deployment_runs_our_entry_file_with_the_kubernetes_runtime() -> Non
     spec = deployment["spec"]
     assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
     container = spec["template"]["spec"]["containers"][0]
-    assert container["command"][:3] == ["jupyterhub", "-f", HUB_CONFIG_IN_IMAGE]
+    assert container["args"][:3] == ["jupyterhub", "-f", HUB_CONFIG_IN_IMAGE]
     env = env_of(container)
     assert env["LABFLEET_PLATFORM"] == "kubernetes"
     assert env["LABFLEET_CONFIG"] == f"/etc/labfleet/{CONFIG_FILE}"
@@ -165,7 +162,7 @@ def test_postgres_url_comes_from_the_named_secret_and_no_pvc() -> None:
         0
     ]
     assert env_of(container)[DB_URL_ENV] == {"secretKeyRef": {"name": "datalab-db", "key": "url"}}
-    assert "--upgrade-db" not in container["command"]
+    assert "--upgrade-db" not in container["args"]
 
 
 def test_config_change_rolls_the_hub() -> None:
@@ -231,9 +228,9 @@ def test_labfleet_proxy_runs_from_the_hub_image() -> None:
         "containers"
     ][0]
     assert container["image"] == "example.org/hub:1"
-    assert container["command"][0] == "labfleet-proxy"
-    assert "--api-port=8001" in container["command"]
-    assert "--default-target=http://labfleet-hub:8081" in container["command"]
+    assert container["args"][0] == "labfleet-proxy"
+    assert "--api-port=8001" in container["args"]
+    assert "--default-target=http://labfleet-hub:8081" in container["args"]
 
 
 def test_chp_proxy_uses_the_chp_image() -> None:
@@ -378,8 +375,8 @@ def test_tpu_profile_selects_slice_topology() -> None:
 def test_every_profile_sets_the_same_traits() -> None:
     """Switching profiles can never inherit a GPU or a volume from the previous choice."""
     for example in example_ids():
-        profiles = user_settings(load_example(example))["profile_list"]
-        keys = {frozenset(p["kubespawner_override"]) for p in profiles}
+        overrides = user_settings(load_example(example))["labfleet_profile_overrides"]
+        keys = {frozenset(o) for o in overrides.values()}
         assert len(keys) == 1, example
 
 
@@ -415,8 +412,8 @@ def test_private_registry_applies_to_every_image_with_pull_secrets() -> None:
             assert container["image"].startswith("registry.example.org/mirror/"), name
     settings = user_settings(config)
     assert settings["image_pull_secrets"] == ["mirror-pull"]
-    for profile in settings["profile_list"]:
-        assert profile["kubespawner_override"]["image"].startswith("registry.example.org/mirror/")
+    for override in settings["labfleet_profile_overrides"].values():
+        assert override["image"].startswith("registry.example.org/mirror/")
 
 
 # -- capacity --------------------------------------------------------------------------------

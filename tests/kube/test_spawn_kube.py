@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -107,13 +108,20 @@ def test_kubespawner_spawns_and_stops_a_user_pod(tmp_path: Path) -> None:
         settings["JupyterHub"].pop("hub_connect_url")
         settings["JupyterHub"]["authenticator_class"] = "dummy"  # users are made via the API
         settings["Authenticator"] = {"allow_all": True}
+        # Answer the spawn request at once (202) so the test can follow its progress.
+        settings["JupyterHub"]["tornado_settings"] = {"slow_spawn_timeout": 0}
         settings["KubeSpawner"].update(port=port, start_timeout=60, http_timeout=30)
         with run_hub(tmp_path / "hub", settings, env={"KUBECONFIG": str(kubeconfig)}) as hub:
             api = hub.api()
             created = api.post("/users/alice")
             assert created.status_code == 201, created.text
+            # Pods wait until the spawn progress stream has shown the scheduling event.
+            double.controller.pods_start = False
             started = api.post("/users/alice/server")
-            assert started.status_code in (201, 202), started.text
+            assert started.status_code == 202, started.text
+            messages = follow_progress(api, "alice", double)
+            assert any("Successfully assigned lab/jupyter-alice" in m for m in messages), messages
+            assert "Server ready" in messages[-1]
             wait_for("alice's server to be ready", lambda: server_state(api, "alice").get("ready"))
 
             pod = double.get("v1", "Pod", "jupyter-alice", NS)
@@ -151,6 +159,26 @@ def test_kubespawner_spawns_and_stops_a_user_pod(tmp_path: Path) -> None:
         result = destroy(cluster, applied.target)
         assert claim_name in {k.ref.name for k in result.kept}
         assert double.get("v1", "PersistentVolumeClaim", claim_name, NS) is not None
+
+
+def follow_progress(api: httpx.Client, user: str, double: KubeDouble) -> list[str]:
+    """Read the hub's spawn progress (server-sent events) until the server is ready.
+
+    KubeSpawner builds it from the Events the double's kubelet writes, which
+    it watches with a field selector: this checks that path end to end.
+    """
+    messages: list[str] = []
+    with api.stream("GET", f"/users/{user}/server/progress") as stream:
+        for line in stream.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            event = json.loads(line[len("data:") :])
+            messages.append(str(event.get("message", "")))
+            if "Successfully assigned" in messages[-1]:
+                double.controller.pods_start = True
+            if event.get("ready") or event.get("failed"):
+                break
+    return messages
 
 
 def check_pod(pod: dict[str, Any], double: KubeDouble) -> None:

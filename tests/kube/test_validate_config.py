@@ -110,3 +110,61 @@ def test_valid_combinations() -> None:
         "  network: {allowed_private_ranges: [10.20.0.0/24, 'fd12::/16']}\n"
     )
     assert config.kubernetes.users.namespaces == "per-user"
+
+
+# -- warnings: valid everywhere, but would fail in the hub pod ------------------------------
+
+
+def test_examples_have_no_kubernetes_warnings() -> None:
+    from labfleet.kube.checks import kube_warnings
+    from tests.kube.test_render_helpers import example_ids, load_example
+
+    for example in example_ids():
+        assert kube_warnings(load_example(example)) == [], example
+
+
+def test_env_secret_not_provided_to_the_hub_pod_is_warned() -> None:
+    from labfleet.kube.checks import kube_warnings
+
+    config = parse_text(
+        "auth: {kind: github, github: {client_id: x, client_secret: 'env:GH_SECRET',"
+        " allowed_organizations: [org]}}"
+    )
+    (warning,) = kube_warnings(config)
+    assert "auth.github.client_secret reads $GH_SECRET" in warning
+    provided = parse_text(
+        "auth: {kind: github, github: {client_id: x, client_secret: 'env:GH_SECRET',"
+        " allowed_organizations: [org]}}\n"
+        "kubernetes: {hub: {env_from_secrets: {GH_SECRET: {secret: gh, key: s}}}}"
+    )
+    assert kube_warnings(provided) == []
+
+
+def test_iap_without_the_gke_load_balancer_is_warned() -> None:
+    from labfleet.kube.checks import kube_warnings
+
+    config = parse_text("auth: {kind: iap, iap: {audience: /projects/1/x}, allow_all: true}")
+    assert any(
+        "nothing in front of the hub sets the IAP header" in w for w in kube_warnings(config)
+    )
+
+
+def test_hub_env_names_are_checked() -> None:
+    assert "set by labfleet" in problems(
+        "kubernetes: {hub: {env_from_secrets: {LABFLEET_X: {secret: x, key: y}}}}"
+    )
+    assert "not an environment variable name" in problems(
+        "kubernetes: {hub: {env_from_secrets: {'A-B': {secret: x, key: y}}}}"
+    )
+
+
+def test_literal_secret_in_the_config_is_warned() -> None:
+    from labfleet.kube.checks import kube_warnings
+
+    config = parse_text(
+        "auth: {kind: google, google: {client_id: x, client_secret: hunter2},"
+        " allowed_domains: [example.org]}"
+    )
+    (warning,) = kube_warnings(config)
+    assert warning.startswith("auth.google.client_secret is written in the config")
+    assert "hunter2" not in warning

@@ -15,11 +15,23 @@ KERNEL_DIED = "<kernel died>"
 async def _execute(ws_url: str, headers: dict[str, str], code: str) -> str:
     msg_id = uuid.uuid4().hex
     request = {
-        "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
-                   "msg_type": "execute_request", "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell",
-        "content": {"code": code, "silent": False, "store_history": False,
-                    "user_expressions": {}, "allow_stdin": False},
+        "header": {
+            "msg_id": msg_id,
+            "username": "test",
+            "session": uuid.uuid4().hex,
+            "msg_type": "execute_request",
+            "version": "5.3",
+        },
+        "parent_header": {},
+        "metadata": {},
+        "channel": "shell",
+        "content": {
+            "code": code,
+            "silent": False,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+        },
     }
     out: list[str] = []
     async with websockets.connect(ws_url, additional_headers=headers, max_size=None) as ws:

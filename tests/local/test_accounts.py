@@ -78,8 +78,9 @@ def test_useradd_gets_a_prefixed_name_after_double_dash() -> None:
         (_entry("lf-x", 1500, "Somebody Else"), "not created by labfleet"),
     ],
 )
-def test_existing_accounts_are_reused_only_when_ours(entry: pwd.struct_passwd,
-                                                     message: str) -> None:
+def test_existing_accounts_are_reused_only_when_ours(
+    entry: pwd.struct_passwd, message: str
+) -> None:
     with pytest.raises(AccountRefused, match=message):
         check_existing(entry, first_uid=1000)
     check_existing(_entry("lf-x", 1500, MARKER), first_uid=1000)
@@ -117,7 +118,8 @@ def test_real_account_is_created_once_and_reused(username: str, tmp_path: Path) 
 @needs_root
 def test_foreign_account_with_our_name_is_not_taken_over(username: str, tmp_path: Path) -> None:
     account = system_account(username)
-    subprocess.run(["useradd", "--no-create-home", "--comment", "a person", "--", account],
-                   check=True)
+    subprocess.run(
+        ["useradd", "--no-create-home", "--comment", "a person", "--", account], check=True
+    )
     with pytest.raises(AccountRefused, match="not created by labfleet"):
         ensure_account(username, tmp_path / "home")

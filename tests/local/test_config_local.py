@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,28 @@ def test_status_lists_injected_gpus_and_assignments(tmp_path: Path) -> None:
     assert "cooperative" in lines
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="checks the message shown when not root")
-def test_not_root_says_so(tmp_path: Path) -> None:
-    warnings = "\n".join(startup_warnings(parse_text(""), Runtime(data_dir=tmp_path)))
-    assert "not running as root" in warnings
+def test_not_root_says_so(user_environment: Path, shared_tmp: Path) -> None:
+    """As an unprivileged account (nobody, when the tests run as root): no isolation, no limits."""
+    code = (
+        "from pathlib import Path\n"
+        "from labfleet.config.load import parse_text\n"
+        "from labfleet.hub.runtime import Runtime\n"
+        "from labfleet.up.status import startup_warnings\n"
+        "config = parse_text('profiles: [{slug: s, display_name: S, memory: 1G}]')\n"
+        f"runtime = Runtime(data_dir=Path({str(shared_tmp)!r}))\n"
+        "print('\\n'.join(startup_warnings(config, runtime)))\n"
+    )
+    as_nobody = {"user": 65534, "group": 65534, "extra_groups": []} if os.geteuid() == 0 else {}
+    result = subprocess.run(
+        [str(user_environment / "bin" / "python"), "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+        timeout=60,
+        **as_nobody,
+    )
+    assert "users are NOT isolated" in result.stdout
+    assert "labfleet is not running as root" in result.stdout
+    assert "limits of profiles are NOT enforced" in result.stdout
+    assert "needs root" in result.stdout

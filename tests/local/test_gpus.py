@@ -61,8 +61,9 @@ def test_nvidia_smi_missing_means_no_detection() -> None:
 def test_injected_list_wins_and_is_validated(tmp_path: Path) -> None:
     listing = tmp_path / "gpus.json"
     listing.write_text(json.dumps(["GPU-1", {"uuid": "MIG-2", "name": "slice", "parent": "GPU-9"}]))
-    found = detect_devices(["GPU-config"], {"LABFLEET_GPU_DEVICES": str(listing)},
-                           nvml=lambda: None, smi=lambda: None)
+    found = detect_devices(
+        ["GPU-config"], {"LABFLEET_GPU_DEVICES": str(listing)}, nvml=lambda: None, smi=lambda: None
+    )
     assert [d.id for d in found.devices] == ["GPU-1", "MIG-2"]
     assert found.devices[1].parent == "GPU-9" and "LABFLEET_GPU_DEVICES" in found.source
     configured = detect_devices(["GPU-config"], {}, nvml=lambda: None, smi=lambda: None)

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import subprocess
-import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +19,15 @@ import pytest
 
 from labfleet.naming import system_account, user_slug
 from labfleet.spawn.limits import probe
-from tests.integration.conftest import write_config
 from tests.local.conftest import needs_root
 from tests.local.kernels import KERNEL_DIED, run_code
+from tests.local.platforms import add_and_login, new_platform, remove_accounts, unique_names
 from tests.support.client import HubUser
-from tests.support.platform import Platform, labfleet
+from tests.support.platform import Platform
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, needs_root]
 
-PASSWORD = "correct horse battery staple"
-MEMORY_LIMIT = "200M"
+MEMORY_LIMIT = "300M"  # at 200M the OOM killer may pick the ~100M server over the kernel
 
 
 @dataclass
@@ -58,16 +54,16 @@ class Member:
 
 @pytest.fixture(scope="module")
 def platform(shared_tmp: Path, user_environment: Path) -> Iterator[Platform]:
-    base = Path(tempfile.mkdtemp(dir=shared_tmp))
-    base.chmod(0o711)  # the data dir's parent must be traversable, like /srv
-    config = write_config(base / "labfleet.yaml", (
-        "culling: {enabled: false}\n"
-        "local: {isolation: system-users}\n"
-        "profiles:\n"
-        f"  - {{slug: small, display_name: Small, memory: {MEMORY_LIMIT}, cpu: 1,\n"
-        f"      environment: {user_environment}}}\n"
-    ))
-    running = Platform(data_dir=base / "data", config=config)
+    running = new_platform(
+        shared_tmp,
+        (
+            "culling: {enabled: false}\n"
+            "local: {isolation: system-users}\n"
+            "profiles:\n"
+            f"  - {{slug: small, display_name: Small, memory: {MEMORY_LIMIT}, cpu: 1,\n"
+            f"      environment: {user_environment}}}\n"
+        ),
+    )
     running.start()
     yield running
     running.stop()
@@ -75,17 +71,13 @@ def platform(shared_tmp: Path, user_environment: Path) -> Iterator[Platform]:
 
 @pytest.fixture(scope="module")
 def pair(platform: Platform) -> Iterator[tuple[Member, Member]]:
-    names = [f"{who}-{uuid.uuid4().hex[:4]}" for who in ("ann", "ben")]
-    members = []
+    names = unique_names("ann", "ben")
+    members: list[HubUser] = []
     try:
         for name in names:
-            added = labfleet("users", "add", name, "--password-stdin", input=PASSWORD + "\n",
-                             data_dir=platform.data_dir)
-            assert added.returncode == 0, added.stderr
-            user = HubUser(platform.url, name)
-            assert user.login(PASSWORD).status_code == 200
-            user.start_server().raise_for_status()
+            user = add_and_login(platform, name)
             members.append(user)
+            user.start_server().raise_for_status()
         tokens = []
         for user in members:
             user.wait_ready()
@@ -98,9 +90,7 @@ def pair(platform: Platform) -> Iterator[tuple[Member, Member]]:
         for user in members:
             user.close()
         platform.stop()
-        for name in names:
-            subprocess.run(["userdel", "--", system_account(name)], capture_output=True,
-                           check=False)
+        remove_accounts(names)
 
 
 def test_servers_and_kernels_run_as_their_own_accounts(pair: tuple[Member, Member]) -> None:
@@ -108,8 +98,11 @@ def test_servers_and_kernels_run_as_their_own_accounts(pair: tuple[Member, Membe
         account = pwd.getpwnam(system_account(member.user.name))
         status = Path(f"/proc/{member.server_pid()}/status").read_text()
         assert f"\nUid:\t{account.pw_uid}\t{account.pw_uid}" in status
-        assert member.run("import os; print(os.getuid(), os.getgid(), os.getgroups())").split() \
-            == [str(account.pw_uid), str(account.pw_gid), "[]"]
+        assert member.run("import os; print(os.getuid(), os.getgid(), os.getgroups())").split() == [
+            str(account.pw_uid),
+            str(account.pw_gid),
+            "[]",
+        ]
         info = member.home.stat()
         assert (info.st_uid, oct(info.st_mode & 0o777)) == (account.pw_uid, "0o700")
 
@@ -135,8 +128,11 @@ def test_a_cannot_reach_b_server_with_cookie_or_token(pair: tuple[Member, Member
     assert ben.user.contents_get(ben.token, "").status_code == 200  # the server is up
     with_cookie = ann.user.http.get(ben.user.server_url("api/contents"))
     assert with_cookie.status_code == 403
-    with_token = httpx.get(ben.user.server_url("api/contents"),
-                           headers={"Authorization": f"token {ann.token}"}, timeout=30)
+    with_token = httpx.get(
+        ben.user.server_url("api/contents"),
+        headers={"Authorization": f"token {ann.token}"},
+        timeout=30,
+    )
     assert with_token.status_code == 403
 
 
@@ -157,10 +153,10 @@ def test_memory_hungry_cell_is_stopped_by_its_own_limit(pair: tuple[Member, Memb
     ann, ben = pair
     backend = probe("auto").backend
     assert backend is not None
-    before = backend.oom_kills(ann.slug)  # type: ignore[attr-defined]
+    before = backend.oom_kills(ann.slug)
     assert ann.server_pid() in backend.pids(ann.slug)
     assert ann.run("x = bytearray(2 * 1024**3)\nprint('allocated')") == KERNEL_DIED
-    assert backend.oom_kills(ann.slug) > before  # type: ignore[attr-defined]
+    assert backend.oom_kills(ann.slug) > before
     assert ben.run("print(6 * 7)").strip() == "42", "B's kernel must be untouched"
     os.kill(ann.server_pid(), 0)  # A's server survives: only the hungry kernel died
     assert ann.run("print('again')").strip() == "again"
@@ -174,8 +170,7 @@ def test_stopping_a_server_removes_its_control_group(pair: tuple[Member, Member]
     ann.user.stop_server()
     ann.user.wait_stopped()
     assert backend.pids(ann.slug) == []
-    groups = [Path(m) / "labfleet" / ann.slug for m in ("/sys/fs/cgroup/memory",
-                                                       "/sys/fs/cgroup")]
+    groups = [Path(m) / "labfleet" / ann.slug for m in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup")]
     assert not any(g.exists() for g in groups)
     assert not Path(f"/proc/{pid}").exists()
     assert ann.home.exists(), "files stay after the server stops"

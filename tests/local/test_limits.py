@@ -12,7 +12,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,12 +34,13 @@ HYBRID = """\
 """
 
 
-def _reader(controllers: dict[str, str]):  # type: ignore[no-untyped-def]
+def _reader(controllers: dict[str, str]) -> Callable[[Path], str]:
     def read(path: Path) -> str:
         try:
             return controllers[str(path.parent)]
         except KeyError:
             raise FileNotFoundError(path) from None
+
     return read
 
 
@@ -117,8 +118,12 @@ def group(backend: LimitsBackend) -> Iterator[str]:
 
 def _launch(python: Path, code: str, backend: LimitsBackend, group: str, tmp: Path) -> int:
     spec = LaunchSpec(
-        argv=[str(python), "-c", code], env={"PATH": "/usr/bin:/bin"}, cwd=Path("/"),
-        log_path=tmp / f"{uuid.uuid4().hex}.log", uid=65534, gid=65534,
+        argv=[str(python), "-c", code],
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=Path("/"),
+        log_path=tmp / f"{uuid.uuid4().hex}.log",
+        uid=65534,
+        gid=65534,
         pre_exec=(backend.join_hook(group),),
     )
     return ExecLauncher().launch(spec)
@@ -151,7 +156,7 @@ def test_process_joins_group_before_dropping_privileges_and_is_oom_killed(
         hog = _launch(python, "x = bytearray(512 * 2**20)", backend, group, shared_tmp)
         code = _wait_exit(hog)
         assert os.WIFSIGNALED(code) and os.WTERMSIG(code) == signal.SIGKILL
-        assert backend.oom_kills(group) >= 1  # type: ignore[attr-defined]
+        assert backend.oom_kills(group) >= 1
         assert sleeper in backend.pids(group), "the limit killed the hog, not its neighbour"
     finally:
         os.kill(sleeper, signal.SIGKILL)
@@ -207,5 +212,7 @@ def test_remove_kills_processes_that_left_the_session(
     assert backend.remove(group)
     _wait_exit(pid)
     assert backend.pids(group) == []
-    assert not Path(f"/proc/{escaped[0]}/cmdline").exists() or \
-        Path(f"/proc/{escaped[0]}/stat").read_text().split(") ")[1][0] == "Z"
+    assert (
+        not Path(f"/proc/{escaped[0]}/cmdline").exists()
+        or Path(f"/proc/{escaped[0]}/stat").read_text().split(") ")[1][0] == "Z"
+    )

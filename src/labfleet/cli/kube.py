@@ -17,6 +17,7 @@ from typing import Any
 from labfleet.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, load_or_report
 from labfleet.config.model import FleetConfig
 from labfleet.kube.access import how_to_reach
+from labfleet.kube.checks import kube_warnings
 from labfleet.kube.hub_secret import generate_hub_secrets
 from labfleet.kube.render import file_name, render_objects, to_yaml
 
@@ -98,7 +99,14 @@ def run_cluster_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+    if args.command in ("plan", "apply"):
+        _warn(config)
     return _run_engine(args, config)
+
+
+def _warn(config: FleetConfig) -> None:
+    for warning in kube_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _run_engine(args: argparse.Namespace, config: FleetConfig) -> int:
@@ -177,6 +185,7 @@ def run_render(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return EXIT_BAD_INPUT
+    _warn(config)
     objects = render_objects(config, generate_hub_secrets())
     out: Path | None = args.output_dir
     if out is None:

@@ -223,8 +223,20 @@ class Resources(Section):
     memory_guarantee: Size | None = None
 
 
+class SecretKeyRef(Section):
+    """One key of a Kubernetes Secret (created outside labfleet, e.g. an OAuth client secret)."""
+
+    secret: str = Field(pattern=K8S_NAME)
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$")
+
+
 class KubeHub(Section):
     image: str = DEFAULT_HUB_IMAGE
+    env_from_secrets: dict[str, SecretKeyRef] = Field(
+        default_factory=dict,
+        description="Environment of the hub pod from Secrets, for 'env:VAR' references in "
+        "the config (e.g. GITHUB_CLIENT_SECRET: {secret: github-oauth, key: client_secret}).",
+    )
     resources: Resources = Field(
         default_factory=lambda: Resources(
             cpu_guarantee=0.2, memory_guarantee=512 * 2**20, memory=2**30
@@ -240,6 +252,16 @@ class KubeHub(Section):
     @classmethod
     def _image_reference(cls, value: str) -> str:
         return _no_whitespace(value, "an image reference")
+
+    @field_validator("env_from_secrets")
+    @classmethod
+    def _env_names(cls, value: dict[str, SecretKeyRef]) -> dict[str, SecretKeyRef]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+            if name.startswith(("LABFLEET_", "JUPYTERHUB_")):
+                raise ValueError(f"{name!r}: LABFLEET_* and JUPYTERHUB_* are set by labfleet")
+        return value
 
 
 class KubeProxy(Section):

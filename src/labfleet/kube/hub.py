@@ -216,6 +216,13 @@ def _env(config: FleetConfig) -> list[dict[str, Any]]:
                 "valueFrom": {"secretKeyRef": {"name": names.hub_secret, "key": key}},
             }
         )
+    for name, ref in config.kubernetes.hub.env_from_secrets.items():
+        env.append(
+            {
+                "name": name,
+                "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}},
+            }
+        )
     database = config.kubernetes.hub.database
     if database.kind == "postgres":
         env.append(
@@ -255,7 +262,8 @@ def deployment(config: FleetConfig) -> Manifest:
         "name": "hub",
         "image": rewrite_image(kube.hub.image, kube.images),
         "imagePullPolicy": kube.images.pull_policy,
-        "command": command,
+        # args, not command: the image's entrypoint (tini) stays PID 1 and forwards SIGTERM
+        "args": command,
         "env": _env(config),
         "ports": [{"name": "hub", "containerPort": HUB_PORT, "protocol": "TCP"}],
         "resources": resource_requirements(kube.hub.resources),

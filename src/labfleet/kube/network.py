@@ -141,6 +141,8 @@ def hub_policy(config: FleetConfig) -> Manifest:
                 "from": [
                     _pods(config, COMPONENT_PROXY, other_namespace=False),
                     _user_pods_peer(config),
+                    # services the hub runs (the idle culler) call its API through the Service
+                    _pods(config, COMPONENT_HUB, other_namespace=False),
                 ],
                 "ports": [_tcp(HUB_PORT)],
             }

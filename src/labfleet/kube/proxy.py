@@ -76,7 +76,8 @@ def deployment(config: FleetConfig) -> Manifest:
         "name": "proxy",
         "image": proxy_image(config),
         "imagePullPolicy": kube.images.pull_policy,
-        "command": proxy_command(config),
+        # ours: args after the hub image's tini entrypoint; CHP's image has its own entrypoint
+        ("args" if config.proxy.kind == "labfleet" else "command"): proxy_command(config),
         "env": [
             {
                 "name": "CONFIGPROXY_AUTH_TOKEN",

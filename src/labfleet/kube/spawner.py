@@ -1,9 +1,16 @@
-"""KubeSpawner with labfleet's names and per-user namespace objects (effects).
+"""KubeSpawner with labfleet's names, profile policy and per-user namespace objects.
 
 * Every ``{user_slug}`` / ``{server_slug}`` in KubeSpawner templates (pod,
   claim, namespace, volume paths, bucket names) is expanded from
   :mod:`labfleet.naming`, so the one collision-free slug function decides
   every Kubernetes name derived from a username.
+* Profiles go through :class:`~labfleet.spawn.profile_form.ProfileChoiceMixin`,
+  the same form and server-side policy as on one machine (a forbidden or
+  unknown profile is a 403, also through the REST API); the chosen profile's
+  settings then *replace* the spawner's (KubeSpawner's own overrides merge
+  dicts, which would let a GPU node selector survive a switch to a CPU profile).
+* POSIX identity recorded at sign-in (GitHub UID/GIDs) becomes the pod's uid
+  and supplemental groups.
 * With per-user namespaces, the user's ServiceAccount, NetworkPolicy and
   ResourceQuota (built by :mod:`labfleet.kube.user_namespace`) are created
   before the first pod, and the namespace is deleted with the user.
@@ -12,14 +19,17 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from typing import Any
 
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.clients import shared_client
-from traitlets import Bool, List
+from traitlets import Bool, Dict, List
 
+from labfleet.config.profiles import Profile
 from labfleet.naming import server_slug, user_slug
+from labfleet.spawn.profile_form import ProfileChoiceMixin
 
 _CREATE = {
     "ServiceAccount": ("CoreV1Api", "service_account"),
@@ -28,9 +38,10 @@ _CREATE = {
 }
 
 
-class LabfleetKubeSpawner(KubeSpawner):  # type: ignore[misc]
-    labfleet_profiles: List[Any] = List(
-        config=True, help="Profiles from labfleet.yaml (set by labfleet.hub.settings)."
+class LabfleetKubeSpawner(ProfileChoiceMixin, KubeSpawner):  # type: ignore[misc]
+    labfleet_profile_overrides: Dict[str, Any] = Dict(
+        config=True,
+        help="Profile slug -> KubeSpawner traits it sets (labfleet.kube.spawner_settings).",
     )
     labfleet_user_namespace_objects: List[Any] = List(
         config=True,
@@ -52,6 +63,29 @@ class LabfleetKubeSpawner(KubeSpawner):  # type: ignore[misc]
             template = template.replace(placeholder, value)
         expanded: str = super()._expand_user_properties(template, slug_scheme)
         return expanded
+
+    _profile_applied = False
+    #: Set by labfleet's GitHub authenticator in ``pre_spawn_start`` (may stay None).
+    labfleet_posix_identity: Any = None
+
+    def apply_profile(self, profile: Profile) -> None:
+        """Set every trait the profile controls (replace, never merge)."""
+        for trait, value in self.labfleet_profile_overrides.get(profile.slug, {}).items():
+            setattr(self, trait, copy.deepcopy(value))
+        self._profile_applied = True
+
+    async def load_user_options(self) -> None:
+        """Called by KubeSpawner's start: profile (if the pre-spawn hook did not), identity."""
+        if not self._profile_applied:
+            profile = self.check_user_options(self.user_options)
+            self.chosen_profile = profile
+            self.apply_profile(profile)
+        self._profile_applied = False  # the next spawn checks and applies again
+        identity = self.labfleet_posix_identity
+        if identity is not None:
+            if identity.uid is not None:
+                self.uid = identity.uid
+            self.supplemental_gids = list(identity.gids)
 
     async def start(self) -> Any:
         if self.enable_user_namespaces and self.labfleet_user_namespace_objects:

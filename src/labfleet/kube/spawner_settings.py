@@ -31,6 +31,7 @@ from labfleet.kube.user_namespace import (
     user_namespace_template,
     users_service_account_name,
 )
+from labfleet.spawn.policy import profiles_setting
 
 Settings = dict[str, dict[str, Any]]
 SPAWNER_CLASS = "labfleet.kube.spawner.LabfleetKubeSpawner"
@@ -101,18 +102,13 @@ def profile_override(config: FleetConfig, profile: Profile) -> dict[str, Any]:
     return override
 
 
-def profile_list(config: FleetConfig) -> list[dict[str, Any]]:
-    default = config.default_profile().slug
-    return [
-        {
-            "slug": profile.slug,
-            "display_name": profile.display_name,
-            "description": profile.description,
-            "default": profile.slug == default,
-            "kubespawner_override": profile_override(config, profile),
-        }
-        for profile in config.profiles
-    ]
+def profile_overrides(config: FleetConfig) -> dict[str, dict[str, Any]]:
+    """Slug -> traits, applied by LabfleetKubeSpawner once policy allowed the profile.
+
+    Not KubeSpawner's ``profile_list``: the form and the checks are labfleet's
+    (ProfileChoiceMixin), identical on one machine and on a cluster.
+    """
+    return {profile.slug: profile_override(config, profile) for profile in config.profiles}
 
 
 def security_settings(config: FleetConfig) -> dict[str, Any]:
@@ -169,10 +165,11 @@ def build_kubespawner_settings(config: FleetConfig) -> Settings:
         # users' files outlive their servers and their hub account (see docs)
         "delete_pvc": False,
         "services_enabled": False,
-        "profile_list": profile_list(config),
+        "labfleet_profiles": profiles_setting(config.profiles),
+        "labfleet_profile_overrides": profile_overrides(config),
         **security_settings(config),
         **namespace_settings(config),
-        # the default profile's choices also apply when no profile is chosen (API spawns)
+        # what the default profile sets, before any profile is applied
         **profile_override(config, default_profile),
     }
     return {

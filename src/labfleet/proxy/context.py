@@ -13,8 +13,9 @@ from labfleet.proxy.routes import Route, RouteTable
 from labfleet.proxy.targets import TargetCache
 
 if TYPE_CHECKING:
-    from labfleet.proxy.forward import ClientProtocol, UpstreamProtocol
+    from labfleet.proxy.forward import ClientProtocol
     from labfleet.proxy.pool import PoolManager
+    from labfleet.proxy.upstream import UpstreamProtocol
 
 log = logging.getLogger("labfleet.proxy")
 
@@ -52,8 +53,8 @@ class ProxyContext:
 
 
 def _make_pools(ctx: ProxyContext) -> PoolManager[UpstreamProtocol]:
-    from labfleet.proxy.forward import UpstreamProtocol
     from labfleet.proxy.pool import PoolManager
+    from labfleet.proxy.upstream import UpstreamProtocol
 
     timeout = ctx.options.proxy_timeout_s or 10.0
     return PoolManager(

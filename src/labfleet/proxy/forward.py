@@ -28,12 +28,12 @@ from labfleet.proxy.http_parse import (
     HttpError,
     host_without_port,
     parse_request_head,
-    parse_response_head,
 )
 from labfleet.proxy.paths import route_segments, split_target, strip_prefix
-from labfleet.proxy.pool import PooledProtocol, PoolTimeout
+from labfleet.proxy.pool import PoolTimeout
 from labfleet.proxy.routes import Route
 from labfleet.proxy.targets import Target
+from labfleet.proxy.upstream import UpstreamProtocol
 
 # client states
 IDLE: Final = 0  # waiting for (the rest of) a request head
@@ -42,12 +42,6 @@ BODY: Final = 2  # forwarding the request body
 WAIT: Final = 3  # request sent, response in progress
 TUNNEL: Final = 4  # upgraded: raw bytes both ways
 CLOSED: Final = 5
-
-# upstream states
-R_IDLE: Final = 0
-R_HEAD: Final = 1
-R_BODY: Final = 2
-R_TUNNEL: Final = 3
 
 _PIPELINE_LIMIT: Final = 1 << 20
 _HEALTH: Final = b"/_chp_healthz"
@@ -534,201 +528,6 @@ class ClientProtocol(asyncio.Protocol):
             if up is not None and now - up.last_io > opts.proxy_timeout_s and not up.got_head:
                 self.ctx.counters.error("timeout")
                 self._send_error(504, "target timed out")
-
-
-class UpstreamProtocol(PooledProtocol):
-    """A connection to a target; lives in a pool between requests."""
-
-    def __init__(self, ctx: ProxyContext) -> None:
-        super().__init__()
-        self.ctx = ctx
-        self.client: ClientProtocol | None = None
-        self.state = R_IDLE
-        self.buf = b""
-        self.no_body = False
-        self.upgrade = False
-        self.got_bytes = False
-        self.got_head = False
-        self.body_left = 0
-        self.chunks: ChunkedTracker | None = None
-        self.until_close = False
-        self.keep = True
-        self.eof = False
-        self.last_io = ctx.now
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self.ctx.counters.upstream_connections += 1
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.ctx.counters.upstream_connections -= 1
-        self.closed = True
-        if self.pool is not None:
-            self.pool.discard(self)
-        client = self.client
-        if client is not None:
-            self.client = None
-            if self.state == R_BODY and self.until_close:
-                self._finish(client)
-            else:
-                client.upstream_lost(self)
-
-    def pool_release(self, now: float) -> None:
-        if self.pool is not None:
-            self.pool.release(self, now)
-        else:
-            self.close()
-
-    def begin(self, client: ClientProtocol, no_body: bool, upgrade: bool) -> None:
-        self.client = client
-        self.state = R_HEAD
-        self.buf = b""
-        self.no_body = no_body
-        self.upgrade = upgrade
-        self.got_bytes = False
-        self.got_head = False
-        self.last_io = self.ctx.now
-
-    def pause_writing(self) -> None:
-        client = self.client
-        if client is not None:
-            client.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        client = self.client
-        if client is not None and client.state != CLOSED:
-            client.transport.resume_reading()
-
-    def eof_received(self) -> bool:
-        self.eof = True
-        client = self.client
-        if client is not None and self.state == R_TUNNEL:
-            if client.eof:
-                return False
-            if client.transport.can_write_eof():
-                client.transport.write_eof()
-            return True
-        if client is None:
-            self.close()  # an idle pooled connection the target closed: never reuse it
-        return False
-
-    def data_received(self, data: bytes) -> None:
-        client = self.client
-        if client is None:
-            self.close()  # unsolicited bytes on an idle connection
-            return
-        state = self.state
-        self.last_io = self.ctx.now
-        if state == R_BODY:
-            self._body(client, data)
-            return
-        if state == R_TUNNEL:
-            client.transport.write(data)
-            route = client.route
-            if route is not None:
-                route.bytes_out += len(data)
-                route.last_activity = time.time()
-            return
-        self.got_bytes = True
-        buf = self.buf + data if self.buf else data
-        while True:
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                self.buf = buf
-                if len(buf) > MAX_HEAD:
-                    client.upstream_failed(self, 502, "response head too large")
-                return
-            try:
-                head = parse_response_head(buf[:end])
-            except HttpError as exc:
-                client.upstream_failed(self, 502, exc.reason)
-                return
-            buf = buf[end + 4 :]
-            status = head.status
-            if status >= 200:
-                break
-            if status == 101:
-                if not self.upgrade:
-                    client.upstream_failed(self, 502, "unexpected 101 response")
-                    return
-                self.got_head = True
-                self.state = R_TUNNEL
-                self.buf = b""
-                client.transport.write(messages.upgrade_head(head))
-                if buf:
-                    client.transport.write(buf)
-                client.start_tunnel(self)
-                return
-            client.transport.write(messages.interim_head(head))
-        self.buf = b""
-        self.got_head = True
-        self.chunks = None
-        self.until_close = False
-        self.body_left = 0
-        if self.no_body or status == 204 or status == 304:
-            pass
-        elif head.chunked:
-            self.chunks = ChunkedTracker()
-        elif head.content_length >= 0:
-            self.body_left = head.content_length
-        else:
-            self.until_close = True
-        self.keep = not head.connection_close and not self.until_close
-        self.state = R_BODY
-        out = client.response_started(head, self.chunks is not None, self.until_close)
-        if self.chunks is None and self.body_left == 0 and not self.until_close:
-            if buf:
-                self.keep = False  # bytes after a complete response: do not reuse
-            client.transport.write(out)
-            self._finish(client)
-        elif buf:
-            self._body(client, buf, out)  # head and first body bytes in one write
-        else:
-            client.transport.write(out)
-
-    def _body(self, client: ClientProtocol, data: bytes, prefix: bytes = b"") -> None:
-        route = client.route
-        n = len(data)
-        if self.until_close:
-            client.transport.write(prefix + data if prefix else data)
-            if route is not None:
-                route.bytes_out += n
-            return
-        chunks = self.chunks
-        if chunks is not None:
-            try:
-                end = chunks.feed(data)
-            except HttpError:
-                client.upstream_failed(self, 502, "malformed chunked response")
-                return
-            if end < 0:
-                client.transport.write(prefix + data if prefix else data)
-                if route is not None:
-                    route.bytes_out += n
-                return
-            if end < n:
-                self.keep = False
-                data = data[:end]
-        else:
-            left = self.body_left
-            if n < left:
-                client.transport.write(prefix + data if prefix else data)
-                self.body_left = left - n
-                if route is not None:
-                    route.bytes_out += n
-                return
-            if n > left:
-                self.keep = False
-                data = data[:left]
-            self.body_left = 0
-        client.transport.write(prefix + data if prefix else data)
-        if route is not None:
-            route.bytes_out += len(data)
-        self._finish(client)
-
-    def _finish(self, client: ClientProtocol) -> None:
-        self.state = R_IDLE
-        client.response_done(self, self.keep and not self.closed)
 
 
 def _url(head: Head | None) -> str:

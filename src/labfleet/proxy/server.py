@@ -154,7 +154,13 @@ async def serve_single(
     stop = asyncio.Event()
     install_signals(stop)
     public = await start_public(ctx, reuse_port=False)
-    api = ApiServer(store, opts.auth_token, host_routing=opts.host_routing)
+
+    def count_api_request() -> None:
+        ctx.counters.api_requests += 1
+
+    api = ApiServer(
+        store, opts.auth_token, host_routing=opts.host_routing, on_request=count_api_request
+    )
     api_servers = await start_api(opts, api)
     write_pid_file(opts)
     where = opts.socket or f"{opts.ip or '*'}:{opts.port}"

@@ -41,6 +41,10 @@ class AccountRefused(ValueError):
     """A username that must not get a system account; the message is safe to show."""
 
 
+class IsolationError(RuntimeError):
+    """Isolation was asked for but cannot work here; the message says what to change."""
+
+
 @dataclass(frozen=True)
 class SystemAccount:
     name: str
@@ -180,7 +184,7 @@ def resolve_isolation(mode: str, root: bool, blocker: str | None = None) -> bool
         return False
     if mode == "system-users":
         if not root:
-            raise RuntimeError(
+            raise IsolationError(
                 "local.isolation is 'system-users', but labfleet is not running as root; "
                 "run it as root or set local.isolation: none"
             )

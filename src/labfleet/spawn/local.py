@@ -19,15 +19,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jupyterhub.spawner import Spawner
+from jupyterhub.spawner import Spawner, SpawnException
 from jupyterhub.utils import random_port
-from tornado import web
 from traitlets import Enum, Float, Integer, List, Unicode
 
 from labfleet.config.profiles import Profile
 from labfleet.naming import server_slug, user_slug
 from labfleet.spawn.accounts import (
     AccountRefused,
+    IsolationError,
     SystemAccount,
     ensure_account,
     is_root,
@@ -49,7 +49,7 @@ from labfleet.spawn.homes import (
     prepare_shared_folders,
 )
 from labfleet.spawn.launch import ExecLauncher, Launcher, LaunchSpec
-from labfleet.spawn.limits import Limits, LimitsBackend, LimitsProbe, probe
+from labfleet.spawn.limits import Limits, LimitsBackend, LimitsError, LimitsProbe, probe
 from labfleet.spawn.processes import is_alive, signal_group, start_ticks
 from labfleet.spawn.profile_form import ProfileChoiceMixin
 
@@ -71,6 +71,20 @@ def detected_gpus(configured: tuple[str, ...] | None, injected: str | None) -> D
     """Detect GPUs once per hub process (``injected``: LABFLEET_GPU_DEVICES)."""
     environ = {"LABFLEET_GPU_DEVICES": injected} if injected else {}
     return detect_devices(configured, environ)
+
+
+def _spawn_error(exc: BaseException) -> BaseException:
+    """Refusals with a message meant for the user, as JupyterHub relays them (no traceback)."""
+    kinds: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str, int]] = [
+        (AccountRefused, "account", 403),
+        (GpuUnavailable, "gpu", 503),
+        ((IsolationError, LimitsError), "isolation", 500),
+    ]
+    for kind, reason, status in kinds:
+        if isinstance(exc, kind):
+            error: BaseException = SpawnException(str(exc), reason=reason, status_code=status)
+            return error
+    return exc
 
 
 @dataclass(frozen=True)
@@ -238,7 +252,7 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
         """Refuse with a clear reason rather than let the server die unseen."""
         blocker = isolation_blocker(Path(self.command()[0]), home.parent)
         if blocker:
-            raise RuntimeError(f"{account.name} cannot start its server: {blocker}")
+            raise IsolationError(f"{account.name} cannot start its server: {blocker}")
 
     async def assign_gpus(self) -> list[GpuDevice]:
         count = self.profile.gpus
@@ -305,17 +319,14 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
             self.port = random_port()
         try:
             placement = await asyncio.to_thread(self.place)
-        except AccountRefused as exc:
-            raise web.HTTPError(403, str(exc)) from exc
-        for note in placement.notes:
-            self.log.info(note)
-        try:
+            for note in placement.notes:
+                self.log.info(note)
             gpus = await self.assign_gpus()
             spec = self.build_spec(placement, gpus)
             self.pid = self.launcher.launch(spec)
-        except BaseException:
+        except BaseException as exc:
             await asyncio.to_thread(self.cleanup)
-            raise
+            raise _spawn_error(exc) from exc
         self.pid_ticks = start_ticks(self.pid) or 0
         if gpus:
             await asyncio.to_thread(self.gpu_ledger().bind, self.slug, self.pid, self.pid_ticks)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,13 @@ from .managers import now
 from .store import ApiStatus, Obj, Store
 
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
+#: Which template generation a controller-made pod was created from.
+GENERATION_ANNOTATION = "double.labfleet.io/generation"
+
+
+def _pod_ready(pod: Obj) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def _k(api_version: str, kind: str) -> Kind:
@@ -35,7 +43,10 @@ class Controller:
     pod_ip: str = "127.0.0.1"
     #: Set False to simulate pods that never start (rollout timeouts).
     pods_start: bool = True
+    #: Images whose pull fails (the pod stays Pending in ImagePullBackOff).
+    unpullable_images: set[str] = field(default_factory=set)
     _seen: dict[tuple[str, str, str, int], float] = field(default_factory=dict)
+    _failures: dict[str, str] = field(default_factory=dict)
     _events_sent: set[tuple[str, str, str]] = field(default_factory=set)
 
     # -- helpers -------------------------------------------------------------
@@ -107,55 +118,130 @@ class Controller:
             self.store.create(_k("v1", "Event"), meta["namespace"], event, "controller")
 
     # -- reconcilers -------------------------------------------------------
+    def _owned_pods(self, owner: Obj) -> list[Obj]:
+        uid = owner["metadata"]["uid"]
+        items, _ = self.store.list(_k("v1", "Pod"), owner["metadata"]["namespace"])
+        return [
+            p
+            for p in items
+            if any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences") or [])
+        ]
+
+    def _make_pod(self, owner: Obj, generation: int) -> None:
+        """What the ReplicaSet/DaemonSet/StatefulSet controllers do: a pod from the template."""
+        meta = owner["metadata"]
+        template = (owner.get("spec") or {}).get("template") or {}
+        pod_meta = dict(template.get("metadata") or {})
+        pod_meta["name"] = f"{meta['name']}-{uuid.uuid4().hex[:5]}"
+        pod_meta["annotations"] = {
+            **(pod_meta.get("annotations") or {}),
+            GENERATION_ANNOTATION: str(generation),
+        }
+        pod_meta["ownerReferences"] = [
+            {
+                "apiVersion": owner["apiVersion"],
+                "kind": owner["kind"],
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+        pod = {"metadata": pod_meta, "spec": template.get("spec") or {}}
+        try:
+            self.store.create(_k("v1", "Pod"), meta["namespace"], pod, "kube-controller-manager")
+        except ApiStatus as error:
+            self._failures[meta["uid"]] = error.message  # e.g. missing ServiceAccount
+        else:
+            self._failures.pop(meta["uid"], None)
+
     def _workload(self, obj: Obj) -> None:
         meta, spec = obj["metadata"], obj.get("spec") or {}
         status = obj.get("status") or {}
         generation = meta.get("generation", 1)
         replicas = spec.get("replicas", 1) if obj["kind"] != "DaemonSet" else 1
-        missing = self.missing_references(
-            meta["namespace"], (spec.get("template") or {}).get("spec") or {}
-        )
-        ready = self.pods_start and not missing and self._age(obj) >= self.ready_after
-        ready_count = replicas if ready else 0
+        pods = self._owned_pods(obj)
+        for pod in pods:  # Recreate: old pods go before new ones come
+            if pod["metadata"].get("annotations", {}).get(GENERATION_ANNOTATION) != str(generation):
+                self.store.delete(
+                    _k("v1", "Pod"), pod["metadata"]["namespace"], pod["metadata"]["name"]
+                )
+        pods = [
+            p
+            for p in pods
+            if p["metadata"]["annotations"].get(GENERATION_ANNOTATION) == str(generation)
+        ]
+        for _ in range(replicas - len(pods)):
+            self._make_pod(obj, generation)
+        for pod in pods[replicas:]:
+            self.store.delete(
+                _k("v1", "Pod"), pod["metadata"]["namespace"], pod["metadata"]["name"]
+            )
+        pods = self._owned_pods(obj)
+        ready_count = sum(1 for p in pods if _pod_ready(p))
+        ready = ready_count >= replicas
         if obj["kind"] == "DaemonSet":
-            wanted = {
+            wanted: dict[str, Any] = {
                 "observedGeneration": generation,
                 "currentNumberScheduled": 1,
                 "desiredNumberScheduled": 1,
                 "numberMisscheduled": 0,
                 "numberReady": ready_count,
                 "numberAvailable": ready_count,
-                "updatedNumberScheduled": 1,
+                "updatedNumberScheduled": len(pods),
             }
         else:
-            reason = "MinimumReplicasAvailable" if ready else "MinimumReplicasUnavailable"
-            message = (
-                "Deployment has minimum availability."
-                if ready
-                else "waiting for " + (", ".join(missing) if missing else "pods to start")
-            )
+            failure = self._failures.get(meta["uid"])
+            if ready:
+                available = {
+                    "type": "Available",
+                    "status": "True",
+                    "reason": "MinimumReplicasAvailable",
+                    "message": "Deployment has minimum availability.",
+                }
+            else:
+                available = {
+                    "type": "Available",
+                    "status": "False",
+                    "reason": "MinimumReplicasUnavailable",
+                    "message": "Deployment does not have minimum availability.",
+                }
+            conditions = [available]
+            if failure:
+                conditions.append(
+                    {
+                        "type": "ReplicaFailure",
+                        "status": "True",
+                        "reason": "FailedCreate",
+                        "message": failure,
+                    }
+                )
             wanted = {
                 "observedGeneration": generation,
-                "replicas": replicas,
-                "updatedReplicas": replicas,
+                "replicas": len(pods),
+                "updatedReplicas": len(pods),
                 "readyReplicas": ready_count,
                 "availableReplicas": ready_count,
-                "conditions": [
-                    {
-                        "type": "Available",
-                        "status": "True" if ready else "False",
-                        "reason": reason,
-                        "message": message,
-                    },
-                ],
+                "conditions": conditions,
             }
             if not ready:
-                wanted["unavailableReplicas"] = replicas
+                wanted["unavailableReplicas"] = replicas - ready_count
             if obj["kind"] == "StatefulSet":
                 wanted.pop("conditions")
-                wanted["currentReplicas"] = replicas
+                wanted["currentReplicas"] = len(pods)
         comparable = {k: v for k, v in status.items() if k != "conditions"}
-        if comparable != {k: v for k, v in wanted.items() if k != "conditions"}:
+        old_conditions = [
+            (c.get("type"), c.get("status"), c.get("message"))
+            for c in status.get("conditions") or []
+        ]
+        new_conditions = [
+            (c.get("type"), c.get("status"), c.get("message"))
+            for c in wanted.get("conditions") or []
+        ]
+        if (
+            comparable != {k: v for k, v in wanted.items() if k != "conditions"}
+            or old_conditions != new_conditions
+        ):
             for condition in wanted.get("conditions", []):
                 condition["lastTransitionTime"] = condition["lastUpdateTime"] = now()
             self.store.set_status(
@@ -175,6 +261,13 @@ class Controller:
         missing = self.missing_references(meta["namespace"], spec)
         if missing:
             self._event(pod, "FailedMount", "missing: " + ", ".join(missing), "Warning")
+            self._waiting(pod, "CreateContainerConfigError", "not found: " + ", ".join(missing))
+            return
+        unpullable = [
+            c["image"] for c in spec.get("containers") or [] if c["image"] in self.unpullable_images
+        ]
+        if unpullable:
+            self._waiting(pod, "ImagePullBackOff", f'Back-off pulling image "{unpullable[0]}"')
             return
         if not self.pods_start or self._age(pod) < self.ready_after:
             return
@@ -212,6 +305,28 @@ class Controller:
             ],
         }
         self.store.set_status(_k("v1", "Pod"), meta["namespace"], meta["name"], running)
+
+    def _waiting(self, pod: Obj, reason: str, message: str) -> None:
+        """Leave the pod Pending with its containers waiting, as a kubelet reports it."""
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        status = {
+            "phase": "Pending",
+            "qosClass": (pod.get("status") or {}).get("qosClass", "BestEffort"),
+            "containerStatuses": [
+                {
+                    "name": c["name"],
+                    "image": c["image"],
+                    "imageID": "",
+                    "ready": False,
+                    "started": False,
+                    "restartCount": 0,
+                    "state": {"waiting": {"reason": reason, "message": message}},
+                }
+                for c in spec.get("containers") or []
+            ],
+        }
+        if pod.get("status") != status:
+            self.store.set_status(_k("v1", "Pod"), meta["namespace"], meta["name"], status)
 
     def _claim(self, claim: Obj) -> None:
         if (claim.get("status") or {}).get("phase") == "Bound":

@@ -139,6 +139,8 @@ class DoubleServer:
         self.app = web.Application(client_max_size=8 * 1024 * 1024)
         self.app.router.add_route("*", "/{tail:.*}", self.handle)
         self.requests: list[tuple[str, str]] = []
+        #: API groups to answer 404 for, like a cluster without those CRDs installed.
+        self.unserved_groups: set[str] = set()
         self.stopping = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -149,6 +151,8 @@ class DoubleServer:
             if found is not None:
                 return _json(found)
         route = parse_route(parts)
+        if route is not None and route.kind.group in self.unserved_groups:
+            route = None
         if route is None:
             return _error(
                 ApiStatus(404, "NotFound", "the server could not find the requested resource")

@@ -51,10 +51,33 @@ def _to_dict(obj: Any) -> dict[str, Any]:
     return result
 
 
+#: What to do when the cluster lacks the API of a custom resource we render.
+_CRD_HINTS = {
+    "networking.gke.io": "it exists only on GKE; use another kubernetes.access.kind elsewhere",
+    "cloud.google.com": "it exists only on GKE; use another kubernetes.access.kind elsewhere",
+    "cert-manager.io": "install cert-manager (https://cert-manager.io) or turn off TLS issuance",
+}
+
+
+def _hint(ref: ObjectRef | None, code: int, message: str) -> str:
+    if ref is None or code != 404:
+        return message
+    if message == "the server could not find the requested resource":
+        group = ref.api_version.rpartition("/")[0]
+        advice = _CRD_HINTS.get(group, "is its CustomResourceDefinition installed?")
+        return f"the cluster does not serve {ref.api_version} {ref.kind}: {advice}"
+    if ref.namespace and message == f'namespaces "{ref.namespace}" not found':
+        return (
+            f"namespace {ref.namespace} does not exist: create it, or set "
+            "kubernetes.create_namespace: true"
+        )
+    return message
+
+
 def _error(ref: ObjectRef | None, error: ApiError) -> ClusterError:
     status = error.status
     code = int(status.code or 0)
-    message = str(status.message or status.reason or "request failed")
+    message = _hint(ref, code, str(status.message or status.reason or "request failed"))
     if (
         code == 409
         and ref is not None

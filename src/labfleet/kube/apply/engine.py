@@ -15,6 +15,7 @@ from labfleet.kube.apply.diff import field_diff
 from labfleet.kube.apply.endpoint import find_endpoint
 from labfleet.kube.apply.inventory import owned_objects
 from labfleet.kube.apply.planner import desired_with_inventory, effective_manifest, prune_candidates
+from labfleet.kube.apply.preflight import missing_references
 from labfleet.kube.apply.refs import Manifest, ObjectRef, target_of
 from labfleet.kube.apply.results import (
     Action,
@@ -22,6 +23,7 @@ from labfleet.kube.apply.results import (
     ApplyResult,
     Change,
     Event,
+    Notice,
     Pruned,
 )
 from labfleet.kube.apply.rollout import wait_for_rollout
@@ -88,6 +90,9 @@ def apply(
                 pruned.append(ref)
                 on_event(Pruned(ref))
 
+    warnings = tuple(str(m) for m in missing_references(cluster, manifests))
+    for warning in warnings:
+        on_event(Notice(warning))
     rollout = None
     if wait:
         workloads = [
@@ -103,4 +108,5 @@ def apply(
         tuple(kept),
         rollout,
         find_endpoint(cluster, manifests),
+        warnings,
     )

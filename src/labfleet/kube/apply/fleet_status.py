@@ -7,7 +7,7 @@ from labfleet.kube.apply.endpoint import find_endpoint
 from labfleet.kube.apply.inventory import inventory_ref
 from labfleet.kube.apply.refs import ObjectRef, Target
 from labfleet.kube.apply.results import FleetStatus, WorkloadStatus
-from labfleet.kube.apply.rollout import workload_state
+from labfleet.kube.apply.rollout import pods_of, workload_state
 from labfleet.kube.apply.users import COMPONENT_LABEL, describe_pod, user_pods, user_volumes
 
 WORKLOAD_KINDS = (("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("apps/v1", "DaemonSet"))
@@ -22,6 +22,8 @@ def status(cluster: Cluster, target: Target) -> FleetStatus:
         ):
             ref = ObjectRef.of(live)
             state = workload_state(ref, live, 0.0)
+            if not state.done:
+                state = workload_state(ref, live, 0.0, pods_of(cluster, ref, live))
             component = ((live.get("metadata") or {}).get("labels") or {}).get(COMPONENT_LABEL, "")
             workloads.append(
                 WorkloadStatus(ref, component, state.ready, state.desired, state.message)

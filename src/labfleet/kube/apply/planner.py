@@ -16,6 +16,7 @@ from labfleet.kube.apply.cluster import Cluster, ConflictError
 from labfleet.kube.apply.diff import field_diff
 from labfleet.kube.apply.inventory import inventory_manifest, owned_objects
 from labfleet.kube.apply.policies import create_only_update, is_create_only, keeps_user_data
+from labfleet.kube.apply.preflight import missing_references
 from labfleet.kube.apply.refs import (
     Manifest,
     ObjectRef,
@@ -88,4 +89,5 @@ def plan(cluster: Cluster, manifests: Sequence[Manifest], *, namespace: str | No
     delete, kept = prune_candidates(owned, refs)
     changes += [Change(ref, Action.PRUNE) for ref in delete]
     changes += kept
-    return Plan(target, tuple(changes))
+    warnings = tuple(str(m) for m in missing_references(cluster, manifests))
+    return Plan(target, tuple(changes), warnings)

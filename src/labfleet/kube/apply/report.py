@@ -19,6 +19,7 @@ from labfleet.kube.apply.results import (
     DestroyResult,
     Event,
     FleetStatus,
+    Notice,
     Plan,
     Pruned,
     RolloutState,
@@ -75,6 +76,7 @@ def plan_text(plan: Plan, *, verbose: bool = False) -> str:
         lines += change_lines(change, verbose=verbose)
     if not plan.has_changes:
         lines.append("  no changes")
+    lines += [f"warning: {w}" for w in plan.warnings]
     return "\n".join(lines)
 
 
@@ -98,6 +100,8 @@ def event_line(event: Event) -> str | None:
         return f"{event.ref}: deleted"
     if isinstance(event, Waiting):
         return rollout_line(event.state)
+    if isinstance(event, Notice):
+        return f"warning: {event.text}"
     return None
 
 
@@ -111,6 +115,7 @@ def apply_summary(result: ApplyResult) -> str:
     ]
     for kept in result.kept:
         lines.append(f"  kept {kept.ref}: {kept.reason}")
+    lines += [f"warning: {w}" for w in result.warnings]
     if result.rollout is not None:
         if result.rollout.timed_out:
             lines.append("rollout did not finish in time:")

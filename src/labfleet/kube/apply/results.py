@@ -32,6 +32,8 @@ class Change:
 class Plan:
     target: Target
     changes: tuple[Change, ...]
+    #: Problems worth reading before applying (e.g. a Secret the hub needs is missing).
+    warnings: tuple[str, ...] = ()
 
     def of(self, action: Action) -> list[Change]:
         return [c for c in self.changes if c.action is action]
@@ -79,6 +81,7 @@ class ApplyResult:
     kept: tuple[Change, ...] = ()
     rollout: RolloutResult | None = None
     endpoint: Endpoint | None = None
+    warnings: tuple[str, ...] = ()
 
     def of(self, action: Action) -> list[Change]:
         return [c for c in self.changes if c.action is action]
@@ -160,4 +163,11 @@ class Waiting:
     state: RolloutState
 
 
-Event = Applied | Pruned | Deleted | Waiting
+@dataclass(frozen=True)
+class Notice:
+    """Something to read now, not only in the final summary (e.g. a missing Secret)."""
+
+    text: str
+
+
+Event = Applied | Pruned | Deleted | Waiting | Notice

@@ -19,15 +19,66 @@ from labfleet.kube.apply.results import Event, RolloutResult, RolloutState, Wait
 REPORT_EVERY = 5.0
 
 
-def _condition_message(status: dict[str, Any]) -> str:
+#: Waiting reasons that are a normal part of starting, not a problem to report.
+_NORMAL_WAITING = frozenset({"ContainerCreating", "PodInitializing"})
+_MAX_PROBLEMS = 3
+
+
+def _condition_message(status: dict[str, Any]) -> tuple[str, str]:
+    """(a failure worth reporting, the generic 'not available' text) from conditions."""
+    failure = generic = ""
     for condition in status.get("conditions") or []:
-        if condition.get("status") != "True" and condition.get("message"):
-            return str(condition["message"])
-    return ""
+        kind, state, message = (
+            condition.get("type"),
+            condition.get("status"),
+            condition.get("message"),
+        )
+        if not message:
+            continue
+        if (kind == "ReplicaFailure" and state == "True") or (
+            kind == "Progressing" and state == "False"
+        ):
+            failure = failure or str(message)
+        elif state != "True":
+            generic = generic or str(message)
+    return failure, generic
 
 
-def workload_state(ref: ObjectRef, live: dict[str, Any] | None, elapsed: float) -> RolloutState:
-    """Pure: how far one workload's rollout has got."""
+def pod_problems(pods: Sequence[dict[str, Any]]) -> list[str]:
+    """Pure: why pods are not ready, as a person would want it said (image pulls, crashes)."""
+    problems: list[str] = []
+    for pod in pods:
+        name = (pod.get("metadata") or {}).get("name", "?")
+        status = pod.get("status") or {}
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+                problems.append(f"pod {name} unschedulable: {condition.get('message', '')}")
+        statuses = (status.get("initContainerStatuses") or []) + (
+            status.get("containerStatuses") or []
+        )
+        for container in statuses:
+            state = container.get("state") or {}
+            waiting = state.get("waiting") or {}
+            terminated = state.get("terminated") or {}
+            reason = waiting.get("reason")
+            if reason and reason not in _NORMAL_WAITING:
+                detail = f": {waiting['message']}" if waiting.get("message") else ""
+                problems.append(f"pod {name}: {reason}{detail}")
+            elif terminated and terminated.get("exitCode", 0) != 0:
+                problems.append(
+                    f"pod {name}: container {container.get('name')} exited with "
+                    f"{terminated.get('exitCode')} ({terminated.get('reason', 'Error')})"
+                )
+    return list(dict.fromkeys(problems))[:_MAX_PROBLEMS]
+
+
+def workload_state(
+    ref: ObjectRef,
+    live: dict[str, Any] | None,
+    elapsed: float,
+    pods: Sequence[dict[str, Any]] = (),
+) -> RolloutState:
+    """Pure: how far one workload's rollout has got (``pods``: its pods, for diagnostics)."""
     if live is None:
         return RolloutState(ref, 0, 1, elapsed, False, "not found")
     spec = live.get("spec") or {}
@@ -47,8 +98,18 @@ def workload_state(ref: ObjectRef, live: dict[str, Any] | None, elapsed: float) 
         updated = int(status.get("updatedReplicas") or 0)
         total = int(status.get("replicas") or 0)
         done = observed and ready >= desired and updated >= desired and total <= desired
-    message = "" if done else _condition_message(status)
+    message = ""
+    if not done:
+        failure, generic = _condition_message(status)
+        message = "; ".join(pod_problems(pods)) or failure or generic
     return RolloutState(ref, min(ready, desired), desired, elapsed, done, message)
+
+
+def pods_of(cluster: Cluster, ref: ObjectRef, live: dict[str, Any] | None) -> list[dict[str, Any]]:
+    selector = (((live or {}).get("spec") or {}).get("selector") or {}).get("matchLabels")
+    if not selector:
+        return []
+    return list(cluster.list("v1", "Pod", namespace=ref.namespace, labels=dict(selector)))
 
 
 def wait_for_rollout(
@@ -68,7 +129,10 @@ def wait_for_rollout(
     while True:
         elapsed = clock() - start
         for ref in list(pending):
-            state = workload_state(ref, cluster.get(ref), elapsed)
+            live = cluster.get(ref)
+            state = workload_state(ref, live, elapsed)
+            if not state.done:
+                state = workload_state(ref, live, elapsed, pods_of(cluster, ref, live))
             states[ref] = state
             key = (state.ready, state.desired, state.done)
             previous = last_reported.get(ref)

@@ -63,6 +63,10 @@ class LimitsBackend(Protocol):
         """Where the groups live, for humans."""
         ...
 
+    def oom_kills(self, group: str) -> int:
+        """How many processes the kernel killed at the group's memory limit (0 if unknown)."""
+        ...
+
 
 def check_group(group: str) -> str:
     if not _GROUP_NAME.fullmatch(group):

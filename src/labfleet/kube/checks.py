@@ -1,0 +1,67 @@
+"""Warnings about a config that renders fine but would fail in the hub pod.
+
+Not validation errors: the same file also runs on one machine, where an
+``env:VAR`` secret comes from the shell rather than from a Kubernetes Secret.
+"""
+
+from __future__ import annotations
+
+from labfleet.config.model import FleetConfig
+from labfleet.kube.hub import DB_URL_ENV
+
+_ENV_PREFIX = "env:"
+
+
+def env_references(config: FleetConfig) -> dict[str, str]:
+    """``{VAR: key path}`` for every ``env:VAR`` value the hub will read."""
+    found: dict[str, str] = {}
+    auth = config.auth
+    for kind in ("github", "google", "oidc"):
+        secret = getattr(auth, kind).client_secret
+        if isinstance(secret, str) and secret.startswith(_ENV_PREFIX):
+            found[secret[len(_ENV_PREFIX) :]] = f"auth.{kind}.client_secret"
+    db_url = config.hub.db_url
+    if db_url and db_url.startswith(_ENV_PREFIX):
+        found[db_url[len(_ENV_PREFIX) :]] = "hub.db_url"
+    return found
+
+
+def literal_secrets(config: FleetConfig) -> list[str]:
+    """Key paths of secrets written into the YAML itself (they would land in a ConfigMap)."""
+    found = []
+    for kind in ("github", "google", "oidc"):
+        secret = getattr(config.auth, kind).client_secret
+        if isinstance(secret, str) and not secret.startswith(("env:", "file:")):
+            found.append(f"auth.{kind}.client_secret")
+    db_url = config.hub.db_url
+    if db_url and not db_url.startswith(("env:", "file:")) and "@" in db_url:
+        found.append("hub.db_url")
+    return found
+
+
+def kube_warnings(config: FleetConfig) -> list[str]:
+    kube = config.kubernetes
+    provided = set(kube.hub.env_from_secrets)
+    if kube.hub.database.kind == "postgres":
+        provided.add(DB_URL_ENV)
+    warnings = [
+        f"{path} reads ${var}, but kubernetes.hub.env_from_secrets does not set it in the hub pod"
+        for var, path in env_references(config).items()
+        if var not in provided
+    ]
+    warnings += [
+        f"{path} is written in the config, which the hub reads from a ConfigMap: use "
+        "'env:VAR' with kubernetes.hub.env_from_secrets to keep it in a Secret"
+        for path in literal_secrets(config)
+    ]
+    if config.auth.kind == "iap" and kube.access.kind != "gke-ingress":
+        warnings.append(
+            "auth.kind is iap but kubernetes.access.kind is not gke-ingress: "
+            "nothing in front of the hub sets the IAP header"
+        )
+    if kube.access.kind == "gke-ingress" and kube.access.gke.iap and config.auth.kind != "iap":
+        warnings.append(
+            "IAP protects the load balancer but auth.kind is not iap: the hub will ask users "
+            "to sign in a second time"
+        )
+    return warnings
