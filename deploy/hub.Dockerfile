@@ -32,6 +32,7 @@ RUN apt-get update \
 COPY --from=build /opt/labfleet/venv /opt/labfleet/venv
 ENV PATH=/opt/labfleet/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
     LABFLEET_PLATFORM=kubernetes \
     LABFLEET_CONFIG=/etc/labfleet/labfleet.yaml \
     LABFLEET_DATA_DIR=/srv/labfleet

@@ -305,8 +305,9 @@ def print_table(rows: list[Row]) -> None:
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         base = chp.get((r.scenario, r.conns))
-        ratio = f"{r.rps / base.rps:.2f}x" if base and base.rps and r.via != "chp" else ""
-        p99r = f"{r.p99_ms / base.p99_ms:.2f}x" if base and base.p99_ms and r.via != "chp" else ""
+        compare = base is not None and r.via not in ("chp", "direct")
+        ratio = f"{r.rps / base.rps:.2f}x" if compare and base and base.rps else ""
+        p99r = f"{r.p99_ms / base.p99_ms:.2f}x" if compare and base and base.p99_ms else ""
         mb = f"{r.mb_s:.0f}" if r.mb_s >= 1 else ""
         rss = f"{r.rss_mb:.0f}" if r.rss_mb else ""
         print(

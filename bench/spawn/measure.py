@@ -56,8 +56,10 @@ class Driver:
         self.poll = poll
         self.timeout = timeout
         self.http = httpx.AsyncClient(
-            base_url=self.url, headers={"Authorization": f"token {token}"},
-            follow_redirects=False, timeout=60,
+            base_url=self.url,
+            headers={"Authorization": f"token {token}"},
+            follow_redirects=False,
+            timeout=60,
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
 

@@ -31,7 +31,6 @@ sys.path.insert(0, str(HERE))
 
 from measure import Driver, Summary, concurrent, sequential  # noqa: E402
 from stock import StockHub  # noqa: E402
-
 from tests.support.client import HubUser  # noqa: E402
 from tests.support.platform import CHP, Platform, free_port, labfleet  # noqa: E402
 
@@ -75,8 +74,9 @@ def start_labfleet(work: Path, launcher: str, proxy: str) -> Running:
     config = work / "labfleet.yaml"
     config.write_text(labfleet_config(launcher, proxy))
     data = work / "data"
-    added = labfleet("users", "add", ADMIN, "--admin", "--password-stdin",
-                     input=PASSWORD + "\n", data_dir=data)
+    added = labfleet(
+        "users", "add", ADMIN, "--admin", "--password-stdin", input=PASSWORD + "\n", data_dir=data
+    )
     if added.returncode != 0:
         raise RuntimeError(f"labfleet users add failed: {added.stderr}")
     running = Platform(data_dir=data, config=config).start(timeout=120)
@@ -84,8 +84,15 @@ def start_labfleet(work: Path, launcher: str, proxy: str) -> Running:
 
 
 def start_stock(work: Path) -> Running:
-    hub = StockHub(work, port=free_port(), hub_port=free_port(), api_port=free_port(),
-                   chp=CHP, admin=ADMIN, timeout=TIMEOUT).start()
+    hub = StockHub(
+        work,
+        port=free_port(),
+        hub_port=free_port(),
+        api_port=free_port(),
+        chp=CHP,
+        admin=ADMIN,
+        timeout=TIMEOUT,
+    ).start()
     return Running(hub.url, hub.stop, hub.log_path)
 
 
@@ -119,7 +126,8 @@ def fmt(value: float | None) -> str:
 def table(summaries: list[Summary]) -> str:
     anchor = {s.scenario: s for s in summaries if s.platform == "stock"}
     lines = [
-        "| scenario | platform | ok | p50 s | p95 s | max s | all answered s | p50 ratio | max ratio |",
+        "| scenario | platform | ok | p50 s | p95 s | max s | all answered s "
+        "| p50 ratio | max ratio |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in sorted(summaries, key=lambda s: (s.scenario, s.platform != "stock", s.platform)):
@@ -138,15 +146,22 @@ def table(summaries: list[Summary]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--platforms", default="labfleet,stock",
-                        help="comma list of: labfleet, labfleet-forkserver, stock")
+    parser.add_argument(
+        "--platforms",
+        default="labfleet,stock",
+        help="comma list of: labfleet, labfleet-forkserver, stock",
+    )
     parser.add_argument("--sequential", type=int, default=5)
     parser.add_argument("--concurrent", type=int, default=20)
-    parser.add_argument("--proxy", choices=["labfleet", "chp"],
-                        default=os.environ.get("LABFLEET_TEST_PROXY", "labfleet"),
-                        help="labfleet's proxy (stock always uses Node CHP)")
-    parser.add_argument("--poll", type=float, default=0.05,
-                        help="seconds between GET /user/<name>/api/status polls")
+    parser.add_argument(
+        "--proxy",
+        choices=["labfleet", "chp"],
+        default=os.environ.get("LABFLEET_TEST_PROXY", "labfleet"),
+        help="labfleet's proxy (stock always uses Node CHP)",
+    )
+    parser.add_argument(
+        "--poll", type=float, default=0.05, help="seconds between GET /user/<name>/api/status polls"
+    )
     parser.add_argument("--json", type=Path, help="also write raw results here")
     args = parser.parse_args(argv)
 
@@ -173,9 +188,11 @@ def main(argv: list[str] | None = None) -> int:
                     if spawn.error:
                         print(f"  {s.platform} {spawn.user}: {spawn.error}", flush=True)
     print()
-    print(f"spawn benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}, {host.node()}, "
-          f"{os.cpu_count()} CPUs, {host.python_implementation()} {host.python_version()}, "
-          f"labfleet proxy: {args.proxy}")
+    print(
+        f"spawn benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}, {host.node()}, "
+        f"{os.cpu_count()} CPUs, {host.python_implementation()} {host.python_version()}, "
+        f"labfleet proxy: {args.proxy}"
+    )
     print()
     print(table(summaries))
     if args.json:

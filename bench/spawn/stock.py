@@ -72,9 +72,15 @@ class StockHub:
         path = self.data / "jupyterhub_config.py"
         path.write_text(
             CONFIG_TEMPLATE.format(
-                port=self.port, hub_port=self.hub_port, api_port=self.api_port,
-                data=self.data, admin=self.admin, singleuser=BIN / "jupyterhub-singleuser",
-                args=repr(args), timeout=self.timeout, chp=self.chp,
+                port=self.port,
+                hub_port=self.hub_port,
+                api_port=self.api_port,
+                data=self.data,
+                admin=self.admin,
+                singleuser=BIN / "jupyterhub-singleuser",
+                args=repr(args),
+                timeout=self.timeout,
+                chp=self.chp,
                 proxy_token=secrets.token_hex(16),
             )
         )
@@ -86,7 +92,10 @@ class StockHub:
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the hub
         self.proc = subprocess.Popen(
             [str(BIN / "jupyterhub"), "-f", str(config)],
-            cwd=self.data, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=self.data,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

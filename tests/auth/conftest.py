@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hubrunner import RunningHub, run_hub
@@ -11,6 +13,9 @@ from oidc_provider import CLIENT_ID, CLIENT_SECRET, Account, LocalOpenIDProvider
 from labfleet.auth.settings import build_auth_settings
 from labfleet.config.auth import AuthSection
 from labfleet.hub.runtime import Runtime
+
+# The repository root, so tests here can use the shared tests.support helpers.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 ACCOUNTS = [
     Account("alice", "Alice@Corp.example", hd="corp.example", groups=["staff"]),
@@ -24,7 +29,7 @@ ACCOUNTS = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def provider() -> Iterator[LocalOpenIDProvider]:
     with LocalOpenIDProvider(ACCOUNTS).running() as running:
         yield running
@@ -41,7 +46,7 @@ def _hub(
         yield running
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def oidc_hub(
     tmp_path_factory: pytest.TempPathFactory, provider: LocalOpenIDProvider
 ) -> Iterator[RunningHub]:
@@ -64,7 +69,7 @@ def oidc_hub(
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def google_hub(
     tmp_path_factory: pytest.TempPathFactory, provider: LocalOpenIDProvider
 ) -> Iterator[RunningHub]:

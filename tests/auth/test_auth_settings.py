@@ -62,6 +62,8 @@ def test_every_non_demo_kind_needs_an_explicit_allow_rule(base: dict[str, object
     with pytest.raises(ValueError, match="explicit allow rule"):
         _auth(base)
     assert _auth({**base, "allow_all": True}).allow_all
+    if base is GOOGLE:  # the hd restriction stays meaningful with allow_all
+        assert _auth({**base, "allow_all": True, "allowed_domains": ["a.com"]}).allow_all
     assert _auth({**base, "allowed_users": ["ann"]}).allowed_users == ["ann"]
 
 
@@ -130,6 +132,16 @@ def test_google_and_oidc_settings() -> None:
         ),  # type: ignore[dict-item]
         ({**IAP, "iap": {"audience": "x", "leeway": 3600}, "allow_all": True}, "leeway"),
         ({**IAP, "typo": 1}, "typo"),
+        ({**IAP, "allow_all": True, "allowed_domains": ["a.com"]}, "no effect"),
+        ({**OIDC, "allow_all": True, "allowed_users": ["ann"]}, "no effect"),
+        (
+            {
+                **GITHUB,
+                "github": {**GITHUB["github"], "allowed_organizations": ["acme"]},
+                "allow_all": True,
+            },
+            "no effect",
+        ),  # type: ignore[dict-item]
     ],
 )
 def test_config_errors_name_the_key(data: dict[str, object], message: str) -> None:

@@ -47,7 +47,10 @@ def hub(tmp_path_factory: pytest.TempPathFactory, jwks: JwksServer) -> Iterator[
     settings = build_auth_settings(auth, Runtime(data_dir=tmp))
     # No refresh rate limit here, so key rotation is observable without waiting;
     # the limit itself is unit-tested in test_iap_unit.py.
-    fast = {"IapAuthenticator": {"jwks_min_refresh": 0}}
+    fast = {
+        "IapAuthenticator": {"jwks_min_refresh": 0},
+        "JupyterHub": {"default_url": "/hub/home"},  # sign-in does not spawn here
+    }
     with run_hub(tmp / "hub", merge(settings, fast)) as running:
         yield running
 
@@ -150,3 +153,21 @@ def test_log_has_reasons_but_no_tokens(hub: RunningHub) -> None:
     assert "IAP sign-in refused" in log
     assert "wrong audience" in log
     assert "eyJ" not in log
+    assert "Failed to get current user" not in log  # refresh_user ends sessions cleanly
+
+
+def test_500_header_dump_has_no_token(hub: RunningHub) -> None:
+    """JupyterHub logs all request headers on a 500; the assertion must come out redacted.
+
+    The test hub's spawner cannot start servers (no system user), so /hub/spawn is a 500.
+    """
+    token = KEY.token("carol@a.com")
+    with httpx.Client(base_url=hub.url, headers={HEADER: token}, timeout=30) as client:
+        client.get("/hub/login")
+        assert client.get("/hub/spawn").status_code == 500
+    deadline = time.monotonic() + 15  # the access log line is written after the response
+    while "500 GET /hub/spawn (carol@a.com" not in (log := hub.log()):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert '"X-Goog-Iap-Jwt-Assertion": "[secret]"' in log
+    assert token not in log

@@ -1,7 +1,9 @@
-"""``labfleet users ...`` against a data directory, through the real entry point."""
+"""``labfleet users ...`` against a data directory, through the CLI's ``main``."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -13,14 +15,39 @@ from labfleet.cli.main import main
 def _run(
     data_dir: Path, action: str, *args: str, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "labfleet.cli.main", "users", action]
-    return subprocess.run(
-        [*command, "--data-dir", str(data_dir), *args],
-        input=stdin,
+    """Run ``labfleet users ACTION`` in this process (fast); stdin is not a terminal."""
+    argv = ["users", action, "--data-dir", str(data_dir), *args]
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exit_:  # argparse usage errors
+                code = int(exit_.code or 0)
+    finally:
+        sys.stdin = saved
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+def test_real_entry_point(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "labfleet.cli.main", "users"]
+    added = subprocess.run(
+        [*command, "add", "--data-dir", str(tmp_path), "--password-stdin", "Zoe"],
+        input="password-1\n",
         capture_output=True,
         text=True,
         check=False,
     )
+    assert added.returncode == 0, added.stderr
+    listed = subprocess.run(
+        [*command, "list", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert listed.stdout.splitlines() == ["zoe\tuser"]
 
 
 def test_add_list_passwd_admin_remove(tmp_path: Path) -> None:

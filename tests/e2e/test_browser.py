@@ -27,7 +27,7 @@ KERNEL_TIMEOUT_MS = 120_000
 def _screenshot(page: Page, artifacts: Path, name: str) -> None:
     try:
         page.screenshot(path=str(artifacts / name), full_page=True)
-    except Exception as exc:  # noqa: BLE001 - a failed screenshot must not mask the test result
+    except Exception as exc:  # a failed screenshot must not mask the test result
         print(f"screenshot {name} failed: {exc}")
 
 
@@ -36,9 +36,9 @@ def _start_from_spawn_page(page: Page, user: str) -> None:
     lab = re.compile(rf"/user/{re.escape(user)}/lab")
     page.wait_for_url(re.compile(rf"/hub/spawn|/user/{re.escape(user)}/"))
     form = page.locator("#spawn_form")
-    if "/hub/spawn/" in page.url or page.url.rstrip("/").endswith("/hub/spawn"):
-        if form.count():
-            form.locator("button[type=submit]").click()
+    on_spawn_page = "/hub/spawn/" in page.url or page.url.rstrip("/").endswith("/hub/spawn")
+    if on_spawn_page and form.count():
+        form.locator("button[type=submit]").click()
     page.wait_for_url(lab, timeout=SPAWN_TIMEOUT_MS)
 
 

@@ -445,3 +445,24 @@ def test_rollout_reports_why_pods_do_not_start(double: KubeDouble, cluster: Clus
     report = status(cluster, result.target)
     assert not report.healthy
     assert "ImagePullBackOff" in status_text(report)
+
+
+def test_same_named_instances_in_two_namespaces_leave_each_other_alone(
+    double: KubeDouble, cluster: Cluster
+) -> None:
+    per_user = BASE + "  users:\n    namespaces: per-user\n"
+    first = render(per_user)
+    second = render(per_user.replace(f"namespace: {NS}", "namespace: lab2"))
+    roles = [m["metadata"]["name"] for m in first + second if m["kind"] == "ClusterRole"]
+    assert len(set(roles)) == 2  # one per instance, both labelled instance=lab
+
+    apply(cluster, first, wait=False)
+    result = apply(cluster, second, wait=False)
+    assert result.pruned == ()
+    assert all(double.get("rbac.authorization.k8s.io/v1", "ClusterRole", r) for r in roles)
+
+    destroy(cluster, result.target, delete_user_data=True)
+    assert double.get("v1", "Namespace", "lab2") is None
+    assert double.get("rbac.authorization.k8s.io/v1", "ClusterRole", roles[0]) is not None
+    assert double.get("apps/v1", "Deployment", "lab-hub", NS) is not None
+    assert not plan(cluster, render(per_user)).has_changes

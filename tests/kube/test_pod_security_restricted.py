@@ -224,3 +224,15 @@ def test_checker_rejects(breakage: str) -> None:
 def test_checker_rejects_apparmor_unconfined_annotation() -> None:
     annotations = {"container.apparmor.security.beta.kubernetes.io/hub": "unconfined"}
     assert restricted_violations(_hub_spec(), annotations)
+
+
+def test_variant_pods_are_restricted() -> None:
+    """Options the examples leave out (CHP, GPU placeholders, prepuller extras, postgres)."""
+    from labfleet.config.load import parse_text
+    from labfleet.kube.render import render_objects
+    from tests.kube.test_render_helpers import FIXED_SECRETS
+    from tests.kube.test_validate_schemas import VARIANTS
+
+    for variant, text in VARIANTS.items():
+        for name, spec in pod_specs(render_objects(parse_text(text), FIXED_SECRETS)):
+            assert restricted_violations(spec) == [], f"{variant} {name}"

@@ -16,7 +16,9 @@ import http.server
 import json
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,13 @@ import httpx
 import pytest
 
 from labfleet.config.load import parse_text
+from labfleet.config.model import FleetConfig
 from labfleet.kube.apply import Cluster, apply, connect, destroy, status
 from labfleet.kube.hub_secret import generate_hub_secrets
 from labfleet.kube.render import render_objects
 from labfleet.kube.spawner_settings import build_kubespawner_settings
+from labfleet.kube.user_namespace import user_namespace_name
+from labfleet.naming import server_slug
 from tests.auth.hubrunner import free_port, run_hub
 from tests.kube.double import KubeDouble, running_double
 
@@ -94,8 +99,33 @@ def server_state(api: httpx.Client, user: str) -> dict[str, Any]:
     return servers.get("", {})
 
 
-def test_kubespawner_spawns_and_stops_a_user_pod(tmp_path: Path) -> None:
-    config = parse_text(CONFIG)
+@dataclass(frozen=True)
+class Case:
+    """One way users' pods are placed: the shared hub namespace or one namespace each."""
+
+    config: str
+    username: str
+
+    def namespace(self, config: FleetConfig) -> str:
+        if config.kubernetes.users.namespaces == "per-user":
+            return user_namespace_name(config, self.username)
+        return NS
+
+
+CASES = {
+    "shared-namespace": Case(CONFIG, "alice"),
+    # A username that is no DNS label: every name derived from it goes through the slug.
+    "per-user-namespaces": Case(
+        CONFIG + "  users:\n    namespaces: per-user\n", "ada.lovelace@example.com"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
+def test_kubespawner_spawns_and_stops_a_user_pod(tmp_path: Path, case: Case) -> None:
+    config = parse_text(case.config)
+    user, quoted = case.username, urllib.parse.quote(case.username)
+    namespace, pod_name = case.namespace(config), f"jupyter-{server_slug(case.username)}"
     with running_double() as double, pod_server() as (port, seen):
         kubeconfig = double.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS)
         cluster = Cluster(connect(kubeconfig))
@@ -113,52 +143,63 @@ def test_kubespawner_spawns_and_stops_a_user_pod(tmp_path: Path) -> None:
         settings["KubeSpawner"].update(port=port, start_timeout=60, http_timeout=30)
         with run_hub(tmp_path / "hub", settings, env={"KUBECONFIG": str(kubeconfig)}) as hub:
             api = hub.api()
-            created = api.post("/users/alice")
+            created = api.post(f"/users/{quoted}")
             assert created.status_code == 201, created.text
             # Pods wait until the spawn progress stream has shown the scheduling event.
             double.controller.pods_start = False
-            started = api.post("/users/alice/server")
+            started = api.post(f"/users/{quoted}/server")
             assert started.status_code == 202, started.text
-            messages = follow_progress(api, "alice", double)
-            assert any("Successfully assigned lab/jupyter-alice" in m for m in messages), messages
+            messages = follow_progress(api, quoted, double)
+            assigned = f"Successfully assigned {namespace}/{pod_name}"
+            assert any(assigned in m for m in messages), (messages, hub.log()[-3000:])
             assert "Server ready" in messages[-1]
-            wait_for("alice's server to be ready", lambda: server_state(api, "alice").get("ready"))
+            wait_for("the server to be ready", lambda: server_state(api, quoted).get("ready"))
 
-            pod = double.get("v1", "Pod", "jupyter-alice", NS)
+            pod = double.get("v1", "Pod", pod_name, namespace)
             assert pod is not None, hub.log()[-3000:]
             check_pod(pod, double)
             assert pod["status"]["podIP"] == "127.0.0.1"
             assert seen, "the hub never checked the server in the pod"
-            claim = double.get("v1", "PersistentVolumeClaim", "claim-alice", NS) or next(
-                iter(
-                    double.list(
-                        "v1", "PersistentVolumeClaim", NS, **{"hub.jupyter.org/username": "alice"}
-                    )
-                ),
-                None,
-            )
-            assert claim is not None, "KubeSpawner created no volume for alice"
+            claims = [
+                c
+                for c in double.list("v1", "PersistentVolumeClaim", namespace)
+                if (c["metadata"].get("annotations") or {}).get("hub.jupyter.org/username") == user
+            ]
+            assert len(claims) == 1, "KubeSpawner created no volume for the user"
+            if namespace != NS:
+                check_user_namespace(double, namespace)
 
             report = status(cluster, applied.target)
             assert [(p.user, p.ready, p.ip) for p in report.user_pods] == [
-                ("alice", True, "127.0.0.1")
+                (user, True, "127.0.0.1")
             ]
 
-            stopped = api.delete("/users/alice/server")
+            stopped = api.delete(f"/users/{quoted}/server")
             assert stopped.status_code in (202, 204), stopped.text
-            wait_for("alice's server to stop", lambda: not server_state(api, "alice"))
+            wait_for("the server to stop", lambda: not server_state(api, quoted))
             wait_for(
                 "the pod to be deleted",
-                lambda: double.get("v1", "Pod", "jupyter-alice", NS) is None,
+                lambda: double.get("v1", "Pod", pod_name, namespace) is None,
             )
             assert status(cluster, applied.target).user_pods == ()
 
         # Users' files outlive their servers and a destroy without --delete-user-data.
-        claim_name = claim["metadata"]["name"]
-        assert double.get("v1", "PersistentVolumeClaim", claim_name, NS) is not None
+        claim = claims[0]["metadata"]["name"]
         result = destroy(cluster, applied.target)
-        assert claim_name in {k.ref.name for k in result.kept}
-        assert double.get("v1", "PersistentVolumeClaim", claim_name, NS) is not None
+        assert claim in {k.ref.name for k in result.kept}
+        assert double.get("v1", "PersistentVolumeClaim", claim, namespace) is not None
+        destroy(cluster, applied.target, delete_user_data=True)
+        assert double.get("v1", "PersistentVolumeClaim", claim, namespace) is None
+        assert double.get("v1", "Namespace", namespace) is None
+
+
+def check_user_namespace(double: KubeDouble, namespace: str) -> None:
+    """The spawner made the user's own namespace, account, policy and quota first."""
+    made = double.get("v1", "Namespace", namespace)
+    assert made is not None
+    assert made["metadata"]["labels"]["app.kubernetes.io/instance"] == "lab"
+    assert double.list("networking.k8s.io/v1", "NetworkPolicy", namespace)
+    assert double.list("v1", "ResourceQuota", namespace)
 
 
 def follow_progress(api: httpx.Client, user: str, double: KubeDouble) -> list[str]:
@@ -198,4 +239,5 @@ def check_pod(pod: dict[str, Any], double: KubeDouble) -> None:
     assert not context.get("privileged")
     # The double admitted it: the ServiceAccount it names exists.
     account = spec.get("serviceAccountName", "default")
-    assert double.get("v1", "ServiceAccount", account, NS) is not None
+    namespace = pod["metadata"]["namespace"]
+    assert double.get("v1", "ServiceAccount", account, namespace) is not None

@@ -261,3 +261,58 @@ def test_custom_kinds_are_all_covered() -> None:
             key = (obj["apiVersion"], obj["kind"])
             if key not in CRD_SCHEMAS:
                 validate(obj, VERSIONS[0])  # SchemaNotFoundError would surface here
+
+
+#: Options the examples do not exercise; each variant must render valid objects too.
+VARIANTS = {
+    "chp-load-balancer": "proxy: {kind: chp}\nkubernetes: {access: {kind: load-balancer,"
+    " load_balancer_source_ranges: [203.0.113.0/24, '2001:db8::/32']}}",
+    "ingress-own-tls": "kubernetes: {access: {kind: ingress, host: a.example.org,"
+    " ingress: {class_name: null, cert_manager_issuer: null, tls_secret_name: my-tls}}}",
+    "gke-own-client": "kubernetes: {access: {kind: gke-ingress, host: a.example.org,"
+    " gke: {oauth_client_secret: iap-client, https_redirect: false, managed_certificate: false}}}",
+    "no-namespace-no-policies": "kubernetes: {create_namespace: false, network: {policies: false}}",
+    "shared-bucket-identity": "kubernetes: {users: {workload_identity: u@p.iam.example},"
+    " storage: {kind: gcsfuse, mode: shared-bucket, bucket: team-data}}",
+    "gpu-placeholders": "profiles: [{slug: g, display_name: G, gpus: 1, cpu: 4, memory: 8G}]\n"
+    "kubernetes: {profiles: {g: {gpu_accelerator: nvidia-l4, tolerations: [{key: pool,"
+    " operator: Equal, value: gpu, effect: NoExecute, toleration_seconds: 30}]}},"
+    " placeholders: {replicas: 3}, prepuller: {enabled: true, extra_images: [busybox:1]}}",
+    "postgres-sa-annotations": "kubernetes: {hub: {database: {kind: postgres, secret_name: db},"
+    " service_account_annotations: {iam.gke.io/gcp-service-account: hub@p.iam.gserviceaccount.com},"
+    " node_selector: {pool: system}}}",
+    "two-nfs-exports": "profiles: [{slug: a, display_name: A}, {slug: b, display_name: B}]\n"
+    "kubernetes: {storage: {kind: nfs, server: n1, path: /x},"
+    " profiles: {b: {storage: {kind: nfs, server: n2, path: /y}}}}",
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_variants_validate(variant: str) -> None:
+    from labfleet.config.load import parse_text
+    from labfleet.kube.render import render_objects
+    from tests.kube.test_render_helpers import FIXED_SECRETS
+
+    objects = render_objects(parse_text(VARIANTS[variant]), FIXED_SECRETS)
+    for version in (VERSIONS[0], VERSIONS[-1]):
+        for obj in objects:
+            validate(obj, version)
+
+
+@pytest.mark.parametrize("example", ["google-hardened", "minimal"])
+def test_per_user_namespace_objects_validate(example: str) -> None:
+    from labfleet.config.load import parse_text
+    from labfleet.kube.user_namespace import user_namespace_objects
+
+    config = load_example(example)
+    if config.kubernetes.users.namespaces == "shared":
+        config = parse_text(
+            "kubernetes: {users: {namespaces: per-user,"
+            " workload_identity: '{user_slug}@p.iam.gserviceaccount.com'}}"
+        )
+    for username in ("alice", "Ädmin@Example.org", "x" * 80):
+        objects = user_namespace_objects(config, username)
+        assert {o["kind"] for o in objects} >= {"ServiceAccount", "NetworkPolicy"}
+        for version in VERSIONS:
+            for obj in objects:
+                validate(obj, version)

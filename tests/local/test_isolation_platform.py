@@ -172,5 +172,5 @@ def test_stopping_a_server_removes_its_control_group(pair: tuple[Member, Member]
     assert backend.pids(ann.slug) == []
     groups = [Path(m) / "labfleet" / ann.slug for m in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup")]
     assert not any(g.exists() for g in groups)
-    assert not Path(f"/proc/{pid}").exists()
+    assert not Path(f"/proc/{pid}").exists(), Path(f"/proc/{pid}/status").read_text()
     assert ann.home.exists(), "files stay after the server stops"

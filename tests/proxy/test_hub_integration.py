@@ -49,7 +49,7 @@ c.Spawner.http_timeout = 180
 c.Spawner.default_url = "/tree"
 c.JupyterHub.last_activity_interval = 2
 c.ConfigurableHTTPProxy.command = [{proxy_bin!r}]
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{api_port}"
+c.ConfigurableHTTPProxy.api_url = "{api_scheme}://127.0.0.1:{api_port}"
 c.ConfigurableHTTPProxy.check_running_interval = 1
 c.ConfigurableHTTPProxy.pid_file = "{tmp}/proxy.pid"
 c.JupyterHub.services = [{{"name": "tester", "api_token": "{service_token}"}}]
@@ -58,11 +58,13 @@ c.JupyterHub.load_roles = [{{
     "scopes": ["admin:users", "admin:servers", "access:servers", "read:users"],
     "services": ["tester"],
 }}]
+c.JupyterHub.internal_ssl = {internal_ssl}
+c.JupyterHub.internal_certs_location = "{tmp}/internal-ssl"
 """
 
 
 class Hub:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, internal_ssl: bool = False) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.api_port = free_port()
@@ -73,6 +75,8 @@ class Hub:
                 port=self.port,
                 hub_port=free_port(),
                 api_port=self.api_port,
+                api_scheme="https" if internal_ssl else "http",
+                internal_ssl=internal_ssl,
                 tmp=tmp,
                 args=args,
                 proxy_bin=PROXY_BIN,
@@ -256,3 +260,34 @@ def test_hub_drives_labfleet_proxy(hub: Hub) -> None:
     r = hub.client.delete("/hub/api/users/alice/server")
     assert r.status_code in (202, 204)
     hub.wait_for(lambda: "/user/alice" not in hub.proxy_routes(), "route removal", timeout=120)
+
+
+def test_hub_with_internal_ssl(tmp_path: Path) -> None:
+    """JupyterHub's internal_ssl: --api-ssl-* with client certs required, --client-ssl-*
+    to reach the hub over https. The hub reaches our API and we reach the hub."""
+    import ssl
+
+    h = Hub(tmp_path, internal_ssl=True)
+    try:
+        cmdline = _cmdline(h.proxy_pid())
+        for flag in ("--api-ssl-request-cert", "--api-ssl-reject-unauthorized", "--client-ssl-key"):
+            assert flag in cmdline
+        # the hub added its route over mutual TLS, and the proxy reaches the hub over https
+        r = h.client.get("/hub/api/")
+        assert r.status_code == 200 and "version" in r.json()
+        # the API insists on a client certificate from a trusted CA: with the hub's it
+        # works, without one the TLS handshake is refused
+        certs = tmp_path / "internal-ssl"
+        url = f"https://127.0.0.1:{h.api_port}/api/routes"
+        auth = {"Authorization": f"token {PROXY_TOKEN}"}
+        ctx = ssl.create_default_context(cafile=str(certs / "proxy-api-ca" / "proxy-api-ca.crt"))
+        ctx.load_cert_chain(
+            str(certs / "hub-internal" / "hub-internal.crt"),
+            str(certs / "hub-internal" / "hub-internal.key"),
+        )
+        assert "/" in httpx.get(url, headers=auth, verify=ctx).json()
+        bare = ssl.create_default_context(cafile=str(certs / "proxy-api-ca" / "proxy-api-ca.crt"))
+        with pytest.raises((ssl.SSLError, httpx.HTTPError, ConnectionError)):
+            httpx.get(url, headers=auth, verify=bare).raise_for_status()
+    finally:
+        h.stop()

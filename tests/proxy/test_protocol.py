@@ -336,3 +336,32 @@ def test_stale_pooled_connection_is_retried_once(proxy: Proxy) -> None:
     finally:
         proxy.api("DELETE", "/user/flaky")
         srv.close()
+
+
+def test_idle_and_slow_clients_are_cut_off(backends: dict[str, Backend]) -> None:
+    """Keep-alive idle timeout, and a head trickled byte by byte (slowloris) gets 408."""
+    p = Proxy("--keep-alive-timeout", "500", "--timeout", "1500")
+    try:
+        p.add("/user/alice", backends["alice"].url)
+        with socket.create_connection(("127.0.0.1", p.port), timeout=30) as s:
+            s.sendall(b"GET /user/alice/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_response(s)[0] == 200
+            s.settimeout(30)
+            assert s.recv(1) == b""  # closed by the proxy once idle
+        with socket.create_connection(("127.0.0.1", p.port), timeout=30) as s:
+            s.sendall(b"GET /user/alice/ HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            s.settimeout(0.2)
+            got = b""
+            for _ in range(300):  # keep trickling for up to a minute
+                try:
+                    s.sendall(b"a")
+                    got += s.recv(4096)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+                if got:
+                    break
+            assert got.startswith(b"HTTP/1.1 408")
+    finally:
+        p.stop()

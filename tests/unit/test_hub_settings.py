@@ -136,3 +136,16 @@ def test_log_redaction_hides_session_ids_and_tokens() -> None:
     )
     RedactSecrets().filter(record)
     assert "abc123" not in record.getMessage()
+
+
+def test_entry_resolves_db_url_reference_and_creates_state_dir(tmp_path: Path) -> None:
+    from labfleet.hub.entry import configure
+
+    config_file = tmp_path / "labfleet.yaml"
+    config_file.write_text("hub: {db_url: 'env:HUB_DB'}\n")
+    env = {"LABFLEET_CONFIG": str(config_file), "LABFLEET_DATA_DIR": str(tmp_path / "data"),
+           "HUB_DB": "postgresql://u:p@db/hub"}
+    c = Config()
+    configure(c, env)
+    assert c.JupyterHub.db_url == "postgresql://u:p@db/hub"
+    assert (tmp_path / "data" / "state").is_dir()

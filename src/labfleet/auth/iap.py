@@ -192,8 +192,20 @@ class IapAuthenticator(NormalizingAuthenticator):
             decision = await self.identify(handler)
         except Refused as refusal:
             self.log.info("IAP session of %s ended: %s", user.name, refusal.reason)
-            return False
+            return self._end_session(handler)
         if decision.name != user.name:
             self.log.info("IAP identity changed from %s; signing in again", user.name)
-            return False
+            return self._end_session(handler)
         return True
+
+    @staticmethod
+    def _end_session(handler: Any) -> bool:
+        """Return False ("sign in again") from ``refresh_user`` for a cookie request.
+
+        JupyterHub 6.1 reads ``handler._token_authenticated`` after a False
+        refresh, but sets it only for token requests; without this the hub
+        logs a traceback (the outcome, no current user, is the same).
+        """
+        if not hasattr(handler, "_token_authenticated"):
+            handler._token_authenticated = False
+        return False

@@ -13,8 +13,10 @@ import logging
 import re
 
 _JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
+#: Values shorter than 12 characters are left alone (``?state=active`` is not a secret).
 _SECRET_PARAMS = re.compile(
-    r"(?i)\b(code|state|token|access_token|id_token|refresh_token|client_secret|_xsrf)=[^&\s\"')]+"
+    r"(?i)\b(code|state|token|access_token|id_token|refresh_token|client_secret|_xsrf)"
+    r"=[^&\s\"')]{12,}"
 )
 #: The loggers JupyterHub and tornado write requests and errors to.
 HUB_LOGGERS = ("JupyterHub", "tornado.access", "tornado.application", "tornado.general")

@@ -251,11 +251,28 @@ class AuthSection(Section):
     def _check_allow_rule(self) -> None:
         if self.kind in ("password", "dummy"):
             return  # accounts are the rule; dummy is the demo
+        if self.allow_all:
+            ignored = [
+                key
+                for key, value in (
+                    ("allowed_users", self.allowed_users),
+                    ("allowed_groups", self.allowed_groups),
+                    # For google, allowed_domains is the hd restriction, which allow_all keeps.
+                    ("allowed_domains", self.allowed_domains if self.kind != "google" else []),
+                    ("github.allowed_organizations", self.github.allowed_organizations),
+                )
+                if value
+            ]
+            if ignored:
+                raise ValueError(
+                    f"auth.allow_all admits everyone, so auth.{ignored[0]} would have no effect; "
+                    "remove one of them"
+                )
+            return
         rules = bool(
             self.allowed_users
             or self.allowed_domains
             or self.allowed_groups
-            or self.allow_all
             or (self.kind == "github" and self.github.allowed_organizations)
         )
         if not rules:

@@ -23,7 +23,8 @@ class HubSection(Section):
     db_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL (e.g. postgresql://...); default: sqlite in the data "
-        "directory. $LABFLEET_DB_URL, when set, overrides it (keeps passwords out of the file).",
+        "directory. 'env:VAR' or 'file:/path' read it in the hub process; $LABFLEET_DB_URL, "
+        "when set, overrides it (keeps passwords out of the file).",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     concurrent_spawn_limit: int = Field(default=100, ge=0)

@@ -11,11 +11,12 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from labfleet.auth.secret_refs import resolve_secret
 from labfleet.config.load import load_config
 from labfleet.hub import log_redaction
 from labfleet.hub.apply import apply_settings
 from labfleet.hub.runtime import Runtime
-from labfleet.hub.settings import build_hub_settings
+from labfleet.hub.settings import Settings, build_hub_settings
 from labfleet.secrets import HubSecrets, ensure_secrets, secrets_from_env
 
 
@@ -25,10 +26,20 @@ def load_secrets(runtime: Runtime, environ: Mapping[str, str]) -> HubSecrets:
     return ensure_secrets(runtime.secrets_dir)
 
 
+def resolve_references(settings: Settings, environ: dict[str, str]) -> Settings:
+    """Swap ``env:VAR`` / ``file:PATH`` references for their values, here in the hub process."""
+    hub = settings.get("JupyterHub", {})
+    if isinstance(hub.get("db_url"), str):
+        hub["db_url"] = resolve_secret(hub["db_url"], environ)
+    return settings
+
+
 def configure(c: Any, environ: Mapping[str, str] | None = None) -> None:
     log_redaction.install()
     env = dict(os.environ if environ is None else environ)
     runtime = Runtime.from_env(env)
+    runtime.state_dir.mkdir(parents=True, exist_ok=True)
     config = load_config(env.get("LABFLEET_CONFIG") or None)
     secrets = load_secrets(runtime, env)
-    apply_settings(c, build_hub_settings(config, runtime, secrets))
+    settings = build_hub_settings(config, runtime, secrets)
+    apply_settings(c, resolve_references(settings, env))

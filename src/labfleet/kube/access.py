@@ -190,6 +190,6 @@ def how_to_reach(config: FleetConfig) -> str:
             f"get service {names.proxy_public}"
         )
     return (
-        f"run: kubectl -n {names.namespace} port-forward service/{names.proxy_public} 8080:80 "
-        f"then open http://127.0.0.1:8080{base}"
+        f"run: kubectl -n {names.namespace} port-forward service/{names.proxy_public} 8000:80 "
+        f"then open http://127.0.0.1:8000{base}"
     )

@@ -139,7 +139,12 @@ class ClientProtocol(asyncio.Protocol):
             return
         if state == CLOSED:
             return
-        self.buf = self.buf + data if self.buf else data
+        if self.buf:
+            self.buf += data
+        else:
+            self.buf = data
+            if state == IDLE:  # the first bytes of a head start its deadline (slowloris)
+                self.head_started = self.ctx.now
         if state == IDLE:
             self._next_request()
         elif len(self.buf) > _PIPELINE_LIMIT:
@@ -181,8 +186,6 @@ class ClientProtocol(asyncio.Protocol):
                 self._reject(431, "request head too large")
             elif b"\n\n" in buf or b"\r\r" in buf:
                 self._reject(400, "malformed line endings")
-            elif buf:
-                self.head_started = self.ctx.now
             return
         self.buf = buf[end + 4 :]
         try:
@@ -420,6 +423,7 @@ class ClientProtocol(asyncio.Protocol):
         self.head = None
         self.transport.resume_reading()
         if self.buf:
+            self.head_started = self.ctx.now
             self.ctx.loop.call_soon(self._resume_pipeline)
 
     def _resume_pipeline(self) -> None:

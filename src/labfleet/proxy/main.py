@@ -118,6 +118,8 @@ def options_from_args(args: argparse.Namespace, token: str) -> ProxyOptions:
     workers = args.workers or int(os.environ.get(WORKERS_ENV) or 1)
     if workers < 1:
         raise ValueError("--workers must be at least 1")
+    if workers > 1 and args.socket:
+        raise ValueError("--workers needs a TCP listener (--ip/--port), not --socket")
     return ProxyOptions(
         ip=args.ip,
         port=args.port,

@@ -174,11 +174,16 @@ class PoolManager(Generic[P]):
         return conn
 
     def sweep(self, now: float, idle_timeout: float) -> None:
-        """Close connections idle longer than ``idle_timeout``."""
-        for pool in self._pools.values():
+        """Close connections idle longer than ``idle_timeout``; forget empty pools."""
+        empty = []
+        for key, pool in self._pools.items():
             if pool.idle:
                 for conn in [c for c in pool.idle if now - c.idle_since > idle_timeout]:
                     conn.close()
+            if pool.total == 0 and not pool.waiters:
+                empty.append(key)
+        for key in empty:  # targets of deleted routes must not accumulate
+            del self._pools[key]
 
     def close_all(self) -> None:
         for pool in self._pools.values():

@@ -50,7 +50,7 @@ from labfleet.spawn.homes import (
 )
 from labfleet.spawn.launch import ExecLauncher, Launcher, LaunchSpec
 from labfleet.spawn.limits import Limits, LimitsBackend, LimitsError, LimitsProbe, probe
-from labfleet.spawn.processes import is_alive, signal_group, start_ticks
+from labfleet.spawn.processes import is_alive, reap, signal_group, start_ticks
 from labfleet.spawn.profile_form import ProfileChoiceMixin
 
 
@@ -357,6 +357,7 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
                 await self._wait_gone(timeout)
             # kernels in the server's session may outlive a killed server
             signal_group(self.pid, signal.SIGKILL)
+            reap(self.pid)  # it may have turned zombie right after the last liveness check
             self._remove_pid_file()
         # and processes that left the session (setsid) are still in the cgroup
         await asyncio.to_thread(self.cleanup)

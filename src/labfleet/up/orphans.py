@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from labfleet.naming import server_slug
 from labfleet.spawn.processes import is_alive, signal_group
 
 
-def known_slugs(servers: dict[str, Iterable[str]]) -> set[str]:
+def known_slugs(servers: Mapping[str, Iterable[str]]) -> set[str]:
     return {server_slug(user, name) for user, names in servers.items() for name in names}
 
 

@@ -13,9 +13,6 @@ from typing import Any
 
 from labfleet.kube.apply.cluster import Cluster
 from labfleet.kube.apply.refs import (
-    INSTANCE_LABEL,
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
     Manifest,
     ObjectRef,
     Target,
@@ -92,9 +89,7 @@ def parse_inventory(configmap: dict[str, Any] | None) -> set[ObjectRef]:
 
 def is_ours(obj: dict[str, Any], target: Target) -> bool:
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    return (
-        labels.get(MANAGED_BY_LABEL) == MANAGED_BY and labels.get(INSTANCE_LABEL) == target.instance
-    )
+    return all(labels.get(key) == value for key, value in target.selector().items())
 
 
 def owned_objects(

@@ -24,6 +24,7 @@ from labfleet.kube.apply.refs import (
     apply_order,
     check_unique,
     delete_order,
+    stamp,
     target_of,
 )
 from labfleet.kube.apply.results import Action, Change, Plan
@@ -32,7 +33,7 @@ from labfleet.kube.apply.results import Action, Change, Plan
 def desired_with_inventory(manifests: Sequence[Manifest], target: Target) -> list[Manifest]:
     """Rendered objects in apply order, with the inventory ConfigMap last."""
     check_unique(manifests)
-    ordered = apply_order(manifests)
+    ordered = [stamp(m, target) for m in apply_order(manifests)]
     ordered.append(inventory_manifest(target, (ObjectRef.of(m) for m in manifests)))
     return ordered
 

@@ -18,6 +18,10 @@ Manifest = dict[str, Any]
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "labfleet"
 INSTANCE_LABEL = "app.kubernetes.io/instance"
+#: Stamped by the engine on everything it applies: two instances may share a
+#: name (the default, ``labfleet``) in different namespaces of one cluster,
+#: and neither may prune the other's cluster-scoped objects.
+HUB_NAMESPACE_LABEL = "labfleet.io/hub-namespace"
 FIELD_MANAGER = "labfleet"
 
 #: Cluster-scoped kinds among those labfleet renders or meets.
@@ -134,7 +138,19 @@ class Target:
     namespace: str
 
     def selector(self) -> dict[str, str]:
-        return {MANAGED_BY_LABEL: MANAGED_BY, INSTANCE_LABEL: self.instance}
+        """Labels of every object this instance applied (see :func:`stamp`)."""
+        return {
+            MANAGED_BY_LABEL: MANAGED_BY,
+            INSTANCE_LABEL: self.instance,
+            HUB_NAMESPACE_LABEL: self.namespace,
+        }
+
+
+def stamp(manifest: Manifest, target: Target) -> Manifest:
+    """A copy of ``manifest`` labelled with the instance's hub namespace."""
+    meta = dict(manifest.get("metadata") or {})
+    meta["labels"] = {**(meta.get("labels") or {}), HUB_NAMESPACE_LABEL: target.namespace}
+    return {**manifest, "metadata": meta}
 
 
 def target_of(manifests: Iterable[Manifest], namespace: str | None = None) -> Target:

@@ -15,7 +15,7 @@ from labfleet.kube.apply.inventory import inventory_ref, owned_objects
 from labfleet.kube.apply.policies import keeps_user_data
 from labfleet.kube.apply.refs import ObjectRef, Target, delete_order
 from labfleet.kube.apply.results import Deleted, DestroyResult, Event, Kept
-from labfleet.kube.apply.users import ref_of, user_pods, user_volumes
+from labfleet.kube.apply.users import ref_of, user_namespaces, user_pods, user_volumes
 
 
 def _ignore(_: Event) -> None:
@@ -43,6 +43,8 @@ def destroy(
     owned = owned_objects(cluster, target)
     volumes = {ref_of(v, "v1", "PersistentVolumeClaim"): v for v in user_volumes(cluster, target)}
     owned.update(volumes)
+    spaces = {ref_of(n, "v1", "Namespace"): n for n in user_namespaces(cluster, target)}
+    owned.update(spaces)
     volume_namespaces = {ref.namespace for ref in volumes}
     inventory = inventory_ref(target)
     ordered = delete_order(set(owned) - {inventory})
@@ -56,8 +58,8 @@ def destroy(
                 reason = "users' data: kept (use --delete-user-data to delete)"
                 kept.append(Kept(ref, reason))
                 continue
-            if ref.kind == "Namespace" and ref.name in volume_namespaces:
-                kept.append(Kept(ref, "holds users' volumes: kept with them"))
+            if ref.kind == "Namespace" and (ref.name in volume_namespaces or ref in spaces):
+                kept.append(Kept(ref, "a user's namespace or holds users' volumes: kept"))
                 continue
         remove(ref)
     return DestroyResult(target, tuple(deleted), tuple(kept))

@@ -1,8 +1,11 @@
-"""Users' pods and volumes: created by KubeSpawner in the hub, not rendered by us.
+"""Users' pods, volumes and namespaces: created by KubeSpawner in the hub, not rendered by us.
 
-They carry our instance label and component ``singleuser-server`` (pods;
-set through KubeSpawner's ``extra_labels``), so status and destroy can find
-them in the hub namespace and in per-user namespaces alike.
+They carry our instance label (pods and volumes also component
+``singleuser-server`` via KubeSpawner's labels), so status and destroy find
+them in the hub namespace and in per-user namespaces (labelled
+``labfleet.io/user-namespace-of: <instance>``). A per-user namespace that
+names another hub namespace (``labfleet.io/hub-namespace``) belongs to a
+same-named instance elsewhere and is left alone.
 """
 
 from __future__ import annotations
@@ -11,23 +14,56 @@ from collections.abc import Iterator
 from typing import Any
 
 from labfleet.kube.apply.cluster import Cluster
-from labfleet.kube.apply.refs import INSTANCE_LABEL, ObjectRef, Target
+from labfleet.kube.apply.refs import HUB_NAMESPACE_LABEL, INSTANCE_LABEL, ObjectRef, Target
 from labfleet.kube.apply.results import UserPod
 
 COMPONENT_LABEL = "app.kubernetes.io/component"
 USER_COMPONENT = "singleuser-server"
+USER_NAMESPACE_OF = "labfleet.io/user-namespace-of"
 ALL_NAMESPACES = "*"
 
 
-def user_pods(cluster: Cluster, target: Target) -> Iterator[dict[str, Any]]:
+def _labels(obj: dict[str, Any]) -> dict[str, str]:
+    return dict((obj.get("metadata") or {}).get("labels") or {})
+
+
+def user_namespaces(cluster: Cluster, target: Target) -> list[dict[str, Any]]:
+    """Per-user namespaces of this instance (none with ``users.namespaces: shared``)."""
+    found = cluster.list(
+        "v1", "Namespace", namespace=None, labels={USER_NAMESPACE_OF: target.instance}
+    )
+    return [
+        ns
+        for ns in found
+        if _labels(ns).get(HUB_NAMESPACE_LABEL, target.namespace) == target.namespace
+        and ns["metadata"]["name"] != target.namespace
+    ]
+
+
+def _ours(
+    cluster: Cluster, target: Target, listed: Iterator[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    objects = list(listed)
+    if not objects:
+        return []
+    allowed = {target.namespace} | {
+        ns["metadata"]["name"] for ns in user_namespaces(cluster, target)
+    }
+    return [o for o in objects if (o.get("metadata") or {}).get("namespace") in allowed]
+
+
+def user_pods(cluster: Cluster, target: Target) -> list[dict[str, Any]]:
     labels = {INSTANCE_LABEL: target.instance, COMPONENT_LABEL: USER_COMPONENT}
-    yield from cluster.list("v1", "Pod", namespace=ALL_NAMESPACES, labels=labels)
+    return _ours(
+        cluster, target, cluster.list("v1", "Pod", namespace=ALL_NAMESPACES, labels=labels)
+    )
 
 
-def user_volumes(cluster: Cluster, target: Target) -> Iterator[dict[str, Any]]:
+def user_volumes(cluster: Cluster, target: Target) -> list[dict[str, Any]]:
     """Every PVC labelled with our instance (hub database and users' homes)."""
     labels = {INSTANCE_LABEL: target.instance}
-    yield from cluster.list("v1", "PersistentVolumeClaim", namespace=ALL_NAMESPACES, labels=labels)
+    listed = cluster.list("v1", "PersistentVolumeClaim", namespace=ALL_NAMESPACES, labels=labels)
+    return _ours(cluster, target, listed)
 
 
 def describe_pod(pod: dict[str, Any]) -> UserPod:
