@@ -132,6 +132,16 @@ def test_google_and_oidc_settings() -> None:
         ),  # type: ignore[dict-item]
         ({**IAP, "iap": {"audience": "x", "leeway": 3600}, "allow_all": True}, "leeway"),
         ({**IAP, "typo": 1}, "typo"),
+        ({**OIDC, "allowed_groups": ["staff"]}, "groups_claim"),
+        (
+            {
+                **GITHUB,
+                "github": {**GITHUB["github"], "teams_as_groups": False},
+                "admin_groups": ["a"],
+                "allowed_users": ["x"],
+            },
+            "teams_as_groups",
+        ),  # type: ignore[dict-item]
         ({**IAP, "allow_all": True, "allowed_domains": ["a.com"]}, "no effect"),
         ({**OIDC, "allow_all": True, "allowed_users": ["ann"]}, "no effect"),
         (

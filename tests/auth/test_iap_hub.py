@@ -113,6 +113,16 @@ def test_refusals(hub: RunningHub, case: str, token: str | None, status: int) ->
     assert "jupyterhub-session-id" not in response.cookies
 
 
+def test_unsigned_identity_headers_are_ignored(hub: RunningHub) -> None:
+    headers = {
+        "x-goog-authenticated-user-email": "accounts.google.com:boss@a.com",
+        "x-goog-authenticated-user-id": "accounts.google.com:1",
+        "X-Forwarded-User": "boss@a.com",
+        "REMOTE_USER": "boss@a.com",
+    }
+    assert httpx.get(f"{hub.url}/hub/login", headers=headers, timeout=30).status_code == 401
+
+
 def test_two_assertion_headers_are_refused(hub: RunningHub) -> None:
     headers = [(HEADER, KEY.token("carol@a.com")), (HEADER, KEY.token("boss@a.com"))]
     response = httpx.get(f"{hub.url}/hub/login", headers=headers, timeout=30)

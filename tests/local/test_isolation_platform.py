@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,5 +173,8 @@ def test_stopping_a_server_removes_its_control_group(pair: tuple[Member, Member]
     assert backend.pids(ann.slug) == []
     groups = [Path(m) / "labfleet" / ann.slug for m in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup")]
     assert not any(g.exists() for g in groups)
-    assert not Path(f"/proc/{pid}").exists(), Path(f"/proc/{pid}/status").read_text()
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists(), "stopped and reaped by the hub: no zombie left"
     assert ann.home.exists(), "files stay after the server stops"

@@ -200,3 +200,12 @@ def test_form_post_of_an_allowed_profile_starts_it(hub: RunningHub) -> None:
         _wait_ready(api, "bob")
         _stop(api, "bob")
     assert _applied(hub, "bob") == ["medium"]
+
+
+def test_query_string_spawn_of_a_forbidden_profile_is_refused(hub: RunningHub) -> None:
+    with _browser(hub, "bob") as client:
+        response = client.get("/hub/spawn/bob?profile=gpu")
+    assert response.status_code == 403
+    assert "not available to bob" in response.text
+    with hub.api() as api:
+        assert api.get("/users/bob").json()["servers"] == {}

@@ -6,10 +6,12 @@ import pytest
 
 from labfleet.config.profiles import Profile
 from labfleet.spawn.policy import (
+    NamedServerLimit,
     PolicyError,
     Requester,
     allowed_profiles,
     default_for,
+    named_server_limit,
     profiles_from_setting,
     profiles_setting,
     resolve_profile,
@@ -121,3 +123,38 @@ def test_form_escapes_everything() -> None:
     assert "&lt;script&gt;" in html and "&quot;&gt;" in html
     assert 'value="x" checked' in html
     assert 'value="small">' in html
+
+
+def test_named_server_limits_by_user_and_group() -> None:
+    groups = {"ml": 5, "students": 1, "staff": 0}
+    users = {"Carol": 9}
+    assert named_server_limit(BOB, 2, groups, users) == 2
+    assert named_server_limit(Requester.of("s", ["students"]), 2, groups, users) == 1
+    assert named_server_limit(Requester.of("m", ["students", "ml"]), 2, groups, users) == 5
+    assert named_server_limit(Requester.of("t", ["ml", "staff"]), 2, groups, users) == 0
+    assert named_server_limit(Requester.of("carol", ["ml"]), 2, groups, users) == 9
+    assert named_server_limit(ADMIN, 2, groups, users) == 0
+
+
+class _Group:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _User:
+    def __init__(self, name: str, groups: list[str], admin: bool = False) -> None:
+        self.name = name
+        self.groups = [_Group(group) for group in groups]
+        self.admin = admin
+
+
+class _Handler:
+    def __init__(self, user: _User | None) -> None:
+        self.current_user = user
+
+
+def test_named_server_limit_hook_reads_the_requesting_user() -> None:
+    hook = NamedServerLimit(3, {"ml": 10})
+    assert hook(_Handler(_User("x", ["ml"]))) == 10
+    assert hook(_Handler(_User("y", []))) == 3
+    assert hook(_Handler(None)) == 3

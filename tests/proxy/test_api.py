@@ -191,3 +191,27 @@ def test_api_over_unix_socket(tmp_path: object, backends: dict[str, Backend]) ->
         p.stop()
     with socket.socket() as s:  # the public port was released on stop
         s.bind(("127.0.0.1", p.port))
+
+
+def test_public_unix_socket(tmp_path: object, backends: dict[str, Backend]) -> None:
+    """JupyterHub's ``http+unix://`` public URL becomes ``--socket PATH``."""
+    import pathlib
+
+    from .conftest import wait_port
+
+    sock_path = str(pathlib.Path(str(tmp_path)) / "public.sock")
+    p = Proxy("--socket", sock_path, wait=False)
+    try:
+        wait_port(p.api_port, p.proc)
+        p.add("/user/alice", backends["alice"].url)
+        deadline = time.monotonic() + 30
+        while not pathlib.Path(sock_path).exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        transport = httpx.HTTPTransport(uds=sock_path)
+        with httpx.Client(transport=transport, base_url="http://proxy") as c:
+            r = c.get("/user/alice/over-unix")
+        assert r.json()["server"] == "alice"
+        assert r.json()["uri"] == "/user/alice/over-unix"
+    finally:
+        p.stop()

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -75,30 +76,43 @@ def test_every_flag_jupyterhub_passes_plus_unknown_ones(
 
 
 def _self_signed(tmp_path: Path) -> tuple[str, str]:
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
+    """A throwaway self-signed certificate for 127.0.0.1 (cryptography, no openssl CLI)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
     )
-    return str(key), str(cert)
+    key_path, cert_path = tmp_path / "key.pem", tmp_path / "cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return str(key_path), str(cert_path)
 
 
 def test_tls_on_public_and_api_side(tmp_path: Path, backends: dict[str, Backend]) -> None:
@@ -109,10 +123,13 @@ def test_tls_on_public_and_api_side(tmp_path: Path, backends: dict[str, Backend]
             f"https://127.0.0.1:{p.api_port}/api/routes/user/alice",
             json={"target": backends["alice"].url},
             headers={"Authorization": f"token {TOKEN}"},
-            verify=cert,
+            verify=ssl.create_default_context(cafile=cert),
         )
         assert r.status_code == 201
-        r = httpx.get(f"https://127.0.0.1:{p.port}/user/alice/tls", verify=cert)
+        r = httpx.get(
+            f"https://127.0.0.1:{p.port}/user/alice/tls",
+            verify=ssl.create_default_context(cafile=cert),
+        )
         headers = dict((k.lower(), v) for k, v in r.json()["headers"])
         assert headers["x-forwarded-proto"] == "https"
     finally:
@@ -158,6 +175,7 @@ def worker_proxy(backends: dict[str, Backend]):  # type: ignore[no-untyped-def]
     p = Proxy("--workers", "2")
     yield p
     p.stop()
+    assert p.proc.returncode in (0, -signal.SIGKILL)  # SIGTERM: workers drained, clean exit
 
 
 def _workers_of(pid: int) -> list[int]:
@@ -233,3 +251,24 @@ def test_worker_restarts_after_crash(worker_proxy: Proxy, backends: dict[str, Ba
             break
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_logs_never_contain_secrets(backends: dict[str, Backend]) -> None:
+    """BAD_INPUTS 49: tokens in queries, Authorization and Cookie values stay out of logs."""
+    p = Proxy("--log-level", "debug")
+    try:
+        p.add("/user/dead", "http://127.0.0.1:9")
+        p.add("/user/alice", backends["alice"].url)
+        secret_headers = {"Authorization": "token SECRET-AUTH-1", "Cookie": "s=SECRET-COOKIE-2"}
+        for path in ("/user/dead/api?token=SECRET-QUERY-3", "/user/alice/x?token=SECRET-QUERY-3"):
+            httpx.get(p.url + path, headers=secret_headers, timeout=30)
+        httpx.get(p.api_url + "/api/routes", headers={"Authorization": "token SECRET-API-4"})
+        raw = b"GET /user/al%00ice/?token=SECRET-QUERY-3 HTTP/1.1\r\nHost: x\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", p.port)) as s:
+            s.sendall(raw)
+            s.recv(4096)
+    finally:
+        err = p.stop()
+    assert "503 /user/dead/api" in err  # the failure itself is logged...
+    for secret in ("SECRET-AUTH-1", "SECRET-COOKIE-2", "SECRET-QUERY-3", "SECRET-API-4", TOKEN):
+        assert secret not in err  # ...without any secret

@@ -249,7 +249,17 @@ def test_websocket_to_dead_target_is_refused(proxy: Proxy) -> None:
         proxy.api("DELETE", "/user/dead2")
 
 
-def test_bad_upstream_response_is_502(proxy: Proxy) -> None:
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nhello",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+        b"HTTP/1.1 200 OK\r\nX-A: a\rSet-Cookie: x=1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        b"HTTP/1.1 2000 OK\r\n\r\n",
+    ],
+)
+def test_bad_upstream_response_is_502(proxy: Proxy, response: bytes) -> None:
     """A target that answers with a smuggling-shaped response gets a 502, not relayed."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
@@ -258,9 +268,7 @@ def test_bad_upstream_response_is_502(proxy: Proxy) -> None:
     def serve() -> None:
         conn, _ = srv.accept()
         conn.recv(65536)
-        conn.sendall(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nhello"
-        )
+        conn.sendall(response)
         conn.close()
 
     t = threading.Thread(target=serve, daemon=True)
@@ -365,3 +373,18 @@ def test_idle_and_slow_clients_are_cut_off(backends: dict[str, Backend]) -> None
             assert got.startswith(b"HTTP/1.1 408")
     finally:
         p.stop()
+
+
+def test_proxy_timeout_gives_504() -> None:
+    """A target that accepts and never answers: 504 after --proxy-timeout."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)  # the kernel accepts; nobody ever reads or answers
+    p = Proxy("--proxy-timeout", "1000")
+    try:
+        p.add("/user/mute", f"http://127.0.0.1:{srv.getsockname()[1]}")
+        r = httpx.get(p.url + "/user/mute/x", timeout=60)
+        assert r.status_code == 504
+    finally:
+        p.stop()
+        srv.close()

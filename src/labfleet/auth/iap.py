@@ -198,14 +198,21 @@ class IapAuthenticator(NormalizingAuthenticator):
             return self._end_session(handler)
         return True
 
-    @staticmethod
-    def _end_session(handler: Any) -> bool:
-        """Return False ("sign in again") from ``refresh_user`` for a cookie request.
+    def _end_session(self, handler: Any) -> bool:
+        """End the browser's hub session and return False ("sign in again").
+
+        Like JupyterHub's logout, clearing the login cookie also deletes the
+        OAuth tokens of this session, so the previous identity's cookies for
+        its servers stop working once the servers' token cache expires.
 
         JupyterHub 6.1 reads ``handler._token_authenticated`` after a False
-        refresh, but sets it only for token requests; without this the hub
-        logs a traceback (the outcome, no current user, is the same).
+        refresh but sets it only for token requests; without setting it the
+        hub logs a traceback (the outcome, no current user, is the same).
         """
+        try:
+            handler.clear_login_cookie()
+        except Exception:  # the session ends regardless; this is best effort
+            self.log.exception("Could not clear the previous IAP session")
         if not hasattr(handler, "_token_authenticated"):
             handler._token_authenticated = False
         return False

@@ -219,6 +219,13 @@ class AuthSection(Section):
             raise ValueError(
                 f"auth.allowed_groups/admin_groups apply to github and oidc, not {kind!r}"
             )
+        if self.allowed_groups or self.admin_groups:
+            if kind == "oidc" and not self.oidc.groups_claim:
+                raise ValueError("auth.allowed_groups/admin_groups need auth.oidc.groups_claim")
+            if kind == "github" and not self.github.teams_as_groups:
+                raise ValueError(
+                    "auth.allowed_groups/admin_groups need auth.github.teams_as_groups: true"
+                )
         self._check_provider()
         self._check_strip_domain()
         self._check_allow_rule()

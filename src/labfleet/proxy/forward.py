@@ -270,7 +270,7 @@ class ClientProtocol(asyncio.Protocol):
         except (OSError, TimeoutError, PoolTimeout, ValueError) as exc:
             self.ctx.counters.error("connect")
             if self.state != CLOSED:
-                log.warning("503 %s: cannot connect to target: %s", _url(self.head), exc)
+                log.warning("503 %s: cannot connect to target: %s", _log_url(self.head), exc)
                 self._send_error(503, "target unreachable")
             return
         if self.state == CLOSED:  # the client left while we connected: keep the socket
@@ -302,6 +302,7 @@ class ClientProtocol(asyncio.Protocol):
         if up is None or up.transport is None:
             self.transport.close()
             return
+        up.last_io = self.ctx.now  # an upload in progress is activity (--proxy-timeout)
         n = len(data)
         chunks = self.chunks
         if chunks is not None:
@@ -396,7 +397,7 @@ class ClientProtocol(asyncio.Protocol):
             self.ctx.spawn(self._connect(target, self.replay))
             return
         self.ctx.counters.error("upstream_reset")
-        log.warning("503 %s: target closed the connection", _url(self.head))
+        log.warning("503 %s: target closed the connection", _log_url(self.head))
         self._send_error(503, "target closed the connection")
 
     def upstream_failed(self, up: UpstreamProtocol, status: int, reason: str) -> None:
@@ -405,7 +406,7 @@ class ClientProtocol(asyncio.Protocol):
         self.upstream = None
         up.close()
         self.ctx.counters.error("bad_response")
-        log.warning("%d %s: %s", status, _url(self.head), reason)
+        log.warning("%d %s: %s", status, _log_url(self.head), reason)
         if up.got_head:
             self.transport.close()
         else:
@@ -535,6 +536,15 @@ class ClientProtocol(asyncio.Protocol):
 
 
 def _url(head: Head | None) -> str:
+    """The request URL as CHP hands it to the error target (path and query)."""
     if head is None:
         return "/"
     return head.target.decode("latin-1")
+
+
+def _log_url(head: Head | None) -> str:
+    """For logs: the path only, since queries can carry ``?token=`` secrets."""
+    if head is None:
+        return "/"
+    path, query = split_target(head.target)
+    return path.decode("latin-1") + ("?..." if query else "")

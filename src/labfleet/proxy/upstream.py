@@ -195,6 +195,8 @@ class UpstreamProtocol(PooledProtocol):
             try:
                 end = chunks.feed(data)
             except HttpError:
+                if prefix:  # nothing sent to the client yet: it can still get a 502
+                    self.got_head = False
                 client.upstream_failed(self, 502, "malformed chunked response")
                 return
             if end < 0:

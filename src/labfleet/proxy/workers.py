@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import json
 import os
 import signal
@@ -280,6 +281,8 @@ def worker_main() -> int:
     opts = options_from_json(os.environ[OPTIONS_ENV])
     setup_logging(opts.log_level)
     install_loop()
+    gc.collect()
+    gc.freeze()
     return asyncio.run(serve_worker(opts, int(os.environ[CONTROL_FD_ENV])))
 
 

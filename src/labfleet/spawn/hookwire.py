@@ -49,6 +49,8 @@ def encode_hooks(hooks: Sequence[Hook]) -> bytes:
     """Hooks → bytes for :func:`decode_hooks` in a process of the same interpreter."""
     items: list[tuple[str, Any]] = []
     for hook in hooks:
+        if getattr(hook, "__module__", None) == "__main__":
+            raise HookNotPortable(f"{hook!r} lives in __main__, which the other side cannot import")
         try:
             items.append(("pickle", pickle.dumps(hook)))
             continue

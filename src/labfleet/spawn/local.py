@@ -21,7 +21,7 @@ from typing import Any
 
 from jupyterhub.spawner import Spawner, SpawnException
 from jupyterhub.utils import random_port
-from traitlets import Enum, Float, Integer, List, Unicode
+from traitlets import Enum, Float, Integer, List, Unicode, observe
 
 from labfleet.config.profiles import Profile
 from labfleet.naming import server_slug, user_slug
@@ -33,6 +33,7 @@ from labfleet.spawn.accounts import (
     is_root,
     resolve_isolation,
 )
+from labfleet.spawn.forkserver import launcher_for
 from labfleet.spawn.gpus import (
     Detected,
     GpuDevice,
@@ -50,7 +51,7 @@ from labfleet.spawn.homes import (
 )
 from labfleet.spawn.launch import ExecLauncher, Launcher, LaunchSpec
 from labfleet.spawn.limits import Limits, LimitsBackend, LimitsError, LimitsProbe, probe
-from labfleet.spawn.processes import is_alive, reap, signal_group, start_ticks
+from labfleet.spawn.processes import is_alive, signal_group, start_ticks
 from labfleet.spawn.profile_form import ProfileChoiceMixin
 
 
@@ -85,6 +86,33 @@ def _spawn_error(exc: BaseException) -> BaseException:
             error: BaseException = SpawnException(str(exc), reason=reason, status_code=status)
             return error
     return exc
+
+
+_reapers: set[asyncio.Task[None]] = set()
+
+
+def _reap_soon(pid: int, timeout: float = 30) -> None:
+    """Collect our exited server in the background, so no zombie is left in the hub.
+
+    An exited process can stay unreapable for a moment (its leader waits for its
+    other threads to finish), after the liveness checks in ``stop`` have already
+    given up on it.
+    """
+
+    async def reaper() -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                done, _status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # not our child (a restarted hub) or already collected
+                return
+            if done:
+                return
+            await asyncio.sleep(0.1)
+
+    task = asyncio.ensure_future(reaper())
+    _reapers.add(task)
+    task.add_done_callback(_reapers.discard)
 
 
 @dataclass(frozen=True)
@@ -147,6 +175,22 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
     )
 
     launcher: Launcher = ExecLauncher()
+    launcher_kind = Enum(
+        ["exec", "forkserver"],
+        "exec",
+        config=True,
+        help="How servers start: exec, or forked from a warm preloaded process (spawn.forkserver).",
+    )
+
+    @observe("launcher_kind")
+    def _warm_launcher(self, change: Any) -> None:
+        self.get_launcher()  # a fork-server starts preloading before the first spawn
+
+    def get_launcher(self) -> Launcher:
+        if self.launcher_kind == "exec":
+            return self.launcher
+        return launcher_for(self.launcher_kind, self.log)
+
     _profile: Profile | None = None
 
     # --- state ---------------------------------------------------------------
@@ -323,7 +367,7 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
                 self.log.info(note)
             gpus = await self.assign_gpus()
             spec = self.build_spec(placement, gpus)
-            self.pid = self.launcher.launch(spec)
+            self.pid = await asyncio.to_thread(self.get_launcher().launch, spec)
         except BaseException as exc:
             await asyncio.to_thread(self.cleanup)
             raise _spawn_error(exc) from exc
@@ -357,7 +401,7 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
                 await self._wait_gone(timeout)
             # kernels in the server's session may outlive a killed server
             signal_group(self.pid, signal.SIGKILL)
-            reap(self.pid)  # it may have turned zombie right after the last liveness check
+            _reap_soon(self.pid)
             self._remove_pid_file()
         # and processes that left the session (setsid) are still in the cgroup
         await asyncio.to_thread(self.cleanup)

@@ -117,6 +117,55 @@ def validate_free_text(value: object, pattern: str, what: str, max_length: int =
     return value
 
 
+def named_server_limit(
+    who: Requester,
+    default: int,
+    by_group: Mapping[str, int] | None = None,
+    by_user: Mapping[str, int] | None = None,
+) -> int:
+    """How many named servers ``who`` may have (0: no limit).
+
+    A per-user entry wins; otherwise the most generous of the user's groups
+    (0 counts as unlimited); otherwise ``default``. Admins are not limited.
+    """
+    if who.admin:
+        return 0
+    users = {canonical_username(name): limit for name, limit in (by_user or {}).items()}
+    if who.name in users:
+        return users[who.name]
+    limits = [limit for group, limit in (by_group or {}).items() if group in who.groups]
+    if limits:
+        return 0 if 0 in limits else max(limits)
+    return default
+
+
+class NamedServerLimit:
+    """A value for ``JupyterHub.named_server_limit_per_user`` that applies the rule above.
+
+    JupyterHub calls it with the request handler; groups are read at each
+    request, so a group change applies at once.
+    """
+
+    def __init__(
+        self,
+        default: int,
+        by_group: Mapping[str, int] | None = None,
+        by_user: Mapping[str, int] | None = None,
+    ) -> None:
+        self.default = default
+        self.by_group = dict(by_group or {})
+        self.by_user = dict(by_user or {})
+
+    def __call__(self, handler: Any) -> int:
+        user = getattr(handler, "current_user", None)
+        if user is None:
+            return self.default
+        who = Requester.of(
+            user.name, [group.name for group in user.groups], bool(getattr(user, "admin", False))
+        )
+        return named_server_limit(who, self.default, self.by_group, self.by_user)
+
+
 def profiles_setting(profiles: Sequence[Profile]) -> list[dict[str, Any]]:
     """Profiles as plain data for the ``labfleet_profiles`` spawner trait."""
     return [profile.model_dump(mode="json") for profile in profiles]

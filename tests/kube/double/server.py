@@ -141,6 +141,8 @@ class DoubleServer:
         self.requests: list[tuple[str, str]] = []
         #: API groups to answer 404 for, like a cluster without those CRDs installed.
         self.unserved_groups: set[str] = set()
+        #: Resources (plurals) the kubeconfig's user may not touch, as RBAC would answer.
+        self.forbidden_resources: set[str] = set()
         self.stopping = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -148,14 +150,25 @@ class DoubleServer:
         parts = [p for p in request.path.split("/") if p]
         if request.method == "GET":
             found = _discovery(parts)
-            if found is not None:
+            if found is not None and not (len(parts) > 1 and parts[1] in self.unserved_groups):
                 return _json(found)
         route = parse_route(parts)
-        if route is not None and route.kind.group in self.unserved_groups:
-            route = None
+        group = parts[1] if len(parts) > 1 and parts[0] == "apis" else ""
+        if group in self.unserved_groups or (route is None and group not in groups()):
+            # An API group the server lacks: the real apiserver's plain-text 404.
+            return web.Response(status=404, text="404 page not found\n")
         if route is None:
             return _error(
                 ApiStatus(404, "NotFound", "the server could not find the requested resource")
+            )
+        if route.kind.plural in self.forbidden_resources:
+            return _error(
+                ApiStatus(
+                    403,
+                    "Forbidden",
+                    f'{route.kind.plural} is forbidden: User "tester" cannot '
+                    f"{request.method.lower()} resource {route.kind.plural!r}",
+                )
             )
         try:
             return await self._dispatch(request, route)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from httpx2 import HTTPStatusError  # lightkube 1.x's HTTP client; ApiError derives from it
 from lightkube import ApiError, Client
 from lightkube.types import PatchType
 
@@ -74,19 +75,35 @@ def _hint(ref: ObjectRef | None, code: int, message: str) -> str:
     return message
 
 
-def _error(ref: ObjectRef | None, error: ApiError) -> ClusterError:
-    status = error.status
-    code = int(status.code or 0)
-    message = _hint(ref, code, str(status.message or status.reason or "request failed"))
-    if (
-        code == 409
-        and ref is not None
-        and status.reason == "Conflict"
-        and "Apply failed" in message
-    ):
-        causes = (status.details.causes if status.details else None) or []
+#: A 404 for a path the server does not serve at all (an API group whose CRD
+#: is not installed) comes as plain text, not as a ``Status``; lightkube then
+#: raises the HTTP client's status error instead of :class:`ApiError`.
+_NOT_SERVED = "the server could not find the requested resource"
+
+
+def _status_of(error: HTTPStatusError) -> tuple[int, str, str]:
+    """(code, reason, message) of any HTTP error lightkube raises."""
+    if isinstance(error, ApiError):
+        status = error.status
+        code = int(status.code or 0)
+        return code, str(status.reason or ""), str(status.message or status.reason or "failed")
+    code = error.response.status_code
+    return code, "", _NOT_SERVED if code == 404 else f"HTTP {code}: {error.response.text[:200]}"
+
+
+def _error(ref: ObjectRef | None, error: HTTPStatusError) -> ClusterError:
+    code, reason, raw = _status_of(error)
+    message = _hint(ref, code, raw)
+    apply_conflict = code == 409 and reason == "Conflict" and "Apply failed" in message
+    if isinstance(error, ApiError) and apply_conflict and ref is not None:
+        details = error.status.details
+        causes = (details.causes if details else None) or []
         return ConflictError(ref, message, [str(c.field) for c in causes if c.field])
     return ClusterError(ref, code, message)
+
+
+def _missing(error: HTTPStatusError) -> bool:
+    return _status_of(error)[0] == 404
 
 
 class Cluster:
@@ -96,11 +113,20 @@ class Cluster:
         self.client = client
         self.field_manager = field_manager
 
+    def close(self) -> None:
+        self.client.close()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         try:
             obj = self.client.get(resource_of(ref), ref.name, namespace=ref.namespace or None)
-        except ApiError as error:
-            if error.status.code == 404:
+        except HTTPStatusError as error:
+            if _missing(error):
                 return None
             raise _error(ref, error) from None
         result = _to_dict(obj)
@@ -124,7 +150,7 @@ class Cluster:
                 force=force,
                 dry_run=dry_run,
             )
-        except ApiError as error:
+        except HTTPStatusError as error:
             raise _error(ref, error) from None
         return _to_dict(obj)
 
@@ -132,8 +158,8 @@ class Cluster:
         """Delete; False when it was already gone."""
         try:
             self.client.delete(resource_of(ref), ref.name, namespace=ref.namespace or None)
-        except ApiError as error:
-            if error.status.code == 404:
+        except HTTPStatusError as error:
+            if _missing(error):
                 return False
             raise _error(ref, error) from None
         return True
@@ -162,7 +188,7 @@ class Cluster:
                 item.setdefault("apiVersion", api_version)
                 item.setdefault("kind", kind)
                 yield item
-        except ApiError as error:
-            if error.status.code == 404:
+        except HTTPStatusError as error:
+            if _missing(error):
                 return
             raise _error(None, error) from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from labfleet.kube.apply.cluster import Cluster
+from labfleet.kube.apply.cluster import Cluster, ClusterError
 from labfleet.kube.apply.refs import (
     Manifest,
     ObjectRef,
@@ -106,14 +106,22 @@ def owned_objects(
     """
     inventory = parse_inventory(cluster.get(inventory_ref(target)))
     where = {target.namespace, *namespaces, *(r.namespace for r in inventory if r.namespace)}
-    all_kinds = dict.fromkeys([*SWEEP_KINDS, *kinds, *((r.api_version, r.kind) for r in inventory)])
+    needed = {*kinds, *((r.api_version, r.kind) for r in inventory)}
     found: dict[ObjectRef, dict[str, Any]] = {}
-    for api_version, kind in all_kinds:
+    for api_version, kind in dict.fromkeys([*SWEEP_KINDS, *needed]):
         probe = ObjectRef(api_version, kind, "x", "x")
         for namespace in sorted(where) if probe.namespaced else [None]:
-            for obj in cluster.list(
-                api_version, kind, namespace=namespace, labels=target.selector()
-            ):
+            try:
+                listed = list(
+                    cluster.list(api_version, kind, namespace=namespace, labels=target.selector())
+                )
+            except ClusterError as error:
+                # A person allowed to manage labfleet's objects may not be allowed
+                # to list kinds labfleet never rendered for them; nothing of ours there.
+                if error.code == 403 and (api_version, kind) not in needed:
+                    continue
+                raise
+            for obj in listed:
                 found[ObjectRef.of(obj)] = obj
     for ref in inventory - set(found):
         live = cluster.get(ref)

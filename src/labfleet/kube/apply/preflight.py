@@ -22,10 +22,11 @@ WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"})
 @dataclass(frozen=True)
 class MissingReference:
     ref: ObjectRef
-    needed_by: ObjectRef
+    needed_by: tuple[ObjectRef, ...]
 
     def __str__(self) -> str:
-        return f"{self.ref} is needed by {self.needed_by} but does not exist; create it first"
+        users = ", ".join(str(r).split(" -n ")[0] for r in self.needed_by)
+        return f"{self.ref} is needed by {users} but does not exist; create it first"
 
 
 def _pod_spec(manifest: Manifest) -> dict[str, Any]:
@@ -78,12 +79,12 @@ def references(manifest: Manifest) -> set[ObjectRef]:
 
 def missing_references(cluster: Cluster, manifests: Sequence[Manifest]) -> list[MissingReference]:
     rendered = {ObjectRef.of(m) for m in manifests}
-    missing: list[MissingReference] = []
-    checked: dict[ObjectRef, bool] = {}
+    needed: dict[ObjectRef, list[ObjectRef]] = {}
     for manifest in manifests:
-        for ref in sorted(references(manifest) - rendered):
-            if ref not in checked:
-                checked[ref] = cluster.get(ref) is not None
-            if not checked[ref]:
-                missing.append(MissingReference(ref, ObjectRef.of(manifest)))
-    return missing
+        for ref in references(manifest) - rendered:
+            needed.setdefault(ref, []).append(ObjectRef.of(manifest))
+    return [
+        MissingReference(ref, tuple(sorted(needed[ref])))
+        for ref in sorted(needed)
+        if cluster.get(ref) is None
+    ]

@@ -6,6 +6,7 @@ output) decides how results look; nothing in here talks to a cluster.
 
 from __future__ import annotations
 
+import difflib
 import json
 from typing import Any
 
@@ -42,6 +43,34 @@ def _value(value: Any) -> str:
     return text if len(text) <= _MAX_VALUE else text[: _MAX_VALUE - 3] + "..."
 
 
+_MAX_TEXT_LINES = 20
+
+
+def _text_diff(change: FieldChange) -> list[str]:
+    """A multi-line string (a config file in a ConfigMap) as a line diff."""
+    before = str(change.before or "").splitlines()
+    after = str(change.after or "").splitlines()
+    body = [
+        line
+        for line in difflib.unified_diff(before, after, lineterm="", n=0)
+        if not line.startswith(("---", "+++", "@@"))
+    ]
+    if len(body) > _MAX_TEXT_LINES:
+        body = [*body[:_MAX_TEXT_LINES], f"... {len(body) - _MAX_TEXT_LINES} more lines"]
+    return [f"      ~ {change.path}:", *(f"          {line}" for line in body)]
+
+
+def field_lines(change: FieldChange) -> list[str]:
+    texts = [v for v in (change.before, change.after) if isinstance(v, str)]
+    if (
+        texts
+        and any("\n" in t for t in texts)
+        and all(v is None or isinstance(v, str) for v in (change.before, change.after))
+    ):
+        return _text_diff(change)
+    return [field_line(change)]
+
+
 def field_line(change: FieldChange) -> str:
     if change.before is None:
         return f"      + {change.path}: {_value(change.after)}"
@@ -56,7 +85,7 @@ def change_lines(change: Change, *, verbose: bool = False) -> list[str]:
     line = f"  {_SYMBOL[change.action]} {change.ref} ({change.action.value})"
     if change.reason and change.action is not Action.CONFLICT:
         line += f": {change.reason}"
-    lines = [line, *(field_line(f) for f in change.fields)]
+    lines = [line, *(text for f in change.fields for text in field_lines(f))]
     if change.action is Action.CONFLICT:
         lines += [f"      {part}" for part in change.reason.splitlines()]
     return lines

@@ -100,8 +100,10 @@ def workload_state(
         done = observed and ready >= desired and updated >= desired and total <= desired
     message = ""
     if not done:
-        failure, generic = _condition_message(status)
-        message = "; ".join(pod_problems(pods)) or failure or generic
+        # The generic "does not have minimum availability" says nothing a person
+        # can act on; pods that are merely starting are not a problem either.
+        failure, _generic = _condition_message(status)
+        message = "; ".join(pod_problems(pods)) or failure
     return RolloutState(ref, min(ready, desired), desired, elapsed, done, message)
 
 

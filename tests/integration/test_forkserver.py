@@ -1,0 +1,141 @@
+"""The fork-server launcher through the real platform (``launcher_kind: forkserver``).
+
+A server forked from the warm fork-server must be a real, independent
+process: it runs code in a kernel, is the leader of its own session (so the
+spawner can kill it by group), keeps running when the hub is killed and
+restarted, and stops with its server. Any fork-server failure must fall back
+to plain exec, visibly in the hub log.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.client import HubUser
+from tests.support.platform import Platform, labfleet
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "correct horse battery staple"
+FORKSERVER = (
+    "culling: {enabled: false}\n"
+    "hub: {extra_config: {LocalSpawner: {launcher_kind: forkserver}}}\n"
+)
+
+
+def _name(prefix: str) -> str:
+    # users' control groups are machine-wide: a per-run name never meets another run's
+    return f"{prefix}{secrets.token_hex(3)}"
+
+
+def _add_user(data_dir: Path, name: str) -> None:
+    result = labfleet(
+        "users", "add", name, "--password-stdin", input=PASSWORD + "\n", data_dir=data_dir
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _server_pid(platform: Platform, name: str) -> int:
+    pid, _ticks = (platform.data_dir / "state" / "servers" / f"{name}.pid").read_text().split()
+    return int(pid)
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def _stat(pid: int) -> list[str]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rfind(")") + 2 :].split()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return _stat(pid)[0] != "Z"
+    except OSError:
+        return False
+
+
+def _start(platform: Platform, name: str) -> tuple[HubUser, str]:
+    user = HubUser(platform.url, name)
+    assert user.login(PASSWORD).status_code == 200
+    user.start_server().raise_for_status()
+    user.wait_ready(timeout=180)
+    return user, user.new_token()
+
+
+def _wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_forked_server_runs_code_survives_hub_restart_and_stops(make_platform) -> None:
+    platform: Platform = make_platform(FORKSERVER)
+    name = _name("fork")
+    _add_user(platform.data_dir, name)
+    platform.start()
+    user, token = _start(platform, name)
+
+    pid = _server_pid(platform, name)
+    assert "labfleet.spawn.forkserver_main" in _cmdline(pid), "not forked by the fork-server"
+    parent = int(_stat(pid)[1])
+    assert "labfleet.spawn.forkserver_main" in _cmdline(parent)
+    assert int(_stat(pid)[3]) == pid, "the server must lead its own session (group kill)"
+    assert Path(f"/proc/{pid}/comm").read_text().strip() == "jupyterhub-sing"
+    assert "fork-server for" in platform.log() and "is warm" in platform.log()
+
+    assert user.run_code(token, "print(6*7)").strip() == "42"
+    cwd = user.run_code(token, "import os; print(os.getcwd(), os.environ['HOME'])").split()
+    home = str((platform.data_dir / "homes" / name).resolve())
+    assert cwd == [home, home]
+    assert user.contents_put(token, "kept.txt", "forked").status_code in (200, 201)
+    assert (platform.data_dir / "homes" / name / "kept.txt").read_text() == "forked"
+
+    # kill the hub outright: the supervisor restarts it, the server keeps running
+    hub_pid = int((platform.data_dir / "state" / "jupyterhub.pid").read_text())
+    os.kill(hub_pid, signal.SIGKILL)
+    _wait_until(lambda: "restarting it" in platform.log(), 60, "the supervisor to restart")
+    _wait_until(lambda: not _alive(parent), 30, "the old fork-server to exit with its hub")
+    assert _alive(pid), "a hub restart must not stop a forked server"
+    _wait_until(platform._healthy, 90, "the restarted hub")
+    again = HubUser(platform.url, name)
+    assert again.login(PASSWORD).status_code == 200
+    again.wait_ready(timeout=60)
+    assert _server_pid(platform, name) == pid
+    assert again.run_code(token, "print(7*6)").strip() == "42"
+
+    again.stop_server().raise_for_status()
+    again.wait_stopped(timeout=90)
+    _wait_until(lambda: not _alive(pid), 30, "the forked server to exit")
+    user.close()
+    again.close()
+
+
+def test_forkserver_failure_falls_back_to_exec(make_platform, monkeypatch) -> None:
+    # a fork-server that cannot preload exits at once: every launch must use exec instead
+    monkeypatch.setenv("LABFLEET_FORKSERVER_PRELOAD", "labfleet_no_such_module_for_tests")
+    platform: Platform = make_platform(FORKSERVER)
+    name = _name("fall")
+    _add_user(platform.data_dir, name)
+    platform.start()
+    user, token = _start(platform, name)
+
+    pid = _server_pid(platform, name)
+    assert "forkserver_main" not in _cmdline(pid)
+    assert "jupyterhub-singleuser" in _cmdline(pid), "the fallback is a plain exec"
+    log = platform.log()
+    assert "fork-server failed" in log and "labfleet_no_such_module_for_tests" in log
+    assert user.run_code(token, "print(6*7)").strip() == "42"
+    user.stop_server().raise_for_status()
+    user.wait_stopped(timeout=90)
+    user.close()
