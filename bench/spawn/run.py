@@ -38,16 +38,24 @@ ADMIN = "benchadmin"
 PASSWORD = "bench-password-" + os.urandom(6).hex()
 TIMEOUT = 300  # generous on purpose: we want the time it takes, not a timeout
 
-LAUNCHERS = {"labfleet": "exec", "labfleet-forkserver": "forkserver"}
+#: platform name → (launcher kind, spawner class or None for labfleet's own)
+LAUNCHERS = {
+    "labfleet": ("exec", None),
+    "labfleet-forkserver": ("forkserver", None),
+    # the proposed readiness wait, through a bench-only subclass (see ready_spawner.py)
+    "labfleet-forkserver-ready": ("forkserver", "ready_spawner.ReadyLocalSpawner"),
+}
 
 
-def labfleet_config(launcher: str, proxy: str) -> str:
+def labfleet_config(launcher: str, proxy: str, spawner: str | None = None) -> str:
     text = (
         "culling: {enabled: false}\n"
         f"servers: {{start_timeout: {TIMEOUT}, http_timeout: {TIMEOUT}}}\n"
     )
-    if launcher != "exec":
-        text += f"hub: {{extra_config: {{LocalSpawner: {{launcher_kind: {launcher}}}}}}}\n"
+    extra = [f"LocalSpawner: {{launcher_kind: {launcher}}}"]
+    if spawner:
+        extra.append(f"JupyterHub: {{spawner_class: {spawner}}}")
+    text += f"hub: {{extra_config: {{{', '.join(extra)}}}}}\n"
     if proxy == "chp":
         text += f"proxy: {{kind: chp, chp_command: [{CHP}]}}\n"
     return text
@@ -70,16 +78,25 @@ class Running:
         self.url, self.stop, self.log = url, stop, log
 
 
-def start_labfleet(work: Path, launcher: str, proxy: str) -> Running:
+def start_labfleet(work: Path, launcher: str, proxy: str, spawner: str | None) -> Running:
     config = work / "labfleet.yaml"
-    config.write_text(labfleet_config(launcher, proxy))
+    config.write_text(labfleet_config(launcher, proxy, spawner))
     data = work / "data"
     added = labfleet(
         "users", "add", ADMIN, "--admin", "--password-stdin", input=PASSWORD + "\n", data_dir=data
     )
     if added.returncode != 0:
         raise RuntimeError(f"labfleet users add failed: {added.stderr}")
-    running = Platform(data_dir=data, config=config).start(timeout=120)
+    saved = os.environ.get("PYTHONPATH")
+    if spawner:  # the hub (and so the fork-server and servers) can import bench modules
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), saved) if p)
+    try:
+        running = Platform(data_dir=data, config=config).start(timeout=120)
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
     return Running(running.url, running.stop, running.log_path)
 
 
@@ -149,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--platforms",
         default="labfleet,stock",
-        help="comma list of: labfleet, labfleet-forkserver, stock",
+        help=f"comma list of: {', '.join(LAUNCHERS)}, stock",
     )
     parser.add_argument("--sequential", type=int, default=5)
     parser.add_argument("--concurrent", type=int, default=20)
@@ -174,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             if name == "stock":
                 running = start_stock(work)
             elif name in LAUNCHERS:
-                running = start_labfleet(work, LAUNCHERS[name], args.proxy)
+                launcher, spawner = LAUNCHERS[name]
+                running = start_labfleet(work, launcher, args.proxy, spawner)
             else:
                 parser.error(f"unknown platform {name!r}")
             try:

@@ -34,11 +34,17 @@ def launcher() -> Iterator[ForkServerLauncher]:
 
 
 def _spec(tmp_path: Path, *args: str, hook_file: Path | None = None) -> LaunchSpec:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime-from-env")}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime-from-env"),
+    }
     env.update({k: v for k, v in os.environ.items() if k == "PYTHONPATH"})
     return LaunchSpec(
-        argv=[str(JUPYTER), *args], env=env, cwd=tmp_path, log_path=tmp_path / "server.log",
+        argv=[str(JUPYTER), *args],
+        env=env,
+        cwd=tmp_path,
+        log_path=tmp_path / "server.log",
         pre_exec=(join_hook([hook_file]),) if hook_file else (),
     )
 
@@ -71,8 +77,9 @@ def test_child_is_its_own_session_and_killable_by_group(
 ) -> None:
     # `jupyter --version` with an unreadable stdin would exit; `jupyter troubleshoot` too:
     # use the server itself in a mode that waits (a bad port makes it exit instead)
-    spec = _spec(tmp_path, "server", "--ServerApp.port=0", "--ServerApp.open_browser=False",
-                 "--allow-root")
+    spec = _spec(
+        tmp_path, "server", "--ServerApp.port=0", "--ServerApp.open_browser=False", "--allow-root"
+    )
     pid = launcher.launch(spec)
     assert launcher.history[-1][0] == "forkserver"
     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -24,8 +24,7 @@ pytestmark = pytest.mark.integration
 
 PASSWORD = "correct horse battery staple"
 FORKSERVER = (
-    "culling: {enabled: false}\n"
-    "hub: {extra_config: {LocalSpawner: {launcher_kind: forkserver}}}\n"
+    "culling: {enabled: false}\nhub: {extra_config: {LocalSpawner: {launcher_kind: forkserver}}}\n"
 )
 
 

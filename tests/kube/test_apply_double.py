@@ -288,3 +288,29 @@ def test_pods_need_their_service_account_and_start_running(
         "/api/v1/namespaces/default/events", params={"fieldSelector": "involvedObject.name=runner"}
     ).json()["items"]
     assert "Scheduled" in {e["reason"] for e in events}
+
+
+def test_apply_merges_keyed_lists_and_removes_dropped_items(http: httpx.Client) -> None:
+    def with_env(*names: str) -> dict[str, Any]:
+        body = deployment("envs", "envs")
+        container = body["spec"]["template"]["spec"]["containers"][0]
+        container["env"] = [{"name": n, "value": n.lower()} for n in names]
+        return body
+
+    assert apply(http, DEPLOYMENTS, with_env("A", "B"), "labfleet").status_code == 201
+    # Another manager adds its own variable to the same container.
+    other = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "envs"},
+        "spec": {
+            "template": {
+                "spec": {"containers": [{"name": "main", "env": [{"name": "C", "value": "c"}]}]}
+            }
+        },
+    }
+    assert apply(http, DEPLOYMENTS, other, "sidecar-injector").status_code == 200
+    result = apply(http, DEPLOYMENTS, with_env("A"), "labfleet").json()
+    env = result["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert [e["name"] for e in env] == ["A", "C"]
+    assert result["metadata"]["generation"] == 3

@@ -272,3 +272,23 @@ def test_logs_never_contain_secrets(backends: dict[str, Backend]) -> None:
     assert "503 /user/dead/api" in err  # the failure itself is logged...
     for secret in ("SECRET-AUTH-1", "SECRET-COOKIE-2", "SECRET-QUERY-3", "SECRET-API-4", TOKEN):
         assert secret not in err  # ...without any secret
+
+
+def test_redirect_port_sends_clients_to_https() -> None:
+    redirect = free_port()
+    p = Proxy("--redirect-port", str(redirect), "--redirect-to", "8443", wait=False)
+    try:
+        from .conftest import wait_port
+
+        wait_port(redirect, p.proc)
+        r = httpx.get(
+            f"http://127.0.0.1:{redirect}/user/alice/lab?x=1",
+            headers={"Host": "Hub.Example:80"},
+        )
+        assert r.status_code == 301
+        assert r.headers["location"] == "https://hub.example:8443/user/alice/lab?x=1"
+        with socket.create_connection(("127.0.0.1", redirect), timeout=10) as s:
+            s.sendall(b"GET /x HTTP/1.1\r\nHost: a\r\nb.example\r\n\r\n")
+            assert s.recv(4096).startswith(b"HTTP/1.1 400")
+    finally:
+        p.stop()

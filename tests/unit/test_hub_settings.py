@@ -100,8 +100,10 @@ def test_db_url_from_environment_overrides_file() -> None:
 
 def test_profiles_reach_spawners_as_plain_dicts() -> None:
     s = build("profiles:\n- {slug: big, display_name: Big, memory: 4G}\n")
-    (profile,) = s["Spawner"]["labfleet_profiles"]
-    assert profile["slug"] == "big" and profile["memory"] == 4 * 10**9
+    from labfleet.spawn.policy import profiles_from_setting
+
+    (profile,) = profiles_from_setting(s["Spawner"]["labfleet_profiles"])
+    assert profile.slug == "big" and profile.memory == 4 * 10**9
 
 
 def test_apply_settings_to_traitlets_config() -> None:
@@ -149,3 +151,15 @@ def test_entry_resolves_db_url_reference_and_creates_state_dir(tmp_path: Path) -
     configure(c, env)
     assert c.JupyterHub.db_url == "postgresql://u:p@db/hub"
     assert (tmp_path / "data" / "state").is_dir()
+
+
+def test_named_server_limits_by_group() -> None:
+    from labfleet.spawn.policy import NamedServerLimit
+
+    plain = build("servers: {named_servers: true, named_server_limit: 2}")
+    assert plain["JupyterHub"]["named_server_limit_per_user"] == 2
+    s = build("servers:\n  named_servers: true\n  named_server_limit: 1\n"
+              "  named_server_limits: {groups: {staff: 5}, users: {ann: 9}}\n")
+    limit = s["JupyterHub"]["named_server_limit_per_user"]
+    assert isinstance(limit, NamedServerLimit)
+    assert (limit.default, limit.by_group, limit.by_user) == (1, {"staff": 5}, {"ann": 9})

@@ -68,12 +68,20 @@ class CullingSection(Section):
         return self
 
 
+class NamedServerLimits(Section):
+    """Per-group and per-user exceptions to ``named_server_limit`` (highest applicable wins)."""
+
+    groups: dict[str, int] = Field(default_factory=dict)
+    users: dict[str, int] = Field(default_factory=dict)
+
+
 class ServersSection(Section):
     default_url: str = Field(default="/lab", pattern=r"^/[^\s]*$")
     start_timeout: Duration = 120
     http_timeout: Duration = 60
     named_servers: bool = False
     named_server_limit: int = Field(default=0, ge=0, description="0: no limit.")
+    named_server_limits: NamedServerLimits = Field(default_factory=NamedServerLimits)
 
 
 class FleetConfig(Section):

@@ -14,6 +14,7 @@ from typing import Any
 from labfleet.config.model import CullingSection, FleetConfig, ProxySection
 from labfleet.hub.runtime import Runtime
 from labfleet.secrets import HubSecrets
+from labfleet.spawn.policy import NamedServerLimit, profiles_setting
 
 Settings = dict[str, dict[str, Any]]
 SUPERVISOR_SERVICE = "labfleet"
@@ -32,6 +33,14 @@ def _bin(name: str) -> str:
     return str(Path(sys.prefix) / "bin" / name)
 
 
+def named_server_limit(config: FleetConfig) -> int | NamedServerLimit:
+    servers = config.servers
+    exceptions = servers.named_server_limits
+    if not exceptions.groups and not exceptions.users:
+        return servers.named_server_limit
+    return NamedServerLimit(servers.named_server_limit, exceptions.groups, exceptions.users)
+
+
 def core_settings(config: FleetConfig, runtime: Runtime, secrets: HubSecrets) -> Settings:
     hub_port = runtime.hub_port or DEFAULT_HUB_PORT
     base = config.hub.base_url
@@ -46,7 +55,7 @@ def core_settings(config: FleetConfig, runtime: Runtime, secrets: HubSecrets) ->
             "log_level": config.hub.log_level,
             "concurrent_spawn_limit": config.hub.concurrent_spawn_limit,
             "allow_named_servers": config.servers.named_servers,
-            "named_server_limit_per_user": config.servers.named_server_limit,
+            "named_server_limit_per_user": named_server_limit(config),
             # Ctrl-C on `labfleet up` stops servers cleanly; a crashed or restarted hub
             # finds them again through their saved state (they run in their own session).
             "cleanup_servers": True,
@@ -164,6 +173,6 @@ def build_hub_settings(config: FleetConfig, runtime: Runtime, secrets: HubSecret
     merge(settings, build_auth_settings(config.auth, runtime))
     merge(settings, services_settings(config, secrets))
     # spawners that offer profiles read them from this trait (list of plain dicts)
-    merge(settings, {"Spawner": {"labfleet_profiles": [p.model_dump() for p in config.profiles]}})
+    merge(settings, {"Spawner": {"labfleet_profiles": profiles_setting(config.profiles)}})
     merge(settings, config.hub.extra_config)
     return settings

@@ -2,7 +2,7 @@
 
 JupyterHub's ``ConfigurableHTTPProxy`` launches its ``command`` with CHP's
 flags; every one of them is accepted here. Flags CHP has that we do not
-implement (``--redirect-port``, ``--auto-rewrite``, …) and flags nobody has
+implement (``--auto-rewrite``, ``--error-path``, …) and flags nobody has
 are accepted with a warning, so a JupyterHub upgrade that adds a flag never
 stops the proxy from starting.
 """
@@ -29,8 +29,6 @@ _ACCEPTED_NOOP = (
     "--ssl-protocol",
     "--ssl-ciphers",
     "--ssl-dhparam",
-    "--redirect-port",
-    "--redirect-to",
     "--protocol-rewrite",
     "--storage-backend",
     "--error-path",
@@ -64,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--insecure", action="store_true", help="Do not verify targets' certificates")
     a("--default-target", help="Target for requests no route matches")
     a("--error-target", help="Fetch error pages from {error_target}/{code}?url=...")
+    a("--redirect-port", type=int, help="Plain-HTTP port that redirects to https")
+    a("--redirect-to", type=int, help="https port to redirect to (default: --port)")
     a("--pid-file")
     a("--no-x-forward", dest="x_forward", action="store_false")
     a("--no-prepend-path", dest="prepend_path", action="store_false")
@@ -151,6 +151,8 @@ def options_from_args(args: argparse.Namespace, token: str) -> ProxyOptions:
         max_connections_per_target=args.max_connections_per_target,
         shutdown_timeout_s=args.shutdown_timeout,
         pid_file=args.pid_file,
+        redirect_port=args.redirect_port,
+        redirect_to=args.redirect_to,
         workers=workers,
         auth_token=token,
     )

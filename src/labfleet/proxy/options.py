@@ -53,6 +53,8 @@ class ProxyOptions:
     max_idle_per_target: int = 128
     shutdown_timeout_s: float = 25.0
     pid_file: str | None = None
+    redirect_port: int | None = None
+    redirect_to: int | None = None
     workers: int = 1
     auth_token: str = ""
 

@@ -70,6 +70,7 @@ async def start_public(ctx: ProxyContext, *, reuse_port: bool) -> asyncio.Server
 
 
 async def start_api(opts: ProxyOptions, api: ApiServer) -> list[asyncio.Server]:
+    """The REST API, plus CHP's optional ``--redirect-port`` and ``--metrics-port``."""
     servers = []
     ssl_ctx = server_context(opts.api_tls)
     if opts.api_socket:
@@ -81,6 +82,12 @@ async def start_api(opts: ProxyOptions, api: ApiServer) -> list[asyncio.Server]:
             await asyncio.start_server(
                 api.handle, opts.api_ip or None, opts.api_port_effective, ssl=ssl_ctx
             )
+        )
+    if opts.redirect_port is not None:
+        from labfleet.proxy.redirect import start_redirect
+
+        servers.append(
+            await start_redirect(opts.ip, opts.redirect_port, opts.redirect_to or opts.port)
         )
     if opts.metrics_port is not None:
         public_metrics = ApiServer(

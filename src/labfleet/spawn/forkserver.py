@@ -34,7 +34,6 @@ from labfleet.spawn.forkserver_main import (
     IMPORT_TIME_ENV,
     OP_HELLO,
     OP_SPAWN,
-    recv_exact,
     recv_frame,
     send_frame,
 )
@@ -42,8 +41,15 @@ from labfleet.spawn.hookwire import WIRE_TAG, HookNotPortable, encode_hooks
 from labfleet.spawn.launch import ExecLauncher, Launcher, LaunchSpec
 
 #: variables passed on to the fork-server (no secrets: its memory is every server's)
-HELPER_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV", "CONDA_ROOT", "CONDA_DEFAULT_ENV",
-                   *IMPORT_TIME_ENV)
+HELPER_ENV_KEEP = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "VIRTUAL_ENV",
+    "CONDA_ROOT",
+    "CONDA_DEFAULT_ENV",
+    *IMPORT_TIME_ENV,
+)
 #: extra modules to preload, comma-separated (e.g. a site's own server extension)
 PRELOAD_ENV = "LABFLEET_FORKSERVER_PRELOAD"
 _default_log = logging.getLogger("labfleet.spawn.forkserver")
@@ -100,14 +106,26 @@ class Helper:
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="labfleet-forkserver-"))
         env = {k: v for k, v in os.environ.items() if k in HELPER_ENV_KEEP}
         argv = [
-            str(self.python), "-s", "-m", "labfleet.spawn.forkserver_main",
-            "--socket", str(self.socket_path), "--parent", str(os.getpid()),
-            "--preload", os.environ.get(PRELOAD_ENV, ""),
+            str(self.python),
+            "-s",
+            "-m",
+            "labfleet.spawn.forkserver_main",
+            "--socket",
+            str(self.socket_path),
+            "--parent",
+            str(os.getpid()),
+            "--preload",
+            os.environ.get(PRELOAD_ENV, ""),
         ]
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own module, no shell
-                argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.runtime_dir, close_fds=True,
+            self.proc = subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.runtime_dir,
+                close_fds=True,
             )
         self.hello = None
         self.failed_at = None
@@ -150,8 +168,11 @@ class Helper:
             self.hello = self._hello()
             self.log.info(
                 "fork-server for %s is warm (pid %s, preloaded %s and %s more modules in %ss)",
-                self.bin_dir, self.hello["pid"], ", ".join(self.hello["preloaded"]),
-                self.hello.get("learned", 0), self.hello["preload_seconds"],
+                self.bin_dir,
+                self.hello["pid"],
+                ", ".join(self.hello["preloaded"]),
+                self.hello.get("learned", 0),
+                self.hello["preload_seconds"],
             )
         return self.hello
 
@@ -195,9 +216,14 @@ class Helper:
         except HookNotPortable as exc:
             raise ForkServerError(f"pre-exec hook cannot be sent: {exc}") from exc
         request = {
-            "argv": spec.argv, "env": spec.env, "cwd": str(spec.cwd),
-            "log_path": str(spec.log_path), "uid": spec.uid, "gid": spec.gid,
-            "groups": list(spec.groups), "hooks": hooks,
+            "argv": spec.argv,
+            "env": spec.env,
+            "cwd": str(spec.cwd),
+            "log_path": str(spec.log_path),
+            "uid": spec.uid,
+            "gid": spec.gid,
+            "groups": list(spec.groups),
+            "hooks": hooks,
         }
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:

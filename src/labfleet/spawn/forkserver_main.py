@@ -130,7 +130,7 @@ def preload(extra: list[str]) -> list[str]:
             if points:
                 points()  # imports the extension's app classes
             loaded.append(name)
-        except Exception as exc:  # noqa: BLE001 - the server itself will report it properly
+        except Exception as exc:
             print(f"fork-server: not preloading {name}: {exc}", file=sys.stderr)
     return loaded
 
@@ -172,13 +172,23 @@ def _rehearsal_child(write_end: int) -> int:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     with tempfile.TemporaryDirectory(prefix="labfleet-rehearsal-") as home:
-        os.environ.update({"HOME": home, "JUPYTER_RUNTIME_DIR": home,
-                           "JUPYTER_CONFIG_DIR": home, "JUPYTER_DATA_DIR": home})
+        os.environ.update(
+            {
+                "HOME": home,
+                "JUPYTER_RUNTIME_DIR": home,
+                "JUPYTER_CONFIG_DIR": home,
+                "JUPYTER_DATA_DIR": home,
+            }
+        )
         before = set(sys.modules)
         from jupyter_server.serverapp import ServerApp
 
-        argv = [f"--ServerApp.root_dir={home}", "--ServerApp.open_browser=False",
-                "--ServerApp.port=0", "--ServerApp.ip=127.0.0.1"]
+        argv = [
+            f"--ServerApp.root_dir={home}",
+            "--ServerApp.open_browser=False",
+            "--ServerApp.port=0",
+            "--ServerApp.ip=127.0.0.1",
+        ]
         if os.getuid() == 0:
             argv.append("--allow-root")
         app = ServerApp.instance()
@@ -198,7 +208,7 @@ def import_learned(names: list[str]) -> list[str]:
         try:
             importlib.import_module(name)
             imported.append(name)
-        except Exception:  # noqa: BLE001, S112 - a module that needs its app's context: skip
+        except Exception:  # noqa: S112 - a module that needs its app's context: skip
             continue
     return imported
 
@@ -313,7 +323,7 @@ def run_child(conn: socket.socket, listener: socket.socket) -> NoReturn:
             _check_script(spec["argv"][0])
             log_fd = os.open(spec["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             _apply_identity(spec, hooks)
-        except Exception as exc:  # noqa: BLE001 - every setup failure goes back to the hub
+        except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             with contextlib.suppress(OSError):
                 send_frame(conn, json.dumps({"error": message}).encode())
@@ -324,7 +334,7 @@ def run_child(conn: socket.socket, listener: socket.socket) -> NoReturn:
         conn.close()
         _become_process(spec, log_fd)
         code = _run_script(spec["argv"][0])
-    except BaseException:  # noqa: BLE001 - whatever happens, never return into the server loop
+    except BaseException:
         with contextlib.suppress(Exception):
             traceback.print_exc()
         code = 1
@@ -361,7 +371,8 @@ def serve(listener: socket.socket, parent: int, hello: dict[str, Any]) -> int:
             if op == OP_HELLO:
                 send_frame(conn, json.dumps(hello).encode())
             elif op == OP_SPAWN:
-                if os.fork() == 0:
+                child = os.fork()
+                if child == 0:
                     run_child(conn, listener)
         except OSError as exc:
             print(f"fork-server: request failed: {exc}", file=sys.stderr, flush=True)
@@ -389,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent", required=True, type=int, help="exit when this pid is gone")
     parser.add_argument("--preload", default="", help="extra modules to import, comma-separated")
     parser.add_argument(
-        "--no-rehearse", dest="rehearse", action="store_false",
+        "--no-rehearse",
+        dest="rehearse",
+        action="store_false",
         help="skip learning the server's lazy imports from a throwaway child",
     )
     args = parser.parse_args(argv)
@@ -398,14 +411,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         loaded = preload([m for m in args.preload.split(",") if m])
-    except Exception as exc:  # noqa: BLE001 - reported to the hub through our exit and log
+    except Exception as exc:
         print(f"fork-server: preloading failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 3
     learned: list[str] = []
     if args.rehearse:
         try:
             learned = import_learned(rehearse())
-        except Exception as exc:  # noqa: BLE001 - an optimisation only
+        except Exception as exc:
             print(f"fork-server: rehearsal failed: {exc}", file=sys.stderr)
     if threading.active_count() != 1:
         print("fork-server: preloading started threads; refusing to fork", file=sys.stderr)

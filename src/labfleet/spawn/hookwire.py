@@ -39,7 +39,7 @@ def _by_value(hook: types.FunctionType) -> tuple[str, Any]:
     cells = tuple(cell.cell_contents for cell in hook.__closure__ or ())
     try:
         payload = pickle.dumps((cells, hook.__defaults__))
-    except Exception as exc:  # noqa: BLE001 - any pickling failure means "not portable"
+    except Exception as exc:
         raise HookNotPortable(f"{hook.__qualname__}: closure is not picklable: {exc}") from exc
     code = marshal.dumps(hook.__code__)
     return "function", (hook.__module__, hook.__qualname__, code, payload)
@@ -54,7 +54,7 @@ def encode_hooks(hooks: Sequence[Hook]) -> bytes:
         try:
             items.append(("pickle", pickle.dumps(hook)))
             continue
-        except Exception:  # noqa: BLE001, S110 - closures are expected here; try by value
+        except Exception:  # noqa: S110 - closures are expected here; try by value
             pass
         if not isinstance(hook, types.FunctionType):
             raise HookNotPortable(f"{hook!r} is neither picklable nor a plain function")
