@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -23,6 +25,8 @@ class Spawn:
     user: str
     seconds: float | None  # None: did not answer within the timeout
     error: str = ""
+    #: CPU seconds the server process had used when it first answered (load-independent)
+    cpu: float | None = None
 
 
 @dataclass
@@ -39,6 +43,11 @@ class Summary:
     @property
     def failed(self) -> int:
         return sum(1 for s in self.spawns if s.seconds is None)
+
+    @property
+    def cpu_median(self) -> float | None:
+        values = sorted(s.cpu for s in self.spawns if s.cpu is not None)
+        return values[len(values) // 2] if values else None
 
     def quantile(self, q: float) -> float | None:
         values = self.ok
@@ -83,12 +92,27 @@ class Driver:
             try:
                 status = await self.http.get(f"/user/{user}/api/status")
                 if status.status_code == 200:
-                    return Spawn(name, time.monotonic() - started)
+                    seconds = time.monotonic() - started
+                    return Spawn(name, seconds, cpu=await self.server_cpu(name))
                 last = str(status.status_code)
             except httpx.HTTPError as exc:
                 last = type(exc).__name__
             await asyncio.sleep(self.poll)
         return Spawn(name, None, f"no 200 within {self.timeout}s (last: {last})")
+
+    async def server_cpu(self, name: str) -> float | None:
+        """utime+stime of the server's process, from the pid in its spawner state."""
+        resp = await self.http.get(f"/hub/api/users/{quote(name)}")
+        state = resp.json().get("servers", {}).get("", {}).get("state") or {}
+        pid = state.get("pid")
+        if not pid:
+            return None
+        try:
+            stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat[stat.rfind(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     async def stop_all(self, names: list[str], timeout: float = 120) -> None:
         await asyncio.gather(

@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import platform as host
+import shutil
 import sys
 import tempfile
 import time
@@ -144,8 +145,8 @@ def table(summaries: list[Summary]) -> str:
     anchor = {s.scenario: s for s in summaries if s.platform == "stock"}
     lines = [
         "| scenario | platform | ok | p50 s | p95 s | max s | all answered s "
-        "| p50 ratio | max ratio |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| p50 ratio | max ratio | server CPU s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in sorted(summaries, key=lambda s: (s.scenario, s.platform != "stock", s.platform)):
         ref = anchor.get(s.scenario)
@@ -156,9 +157,38 @@ def table(summaries: list[Summary]) -> str:
         lines.append(
             f"| {s.scenario} | {s.platform} | {len(s.ok)}/{len(s.spawns)} | "
             f"{fmt(s.quantile(0.5))} | {fmt(s.quantile(0.95))} | {fmt(s.quantile(1.0))} | "
-            f"{fmt(s.wall if not s.failed else None)} | {ratios[0]} | {ratios[1]} |"
+            f"{fmt(s.wall if not s.failed else None)} | {ratios[0]} | {ratios[1]} | "
+            f"{fmt(s.cpu_median)} |"
         )
     return "\n".join(lines)
+
+
+def run_all(args: argparse.Namespace, tmp: Path) -> list[Summary]:
+    """Each platform in turn: start, measure, stop."""
+    summaries: list[Summary] = []
+    for name in args.platforms.split(","):
+        work = tmp / name
+        work.mkdir()
+        print(f"starting {name}…", flush=True)
+        if name == "stock":
+            running = start_stock(work)
+        elif name in LAUNCHERS:
+            launcher, spawner = LAUNCHERS[name]
+            running = start_labfleet(work, launcher, args.proxy, spawner)
+        else:
+            raise SystemExit(f"unknown platform {name!r}")
+        try:
+            measured = asyncio.run(
+                measure(name, running.url, args.sequential, args.concurrent, args.poll)
+            )
+        finally:
+            running.stop()
+        summaries += measured
+        for s in measured:
+            for spawn in s.spawns:
+                if spawn.error:
+                    print(f"  {s.platform} {spawn.user}: {spawn.error}", flush=True)
+    return summaries
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,31 +210,17 @@ def main(argv: list[str] | None = None) -> int:
         "--poll", type=float, default=0.05, help="seconds between GET /user/<name>/api/status polls"
     )
     parser.add_argument("--json", type=Path, help="also write raw results here")
+    parser.add_argument("--keep", action="store_true", help="keep data dirs and logs")
     args = parser.parse_args(argv)
 
-    summaries: list[Summary] = []
-    with tempfile.TemporaryDirectory(prefix="bench-spawn-") as tmp:
-        for name in args.platforms.split(","):
-            work = Path(tmp) / name
-            work.mkdir()
-            print(f"starting {name}…", flush=True)
-            if name == "stock":
-                running = start_stock(work)
-            elif name in LAUNCHERS:
-                launcher, spawner = LAUNCHERS[name]
-                running = start_labfleet(work, launcher, args.proxy, spawner)
-            else:
-                parser.error(f"unknown platform {name!r}")
-            try:
-                summaries += asyncio.run(
-                    measure(name, running.url, args.sequential, args.concurrent, args.poll)
-                )
-            finally:
-                running.stop()
-            for s in summaries:
-                for spawn in s.spawns:
-                    if spawn.error:
-                        print(f"  {s.platform} {spawn.user}: {spawn.error}", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-spawn-"))
+    try:
+        summaries = run_all(args, tmp)
+    finally:
+        if args.keep:
+            print(f"data directories and logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     print()
     print(
         f"spawn benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}, {host.node()}, "

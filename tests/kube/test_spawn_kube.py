@@ -126,6 +126,7 @@ def test_kubespawner_spawns_and_stops_a_user_pod(tmp_path: Path, case: Case) -> 
     config = parse_text(case.config)
     user, quoted = case.username, urllib.parse.quote(case.username)
     namespace, pod_name = case.namespace(config), f"jupyter-{server_slug(case.username)}"
+    profile = config.default_profile().slug
     with running_double() as double, pod_server() as (port, seen):
         kubeconfig = double.write_kubeconfig(tmp_path / "kubeconfig", namespace=NS)
         cluster = Cluster(connect(kubeconfig))
@@ -145,43 +146,38 @@ def test_kubespawner_spawns_and_stops_a_user_pod(tmp_path: Path, case: Case) -> 
             api = hub.api()
             created = api.post(f"/users/{quoted}")
             assert created.status_code == 201, created.text
-            # Pods wait until the spawn progress stream has shown the scheduling event.
-            double.controller.pods_start = False
-            started = api.post(f"/users/{quoted}/server")
-            assert started.status_code == 202, started.text
-            messages = follow_progress(api, quoted, double)
-            assigned = f"Successfully assigned {namespace}/{pod_name}"
-            assert any(assigned in m for m in messages), (messages, hub.log()[-3000:])
-            assert "Server ready" in messages[-1]
-            wait_for("the server to be ready", lambda: server_state(api, quoted).get("ready"))
+            refuse_hostile_options(api, quoted, double)
+            # Per-user namespaces: the second spawn finds the user's account, policy
+            # and quota in place (409, then a strategic merge patch).
+            for _ in range(2 if namespace != NS else 1):
+                spawn(api, quoted, double, f"{namespace}/{pod_name}", profile)
+                pod = double.get("v1", "Pod", pod_name, namespace)
+                assert pod is not None, hub.log()[-3000:]
+                check_pod(pod, double)
+                assert pod["status"]["podIP"] == "127.0.0.1"
+                assert seen, "the hub never checked the server in the pod"
+                claims = [
+                    c
+                    for c in double.list("v1", "PersistentVolumeClaim", namespace)
+                    if (c["metadata"].get("annotations") or {}).get("hub.jupyter.org/username")
+                    == user
+                ]
+                assert len(claims) == 1, "KubeSpawner created no volume for the user"
+                if namespace != NS:
+                    check_user_namespace(double, namespace)
+                report = status(cluster, applied.target)
+                assert [(p.user, p.ready, p.ip) for p in report.user_pods] == [
+                    (user, True, "127.0.0.1")
+                ]
 
-            pod = double.get("v1", "Pod", pod_name, namespace)
-            assert pod is not None, hub.log()[-3000:]
-            check_pod(pod, double)
-            assert pod["status"]["podIP"] == "127.0.0.1"
-            assert seen, "the hub never checked the server in the pod"
-            claims = [
-                c
-                for c in double.list("v1", "PersistentVolumeClaim", namespace)
-                if (c["metadata"].get("annotations") or {}).get("hub.jupyter.org/username") == user
-            ]
-            assert len(claims) == 1, "KubeSpawner created no volume for the user"
-            if namespace != NS:
-                check_user_namespace(double, namespace)
-
-            report = status(cluster, applied.target)
-            assert [(p.user, p.ready, p.ip) for p in report.user_pods] == [
-                (user, True, "127.0.0.1")
-            ]
-
-            stopped = api.delete(f"/users/{quoted}/server")
-            assert stopped.status_code in (202, 204), stopped.text
-            wait_for("the server to stop", lambda: not server_state(api, quoted))
-            wait_for(
-                "the pod to be deleted",
-                lambda: double.get("v1", "Pod", pod_name, namespace) is None,
-            )
-            assert status(cluster, applied.target).user_pods == ()
+                stopped = api.delete(f"/users/{quoted}/server")
+                assert stopped.status_code in (202, 204), stopped.text
+                wait_for("the server to stop", lambda: not server_state(api, quoted))
+                wait_for(
+                    "the pod to be deleted",
+                    lambda: double.get("v1", "Pod", pod_name, namespace) is None,
+                )
+                assert status(cluster, applied.target).user_pods == ()
 
         # Users' files outlive their servers and a destroy without --delete-user-data.
         claim = claims[0]["metadata"]["name"]
@@ -191,6 +187,37 @@ def test_kubespawner_spawns_and_stops_a_user_pod(tmp_path: Path, case: Case) -> 
         destroy(cluster, applied.target, delete_user_data=True)
         assert double.get("v1", "PersistentVolumeClaim", claim, namespace) is None
         assert double.get("v1", "Namespace", namespace) is None
+
+
+def spawn(api: httpx.Client, quoted: str, double: KubeDouble, where: str, profile: str) -> None:
+    """Start the default server and follow its progress until ready.
+
+    The pod waits until the progress stream has shown the scheduling event,
+    so the events path is checked deterministically.
+    """
+    double.controller.pods_start = False
+    # An explicit profile: JupyterHub 6 otherwise reuses the last options sent,
+    # even ones the policy refused (see refuse_hostile_options).
+    started = api.post(f"/users/{quoted}/server", json={"profile": profile})
+    # 202 (pending); JupyterHub 6 says 201 right after a refused spawn, still pending.
+    assert started.status_code in (201, 202), started.text
+    messages = follow_progress(api, quoted, double)
+    assert any(f"Successfully assigned {where}" in m for m in messages), messages
+    assert "Server ready" in messages[-1]
+    wait_for("the server to be ready", lambda: server_state(api, quoted).get("ready"))
+
+
+def refuse_hostile_options(api: httpx.Client, quoted: str, double: KubeDouble) -> None:
+    """A profile not offered, or an image of the user's choosing, never reaches the cluster."""
+    for options in (
+        {"profile": "no-such-profile"},
+        {"image": "evil.registry/x:y", "image--unlisted-choice": "evil.registry/x:y\n"},
+    ):
+        refused = api.post(f"/users/{quoted}/server", json=options)
+        assert refused.status_code == 403, refused.text
+        assert not server_state(api, quoted)
+    made = [w for w in double.store.writes if w.kind == "Pod" and w.verb == "create"]
+    assert [w.name for w in made if w.manager != "kube-controller-manager"] == []
 
 
 def check_user_namespace(double: KubeDouble, namespace: str) -> None:

@@ -292,3 +292,73 @@ def test_redirect_port_sends_clients_to_https() -> None:
             assert s.recv(4096).startswith(b"HTTP/1.1 400")
     finally:
         p.stop()
+
+
+def test_sighup_rolls_workers_without_dropping_requests(worker_proxy: Proxy) -> None:
+    """Graceful restart: new workers take over, the old ones finish what they hold."""
+    p = worker_proxy
+    release = threading.Event()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            while data := conn.recv(65536):  # one small request per read on loopback
+                if b"/held" in data:
+                    release.wait(60)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone")
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    p.add("/user/slow", f"http://127.0.0.1:{srv.getsockname()[1]}")
+    deadline = time.monotonic() + 60
+    while [httpx.get(p.url + "/user/slow/probe").status_code for _ in range(10)] != [200] * 10:
+        assert time.monotonic() < deadline  # until every worker has the route
+    result: dict[str, object] = {}
+
+    def held() -> None:
+        r = httpx.get(p.url + "/user/slow/held", timeout=90)
+        result["answer"] = (r.status_code, r.text)
+
+    t = threading.Thread(target=held)
+    t.start()
+    while _metric(p, "labfleet_proxy_upstream_connections") < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    old = set(_workers_of(p.proc.pid))
+    p.proc.send_signal(signal.SIGHUP)
+    while True:  # two fresh workers are serving
+        now = set(_workers_of(p.proc.pid))
+        if len(now - old) == 2:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    release.set()
+    t.join(60)
+    assert result["answer"] == (200, "done")
+    for _ in range(10):  # new requests are served throughout
+        assert httpx.get(p.url + "/user/slow/after", timeout=30).text == "done"
+    while old & set(_workers_of(p.proc.pid)):  # the old workers exit once drained
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    srv.close()
+
+
+def test_sighup_does_not_kill_a_single_process_proxy(backends: dict[str, Backend]) -> None:
+    p = Proxy()
+    try:
+        p.add("/user/alice", backends["alice"].url)
+        p.proc.send_signal(signal.SIGHUP)
+        assert httpx.get(p.url + "/user/alice/x", timeout=30).json()["server"] == "alice"
+        assert p.proc.poll() is None
+    finally:
+        err = p.stop()
+    assert "SIGHUP ignored" in err

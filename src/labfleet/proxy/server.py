@@ -160,6 +160,10 @@ async def serve_single(
         log.info("Default target %s", opts.default_target)
     stop = asyncio.Event()
     install_signals(stop)
+    ctx.loop.add_signal_handler(
+        signal.SIGHUP,
+        lambda: log.warning("SIGHUP ignored: graceful restart needs --workers 2 or more"),
+    )
     public = await start_public(ctx, reuse_port=False)
 
     def count_api_request() -> None:

@@ -14,7 +14,9 @@ Control channel: one Unix socketpair per worker, newline-delimited JSON.
 
 A worker exits when its control channel closes, so a SIGKILLed supervisor
 never leaves orphans holding the port with a stale table; a worker that dies
-is restarted with the current table.
+is restarted with the current table. SIGHUP to the supervisor replaces the
+workers one at a time (graceful restart, e.g. after an upgrade): the new one
+is listening before the old one stops accepting and drains.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class WorkerHandle:
         self.ready = asyncio.Event()
         self.counters: dict[str, Any] = {}
         self.bytes: dict[str, list[int]] = {}
+        self.retired = False  # replaced by a rolling restart: do not bring it back
 
     def send(self, msg: dict[str, Any]) -> None:
         if self.writer is not None and not self.writer.is_closing():
@@ -164,9 +167,9 @@ async def serve_supervisor(opts: ProxyOptions) -> int:
     store.workers = [WorkerHandle(i) for i in range(opts.workers)]
 
     async def keep_running(w: WorkerHandle) -> None:
-        while not stop.is_set():
+        while not stop.is_set() and not w.retired:
             await _run_worker(store, w, opts)
-            if not stop.is_set():
+            if not stop.is_set() and not w.retired:
                 log.warning(
                     "worker %d exited (%s); restarting",
                     w.index,
@@ -175,6 +178,35 @@ async def serve_supervisor(opts: ProxyOptions) -> int:
                 await asyncio.sleep(0.5)
 
     runners = [asyncio.ensure_future(keep_running(w)) for w in store.workers]
+    restarting: list[asyncio.Task[None]] = []
+
+    async def rolling_restart() -> None:
+        """SIGHUP: replace workers one by one; each old one drains its in-flight work."""
+        for old in list(store.workers):
+            new = WorkerHandle(old.index)
+            store.workers.append(new)
+            runners.append(asyncio.ensure_future(keep_running(new)))
+            try:
+                await asyncio.wait_for(new.ready.wait(), 30)
+            except TimeoutError:
+                log.error("replacement worker did not become ready; keeping the old one")
+                new.retired = True
+                store.workers.remove(new)
+                if new.proc is not None and new.proc.returncode is None:
+                    new.proc.kill()
+                return
+            old.retired = True
+            store.workers.remove(old)
+            if old.proc is not None and old.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    old.proc.send_signal(signal.SIGTERM)
+        log.info("rolling restart of %d workers done", len(store.workers))
+
+    def on_hup() -> None:
+        if not any(not t.done() for t in restarting) and not stop.is_set():
+            restarting.append(asyncio.ensure_future(rolling_restart()))
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hup)
     failed = False
     try:
         await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in store.workers)), 30)
@@ -199,6 +231,8 @@ async def serve_supervisor(opts: ProxyOptions) -> int:
     await stop.wait()
     for server in api_servers:
         server.close()
+    for t in restarting:
+        t.cancel()
     for w in store.workers:
         if w.proc is not None and w.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -216,6 +250,7 @@ async def serve_worker(opts: ProxyOptions, control_fd: int) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: None)  # restarts are the supervisor's call
     sock = socket.socket(fileno=control_fd)
     reader, writer = await asyncio.open_unix_connection(sock=sock, limit=1 << 26)
     reported: dict[RouteKey, float] = {}

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,16 +41,11 @@ from labfleet.spawn.forkserver_main import (
 from labfleet.spawn.hookwire import WIRE_TAG, HookNotPortable, encode_hooks
 from labfleet.spawn.launch import ExecLauncher, Launcher, LaunchSpec
 
-#: variables passed on to the fork-server (no secrets: its memory is every server's)
-HELPER_ENV_KEEP = (
-    "PATH",
-    "LANG",
-    "LC_ALL",
-    "VIRTUAL_ENV",
-    "CONDA_ROOT",
-    "CONDA_DEFAULT_ENV",
-    *IMPORT_TIME_ENV,
-)
+#: variables passed on from the hub (no secrets: its memory is every server's); the
+#: import-time ones come from the servers' own environment instead (see ``signature``)
+HELPER_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV", "CONDA_ROOT", "CONDA_DEFAULT_ENV")
+#: the hub variables a server inherits by default (JupyterHub's ``Spawner.env_keep``)
+DEFAULT_SERVER_ENV_KEEP = ("JUPYTERHUB_SINGLEUSER_APP",)
 #: extra modules to preload, comma-separated (e.g. a site's own server extension)
 PRELOAD_ENV = "LABFLEET_FORKSERVER_PRELOAD"
 _default_log = logging.getLogger("labfleet.spawn.forkserver")
@@ -68,11 +64,20 @@ def environment_bin(argv0: str) -> Path:
     return Path(argv0).parent
 
 
+Signature = tuple[tuple[str, str], ...]
+
+
+def signature(env: Mapping[str, str]) -> Signature:
+    """The import-time variables of a server's environment: one fork-server per value."""
+    return tuple(sorted((key, env[key]) for key in IMPORT_TIME_ENV if key in env))
+
+
 @dataclass
 class Helper:
     """One fork-server process for one Python environment."""
 
     bin_dir: Path
+    import_env: Signature
     log: logging.Logger
     retry_after: float = 60.0
     request_timeout: float = 15.0
@@ -105,6 +110,7 @@ class Helper:
             raise ForkServerError(f"no Python at {self.python}")
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="labfleet-forkserver-"))
         env = {k: v for k, v in os.environ.items() if k in HELPER_ENV_KEEP}
+        env.update(self.import_env)
         argv = [
             str(self.python),
             "-s",
@@ -255,26 +261,32 @@ class ForkServerLauncher:
     def __init__(self, log: logging.Logger | None = None, fallback: Launcher | None = None):
         self.log = log or _default_log
         self.fallback = fallback or ExecLauncher()
-        self.helpers: dict[Path, Helper] = {}
+        self.helpers: dict[tuple[Path, Signature], Helper] = {}
         self.lock = threading.Lock()
+        self.max_helpers = 4
         #: how each launch went, newest last (for operators and tests)
         self.history: list[tuple[str, str]] = []
 
-    def helper(self, bin_dir: Path) -> Helper:
+    def helper(self, bin_dir: Path, import_env: Signature) -> Helper:
+        key = (bin_dir, import_env)
         with self.lock:
-            if bin_dir not in self.helpers:
-                self.helpers[bin_dir] = Helper(bin_dir, self.log)
-            return self.helpers[bin_dir]
+            if key not in self.helpers:
+                if len(self.helpers) >= self.max_helpers:
+                    raise ForkServerError(f"already {self.max_helpers} fork-servers running")
+                self.helpers[key] = Helper(bin_dir, import_env, self.log)
+            return self.helpers[key]
 
     def prestart(self, bin_dir: Path | None = None) -> None:
-        """Start warming the fork-server for an environment (default: the hub's own)."""
-        helper = self.helper(bin_dir or Path(sys.prefix) / "bin")
-        with helper.lock, contextlib.suppress(ForkServerError):
-            helper.ensure_ready()
+        """Start warming a fork-server for the default server environment (the hub's own)."""
+        env = {k: v for k, v in os.environ.items() if k in DEFAULT_SERVER_ENV_KEEP}
+        with contextlib.suppress(ForkServerError):
+            helper = self.helper(bin_dir or Path(sys.prefix) / "bin", signature(env))
+            with helper.lock:
+                helper.ensure_ready()
 
     def launch(self, spec: LaunchSpec) -> int:
-        helper = self.helper(environment_bin(spec.argv[0]))
         try:
+            helper = self.helper(environment_bin(spec.argv[0]), signature(spec.env))
             pid = helper.spawn(spec)
         except NotReady as exc:
             self.log.info("%s; starting %s with exec this time", exc, spec.argv[0])

@@ -89,7 +89,7 @@ class Controller:
 
     def _event(self, pod: Obj, reason: str, message: str, kind: str = "Normal") -> None:
         meta = pod["metadata"]
-        marker = (meta["namespace"], meta["name"], reason)
+        marker = (meta["namespace"], meta["uid"], reason)
         if marker in self._events_sent:
             return
         self._events_sent.add(marker)

@@ -103,6 +103,33 @@ def _owned_below(entries: list[Entry], prefix: Path) -> bool:
     return any(p[: len(prefix)] == prefix for e in entries for p in e.fields)
 
 
+def _is_key_field(path: Path) -> bool:
+    """``.../k:{"name":"x"}/f:name``: the field that identifies a list item."""
+    if len(path) < 2 or not path[-2].startswith("k:") or not path[-1].startswith("f:"):
+        return False
+    return path[-1][2:] in json.loads(path[-2][2:])
+
+
+def _remove_dropped(obj: dict[str, Any], dropped: FieldSet, others: list[Entry]) -> None:
+    """Remove what an applier stopped applying, unless another manager owns it.
+
+    Whole list items go first (their key fields are needed to find them);
+    fields inside an item that stays are removed deepest first, but never the
+    item's key fields.
+    """
+    gone: list[Path] = []
+    for path in sorted((p for p in dropped if p[-1] == "."), key=len):
+        item = path[:-1]
+        if any(item[: len(g)] == g for g in gone) or _owned_below(others, item):
+            continue
+        remove_path(obj, path)
+        gone.append(item)
+    leaves = [p for p in dropped if p[-1] != "." and not any(p[: len(g)] == g for g in gone)]
+    for path in sorted(leaves, key=len, reverse=True):
+        if not _is_key_field(path) and not _owned_below(others, path):
+            remove_path(obj, path)
+
+
 def server_side_apply(
     live: dict[str, Any] | None,
     applied: dict[str, Any],
@@ -137,10 +164,7 @@ def server_side_apply(
             other.fields.discard(conflict.path)
 
     if mine is not None:
-        for path in sorted(mine.fields - new_set, key=len, reverse=True):
-            prefix = path[:-1] if path[-1] == "." else path
-            if not _owned_below(others, prefix):
-                remove_path(base, path)
+        _remove_dropped(base, mine.fields - new_set, others)
 
     result = merge(base, {k: v for k, v in applied.items() if k != "status"})
     if not isinstance(result, dict):

@@ -248,6 +248,7 @@ class DoubleServer:
                 )
             body = await self._body(request)
             force = _truthy(query.get("force"))
+            created = store.find(kind, ns, name) is None  # apply creates: 201, as on a cluster
             return _json(
                 store.patch(
                     kind,
@@ -259,7 +260,8 @@ class DoubleServer:
                     force,
                     dry_run,
                     route.sub == "status",
-                )
+                ),
+                201 if created and not dry_run else 200,
             )
         if method == "DELETE" and name:
             return _json(store.delete(kind, ns, name))
