@@ -109,3 +109,21 @@ def test_dead_forkserver_falls_back_then_is_replaced(
     replaced = launcher.launch(_spec(tmp_path, "--runtime-dir"))
     assert launcher.history[-1] == ("forkserver", str(replaced))
     _wait_exit(replaced)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="dropping privileges needs root")
+def test_child_drops_privileges_before_reading_the_script(
+    tmp_path: Path, launcher: ForkServerLauncher
+) -> None:
+    # nobody cannot read this environment (it lives under /root here) — nor could an
+    # exec'd server: the fork-server's child must refuse after the drop, and the
+    # fallback exec then fails the same way plain exec always did
+    if os.access(JUPYTER, os.R_OK, effective_ids=False) and Path("/root").stat().st_mode & 0o005:
+        pytest.skip("this environment is readable by nobody; the refusal cannot be provoked")
+    tmp_path.chmod(0o777)
+    spec = _spec(tmp_path, "--runtime-dir")
+    spec = LaunchSpec(**{**spec.__dict__, "uid": 65534, "gid": 65534})
+    with pytest.raises(PermissionError):
+        launcher.launch(spec)
+    kind, reason = launcher.history[-1]
+    assert kind == "exec" and "Permission denied" in reason

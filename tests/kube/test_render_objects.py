@@ -444,3 +444,12 @@ def test_placeholders_hold_room_at_low_priority() -> None:
     pod = deployment["spec"]["template"]["spec"]
     assert pod["priorityClassName"] == priority["metadata"]["name"]
     assert pod["containers"][0]["resources"]["requests"] == {"cpu": "500m", "memory": "2G"}
+
+
+def test_password_mode_tells_how_to_create_the_first_admin() -> None:
+    from labfleet.config.load import parse_text
+    from labfleet.kube.access import first_admin_hint
+
+    hint = first_admin_hint(parse_text("auth: {kind: password}"))
+    assert hint and "exec -i deploy/labfleet-hub" in hint and "--data-dir /srv/labfleet" in hint
+    assert first_admin_hint(parse_text("auth: {kind: dummy}")) is None

@@ -43,6 +43,7 @@ def platform(shared_tmp: Path, user_environment: Path) -> Iterator[Platform]:
             "profiles:\n"
             f"  - {{slug: cpu, display_name: CPU, default: true, environment: {env}}}\n"
             f"  - {{slug: gpu, display_name: One GPU, gpus: 1, environment: {env}}}\n"
+            "  - {slug: broken, display_name: Broken, environment: /nonexistent/env}\n"
         ),
     )
     devices = running.data_dir.parent / "devices.json"
@@ -109,6 +110,9 @@ def test_exclusive_assignment_refusal_restart_and_release(platform: Platform) ->
         assert refused.status_code == 503
         assert "no free GPU" in refused.json()["message"]
         assert not third.server_model(), "a refused spawn leaves no server behind"
+        broken = third.start_server({"profile": "broken"})
+        assert broken.status_code == 500
+        assert "/nonexistent/env/bin/jupyterhub-singleuser is missing" in broken.json()["message"]
 
         held = _ledger(platform)
         assert sorted(d for devices in held.values() for d in devices) == sorted([GPU, MIG])

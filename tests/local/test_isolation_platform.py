@@ -178,3 +178,17 @@ def test_stopping_a_server_removes_its_control_group(pair: tuple[Member, Member]
         time.sleep(0.1)
     assert not Path(f"/proc/{pid}").exists(), "stopped and reaped by the hub: no zombie left"
     assert ann.home.exists(), "files stay after the server stops"
+
+
+def test_reserved_name_is_refused_before_any_account_exists(platform: Platform) -> None:
+    """`daemon` may log in to the hub, but never gets a system account or a server."""
+    user = add_and_login(platform, "daemon")
+    try:
+        refused = user.start_server()
+        assert refused.status_code == 403
+        assert "reserved for the operating system" in refused.json()["message"]
+        with pytest.raises(KeyError):
+            pwd.getpwnam(system_account("daemon"))
+        assert not (platform.data_dir / "homes" / "daemon").exists()
+    finally:
+        user.close()

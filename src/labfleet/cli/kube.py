@@ -16,7 +16,7 @@ from typing import Any
 
 from labfleet.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, load_or_report
 from labfleet.config.model import FleetConfig
-from labfleet.kube.access import how_to_reach
+from labfleet.kube.access import first_admin_hint, how_to_reach
 from labfleet.kube.checks import kube_warnings
 from labfleet.kube.hub_secret import generate_hub_secrets
 from labfleet.kube.render import file_name, render_objects, to_yaml
@@ -144,6 +144,9 @@ def _run_engine(args: argparse.Namespace, config: FleetConfig) -> int:
         print(engine.apply_summary(result))
         if result.endpoint is None:
             print(how_to_reach(config))
+            hint = first_admin_hint(config)
+            if hint:
+                print(hint)
         return EXIT_FAILURE if result.rollout is not None and not result.rollout.ready else EXIT_OK
     except engine.ManifestError as exc:
         print(f"error: {exc}", file=sys.stderr)

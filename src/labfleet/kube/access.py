@@ -174,6 +174,17 @@ def access_objects(config: FleetConfig) -> list[Manifest]:
     return [public_service(config)]
 
 
+def first_admin_hint(config: FleetConfig) -> str | None:
+    """Password accounts live on the hub's volume: create the first one with the hub's own CLI."""
+    if config.auth.kind != "password":
+        return None
+    names = names_of(config)
+    return (
+        f"create the first admin: kubectl -n {names.namespace} exec -i deploy/{names.hub} -- "
+        "labfleet users add admin --admin --password-stdin --data-dir /srv/labfleet"
+    )
+
+
 def how_to_reach(config: FleetConfig) -> str:
     """One sentence for ``labfleet apply`` to print after a rollout."""
     names = names_of(config)

@@ -320,9 +320,9 @@ def run_child(conn: socket.socket, listener: socket.socket) -> NoReturn:
 
             spec = json.loads(recv_frame(conn))
             hooks = decode_hooks(bytes.fromhex(spec["hooks"]))
-            _check_script(spec["argv"][0])
             log_fd = os.open(spec["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             _apply_identity(spec, hooks)
+            _check_script(spec["argv"][0])  # as the user: exec would need to read it too
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             with contextlib.suppress(OSError):

@@ -74,12 +74,17 @@ def detected_gpus(configured: tuple[str, ...] | None, injected: str | None) -> D
     return detect_devices(configured, environ)
 
 
+class EnvironmentMissing(RuntimeError):
+    """The profile's Python environment has no ``jupyterhub-singleuser``."""
+
+
 def _spawn_error(exc: BaseException) -> BaseException:
     """Refusals with a message meant for the user, as JupyterHub relays them (no traceback)."""
     kinds: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str, int]] = [
         (AccountRefused, "account", 403),
         (GpuUnavailable, "gpu", 503),
         ((IsolationError, LimitsError), "isolation", 500),
+        (EnvironmentMissing, "environment", 500),
     ]
     for kind, reason, status in kinds:
         if isinstance(exc, kind):
@@ -275,6 +280,12 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
     def place(self) -> Placement:
         """Account, home, shared folders and control group (blocking; run in a thread)."""
         home = self.home_path()
+        executable = Path(self.command()[0])
+        if not os.access(executable, os.X_OK):
+            raise EnvironmentMissing(
+                f"profile {self.profile.slug!r}: {executable} is missing or not executable; "
+                "its environment needs jupyterhub-singleuser (pip install jupyterhub jupyterlab)"
+            )
         account = owner = None
         if self.isolated():
             account = ensure_account(self.user.name, home)
