@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -115,15 +116,19 @@ def test_dead_forkserver_falls_back_then_is_replaced(
 def test_child_drops_privileges_before_reading_the_script(
     tmp_path: Path, launcher: ForkServerLauncher
 ) -> None:
-    # nobody cannot read this environment (it lives under /root here) — nor could an
-    # exec'd server: the fork-server's child must refuse after the drop, and the
-    # fallback exec then fails the same way plain exec always did
-    if os.access(JUPYTER, os.R_OK, effective_ids=False) and Path("/root").stat().st_mode & 0o005:
-        pytest.skip("this environment is readable by nobody; the refusal cannot be provoked")
-    tmp_path.chmod(0o777)
+    # nobody cannot run this environment's interpreter (it lives under /root here), so
+    # exec cannot start it: the fork-server's child must refuse after the drop too, and
+    # the fallback exec then fails the same way plain exec always did
+    try:
+        subprocess.run([str(JUPYTER), "--runtime-dir"], user=65534, group=65534,
+                       capture_output=True, check=True, cwd="/")
+    except (OSError, subprocess.CalledProcessError):
+        pass  # as expected here: nobody cannot run it
+    else:
+        pytest.skip("nobody can run this environment; the refusal cannot be provoked")
     spec = _spec(tmp_path, "--runtime-dir")
-    spec = LaunchSpec(**{**spec.__dict__, "uid": 65534, "gid": 65534})
+    spec = LaunchSpec(**{**spec.__dict__, "cwd": Path("/"), "uid": 65534, "gid": 65534})
     with pytest.raises(PermissionError):
         launcher.launch(spec)
     kind, reason = launcher.history[-1]
-    assert kind == "exec" and "Permission denied" in reason
+    assert kind == "exec" and "uid 65534 cannot execute" in reason

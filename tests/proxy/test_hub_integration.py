@@ -114,8 +114,8 @@ class Hub:
             try:
                 if check():
                     return
-            except httpx.HTTPError:
-                pass
+            except (httpx.HTTPError, OSError, ValueError, KeyError):
+                pass  # e.g. the pid file is rewritten while the hub restarts the proxy
             if self.proc.poll() is not None:
                 raise AssertionError(f"jupyterhub exited while waiting for {what}")
             if time.monotonic() > deadline:
@@ -232,6 +232,7 @@ def test_hub_drives_labfleet_proxy(hub: Hub) -> None:
         return bool(server.get("ready"))
 
     hub.wait_for(ready, "alice's server")
+    hub.wait_for(lambda: "/user/alice" in hub.proxy_routes(), "alice's route")
     route = hub.proxy_routes()["/user/alice"]
     assert route["jupyterhub"] is True and route["user"] == "alice"
 

@@ -219,7 +219,14 @@ class SetupError(Exception):
 
 
 def _check_script(path: str) -> None:
-    """Only this environment's Python console scripts can run in-process."""
+    """Only this environment's Python console scripts run in-process, and only if exec could.
+
+    Runs after the privilege drop: the user must be able to execute this
+    interpreter (every directory on the way included) and read the script,
+    exactly as an exec of the script would require.
+    """
+    if not os.access(sys.executable, os.X_OK):
+        raise SetupError(f"uid {os.getuid()} cannot execute {sys.executable}")
     try:
         with open(path, "rb") as handle:
             first = handle.readline(512)
