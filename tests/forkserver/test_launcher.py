@@ -29,7 +29,8 @@ JUPYTER = Path(sys.prefix) / "bin" / "jupyter"  # a console script of this envir
 
 @pytest.fixture
 def launcher() -> Iterator[ForkServerLauncher]:
-    started = ForkServerLauncher(logging.getLogger("test-forkserver"))
+    # generous: on a loaded 2-core machine preloading alone can take a minute
+    started = ForkServerLauncher(logging.getLogger("test-forkserver"), warm_wait=600)
     yield started
     started.close()
 
@@ -120,8 +121,14 @@ def test_child_drops_privileges_before_reading_the_script(
     # exec cannot start it: the fork-server's child must refuse after the drop too, and
     # the fallback exec then fails the same way plain exec always did
     try:
-        subprocess.run([str(JUPYTER), "--runtime-dir"], user=65534, group=65534,
-                       capture_output=True, check=True, cwd="/")
+        subprocess.run(
+            [str(JUPYTER), "--runtime-dir"],
+            user=65534,
+            group=65534,
+            capture_output=True,
+            check=True,
+            cwd="/",
+        )
     except (OSError, subprocess.CalledProcessError):
         pass  # as expected here: nobody cannot run it
     else:

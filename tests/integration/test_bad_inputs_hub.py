@@ -24,7 +24,12 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     root = tmp_path_factory.mktemp("bad-inputs")
-    config = write_config(root / "labfleet.yaml", "culling: {enabled: false}\n")
+    config = write_config(
+        root / "labfleet.yaml",
+        "culling: {enabled: false}\nprofiles:\n"
+        "- {slug: standard, display_name: Standard, default: true}\n"
+        "- {slug: gpu, display_name: GPU, admin_only: true}\n",
+    )
     p = Platform(data_dir=root / "data", config=config).start()
     for name in ("mallory", "victim", "xss"):
         add_user(p.data_dir, name)
@@ -181,3 +186,27 @@ def test_data_dir_is_private(platform: Platform) -> None:
     data: Path = platform.data_dir
     assert (data / "secrets").stat().st_mode & 0o077 == 0
     assert (data / "accounts.sqlite").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"profile": "gpu"},
+        {"profile": "nope"},
+        {"profile": "standard\n"},
+        {"profile": "standard", "image": "evil.registry/x:y"},
+    ],
+)
+def test_forbidden_profile_through_rest_is_403_and_not_sticky(
+    mallory: HubUser, options: dict[str, str]
+) -> None:
+    # BAD_INPUTS 56 and issue 5: refused through the REST API with a reason, nothing started,
+    # and the refused options are not reused by the next plain start
+    resp = mallory.start_server(options)
+    assert resp.status_code == 403, resp.text
+    assert resp.json().get("message")
+    assert not mallory.server_model()
+    assert mallory.start_server().status_code in (201, 202)
+    mallory.wait_ready()
+    mallory.stop_server()
+    mallory.wait_stopped()

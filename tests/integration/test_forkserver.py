@@ -61,6 +61,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _full_log(platform: Platform) -> str:
+    assert platform.log_path is not None
+    return platform.log_path.read_text(errors="replace")
+
+
 def _start(platform: Platform, name: str) -> tuple[HubUser, str]:
     user = HubUser(platform.url, name)
     assert user.login(PASSWORD).status_code == 200
@@ -86,38 +91,43 @@ def test_forked_server_runs_code_survives_hub_restart_and_stops(make_platform) -
     user, token = _start(platform, name)
 
     pid = _server_pid(platform, name)
-    assert "labfleet.spawn.forkserver_main" in _cmdline(pid), "not forked by the fork-server"
-    parent = int(_stat(pid)[1])
-    assert "labfleet.spawn.forkserver_main" in _cmdline(parent)
-    assert int(_stat(pid)[3]) == pid, "the server must lead its own session (group kill)"
-    assert Path(f"/proc/{pid}/comm").read_text().strip() == "jupyterhub-sing"
-    assert "fork-server for" in platform.log() and "is warm" in platform.log()
+    try:
+        assert "labfleet.spawn.forkserver_main" in _cmdline(pid), "not forked by the fork-server"
+        parent = int(_stat(pid)[1])
+        assert "labfleet.spawn.forkserver_main" in _cmdline(parent)
+        assert int(_stat(pid)[3]) == pid, "the server must lead its own session (group kill)"
+        assert Path(f"/proc/{pid}/comm").read_text().strip() == "jupyterhub-sing"
+        assert "is warm" in _full_log(platform), "the hub never logged a warm fork-server"
 
-    assert user.run_code(token, "print(6*7)").strip() == "42"
-    cwd = user.run_code(token, "import os; print(os.getcwd(), os.environ['HOME'])").split()
-    home = str((platform.data_dir / "homes" / name).resolve())
-    assert cwd == [home, home]
-    assert user.contents_put(token, "kept.txt", "forked").status_code in (200, 201)
-    assert (platform.data_dir / "homes" / name / "kept.txt").read_text() == "forked"
+        assert user.run_code(token, "print(6*7)").strip() == "42"
+        cwd = user.run_code(token, "import os; print(os.getcwd(), os.environ['HOME'])").split()
+        home = str((platform.data_dir / "homes" / name).resolve())
+        assert cwd == [home, home]
+        assert user.contents_put(token, "kept.txt", "forked").status_code in (200, 201)
+        assert (platform.data_dir / "homes" / name / "kept.txt").read_text() == "forked"
 
-    # kill the hub outright: the supervisor restarts it, the server keeps running
-    hub_pid = int((platform.data_dir / "state" / "jupyterhub.pid").read_text())
-    os.kill(hub_pid, signal.SIGKILL)
-    _wait_until(lambda: "restarting it" in platform.log(), 60, "the supervisor to restart")
-    _wait_until(lambda: not _alive(parent), 30, "the old fork-server to exit with its hub")
-    assert _alive(pid), "a hub restart must not stop a forked server"
-    _wait_until(platform._healthy, 90, "the restarted hub")
-    again = HubUser(platform.url, name)
-    assert again.login(PASSWORD).status_code == 200
-    again.wait_ready(timeout=60)
-    assert _server_pid(platform, name) == pid
-    assert again.run_code(token, "print(7*6)").strip() == "42"
+        # kill the hub outright: the supervisor restarts it, the server keeps running
+        hub_pid = int((platform.data_dir / "state" / "jupyterhub.pid").read_text())
+        os.kill(hub_pid, signal.SIGKILL)
+        _wait_until(lambda: "restarting it" in _full_log(platform), 60, "the hub to restart")
+        _wait_until(lambda: not _alive(parent), 30, "the old fork-server to exit with its hub")
+        assert _alive(pid), "a hub restart must not stop a forked server"
+        _wait_until(platform._healthy, 90, "the restarted hub")
+        again = HubUser(platform.url, name)
+        assert again.login(PASSWORD).status_code == 200
+        again.wait_ready(timeout=60)
+        assert _server_pid(platform, name) == pid
+        assert again.run_code(token, "print(7*6)").strip() == "42"
 
-    again.stop_server().raise_for_status()
-    again.wait_stopped(timeout=90)
-    _wait_until(lambda: not _alive(pid), 30, "the forked server to exit")
-    user.close()
-    again.close()
+        again.stop_server().raise_for_status()
+        again.wait_stopped(timeout=90)
+        _wait_until(lambda: not _alive(pid), 30, "the forked server to exit")
+        user.close()
+        again.close()
+    finally:
+        # the hub was killed on purpose: never leave its server behind if we fail
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def test_forkserver_failure_falls_back_to_exec(make_platform, monkeypatch) -> None:
@@ -132,7 +142,7 @@ def test_forkserver_failure_falls_back_to_exec(make_platform, monkeypatch) -> No
     pid = _server_pid(platform, name)
     assert "forkserver_main" not in _cmdline(pid)
     assert "jupyterhub-singleuser" in _cmdline(pid), "the fallback is a plain exec"
-    log = platform.log()
+    log = _full_log(platform)
     assert "fork-server failed" in log and "labfleet_no_such_module_for_tests" in log
     assert user.run_code(token, "print(6*7)").strip() == "42"
     user.stop_server().raise_for_status()

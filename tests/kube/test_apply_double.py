@@ -314,3 +314,36 @@ def test_apply_merges_keyed_lists_and_removes_dropped_items(http: httpx.Client) 
     env = result["spec"]["template"]["spec"]["containers"][0]["env"]
     assert [e["name"] for e in env] == ["A", "C"]
     assert result["metadata"]["generation"] == 3
+
+
+def test_pod_security_admission_enforces_the_namespace_level(http: httpx.Client) -> None:
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": "strict",
+            "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
+        },
+    }
+    assert http.post("/api/v1/namespaces", json=namespace).status_code == 201
+    container: dict[str, Any] = {"name": "c", "image": "example/x:1"}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "loose"}}
+    pod["spec"] = {"containers": [container]}
+    refused = http.post("/api/v1/namespaces/strict/pods", json=pod)
+    assert refused.status_code == 403
+    message = refused.json()["message"]
+    assert 'violates PodSecurity "restricted:latest"' in message
+    assert "allowPrivilegeEscalation != false" in message and "runAsNonRoot != true" in message
+
+    container["securityContext"] = {
+        "allowPrivilegeEscalation": False,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert http.post("/api/v1/namespaces/strict/pods", json=pod).status_code == 201
+    pod["metadata"] = {"name": "hostpath"}
+    pod["spec"]["volumes"] = [{"name": "h", "hostPath": {"path": "/"}}]
+    assert http.post("/api/v1/namespaces/strict/pods", json=pod).status_code == 403
+    # The default namespace enforces nothing, as on a fresh cluster.
+    assert http.post("/api/v1/namespaces/default/pods", json=pod).status_code == 201

@@ -541,3 +541,17 @@ def test_rbac_limits_on_kinds_we_never_render_do_not_block_apply(
     double.server.forbidden_resources = {"networkpolicies"}  # rendered: must fail loudly
     with pytest.raises(ClusterError, match="forbidden"):
         apply(cluster, render(), wait=False)
+
+
+def test_pods_that_break_pod_security_are_reported_by_the_rollout(
+    double: KubeDouble, cluster: Cluster
+) -> None:
+    manifests = render()
+    hub = next(
+        m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["name"] == "lab-hub"
+    )
+    hub["spec"]["template"]["spec"]["containers"][0]["securityContext"]["privileged"] = True
+    result = apply(cluster, manifests, poll=0.1, timeout=1)
+    assert result.rollout is not None and result.rollout.timed_out
+    state = next(s for s in result.rollout.states if s.ref.name == "lab-hub")
+    assert 'violates PodSecurity "restricted:latest": privileged' in state.message

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jupyterhub
 import pytest
 
 from labfleet.config.load import parse_text
@@ -60,6 +61,7 @@ class _Answer(http.server.BaseHTTPRequestHandler):
         body = b'{"version": "double"}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
+        self.send_header("X-JupyterHub-Version", jupyterhub.__version__)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)

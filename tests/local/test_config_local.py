@@ -76,11 +76,13 @@ def test_status_lists_injected_gpus_and_assignments(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
     (state / "gpus.json").write_text(
-        '{"version": 1, "servers": {"alice": {"devices": ["GPU-1"], "pid": 1}}}'
+        '{"version": 1, "servers": {"alice": {"devices": ["GPU-1"], "pid": 1},'
+        ' "bob": {"devices": ["MIG-2"], "pid": 4194320}}}'
     )
     config = parse_text("local: {gpus: {devices: [GPU-1, MIG-2]}}\n")
     lines = "\n".join(local_status_lines(config, Runtime(data_dir=tmp_path)))
-    assert "GPUs: 2 found via config" in lines and "alice: GPU-1" in lines
+    assert "GPUs: 2 found via config" in lines and "alice: GPU-1\n" in lines
+    assert "bob: MIG-2 (server gone" in lines
     assert "cooperative" in lines
 
 

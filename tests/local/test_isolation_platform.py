@@ -137,6 +137,31 @@ def test_a_cannot_reach_b_server_with_cookie_or_token(pair: tuple[Member, Member
     assert with_token.status_code == 403
 
 
+def test_shared_folders_read_only_data_and_sticky_scratch(pair: tuple[Member, Member]) -> None:
+    ann, ben = pair
+    out = ann.run(
+        "import os\n"
+        "open(os.path.expanduser('~/scratch/from-ann.txt'), 'w').write('hello ben')\n"
+        "try:\n"
+        "    open(os.path.expanduser('~/data/mine.txt'), 'w').write('x')\n"
+        "    print('WROTE DATA')\n"
+        "except OSError as exc:\n"
+        "    print(type(exc).__name__)\n"
+    )
+    assert out.strip() == "PermissionError"
+    out = ben.run(
+        "import os\n"
+        "path = os.path.expanduser('~/scratch/from-ann.txt')\n"
+        "print(open(path).read())\n"
+        "try:\n"
+        "    os.remove(path)\n"
+        "    print('REMOVED')\n"
+        "except OSError as exc:\n"
+        "    print(type(exc).__name__)\n"
+    )
+    assert out.split("\n")[:2] == ["hello ben", "PermissionError"]
+
+
 def test_a_cannot_signal_b_processes(pair: tuple[Member, Member]) -> None:
     ann, ben = pair
     out = ann.run(

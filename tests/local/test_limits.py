@@ -9,6 +9,7 @@ is left in the group (even after ``setsid``) dies when the group is removed.
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import time
 import uuid
@@ -98,6 +99,16 @@ def test_v2_writes_limits_in_its_formats(tmp_path: Path) -> None:
         backend.create("../../etc", Limits())
 
 
+def test_join_hook_travels_to_a_fork_server_by_plain_pickle(tmp_path: Path) -> None:
+    hook = CgroupV2(tmp_path, {"memory"}).join_hook("alice")
+    assert pickle.loads(pickle.dumps(hook)) == hook  # noqa: S301 - our own bytes
+    (tmp_path / "labfleet" / "alice").mkdir(parents=True)
+    procs = tmp_path / "labfleet" / "alice" / "cgroup.procs"
+    procs.write_text("")
+    hook()  # in a real hierarchy this moves the caller; here it just writes our pid
+    assert procs.read_text() == str(os.getpid())
+
+
 # --- the real hierarchy (root) -------------------------------------------------------
 
 
@@ -114,6 +125,22 @@ def group(backend: LimitsBackend) -> Iterator[str]:
     name = f"lftest-{uuid.uuid4().hex[:8]}"
     yield name
     backend.remove(name)
+
+
+def _written_limits(backend: LimitsBackend, group: str) -> dict[str, str]:
+    """The limits as the kernel reports them, in the layout of ``backend``."""
+    if backend.name == "cgroup v2":
+        base = Path(backend.location()) / group
+        files = {"memory": base / "memory.max", "cpu": base / "cpu.max", "pids": base / "pids.max"}
+    else:
+        root = Path("/sys/fs/cgroup")
+        files = {
+            "memory": root / "memory" / "labfleet" / group / "memory.limit_in_bytes",
+            "cpu": root / "cpu" / "labfleet" / group / "cpu.cfs_quota_us",
+            "pids": root / "pids" / "labfleet" / group / "pids.max",
+        }
+    values = {name: path.read_text().split()[0] for name, path in files.items()}
+    return values
 
 
 def _launch(python: Path, code: str, backend: LimitsBackend, group: str, tmp: Path) -> int:
@@ -147,6 +174,11 @@ def test_process_joins_group_before_dropping_privileges_and_is_oom_killed(
     backend: LimitsBackend, group: str, user_environment: Path, shared_tmp: Path
 ) -> None:
     backend.create(group, Limits(cpu=0.5, memory=64 * 2**20, pids=64))
+    assert _written_limits(backend, group) == {
+        "memory": str(64 * 2**20),
+        "cpu": "50000",
+        "pids": "64",
+    }
     python = user_environment / "bin" / "python"
     sleeper = _launch(python, "import time; time.sleep(60)", backend, group, shared_tmp)
     try:

@@ -37,6 +37,9 @@ DESTROY_KEEP_USER_DATA = "keep-unless-delete-user-data"
 CONFIG_CHECKSUM = "labfleet.io/config-checksum"
 #: Label on per-user namespaces, so hub/proxy policies can select them.
 USER_NAMESPACE_OF = "labfleet.io/user-namespace-of"
+#: Label naming the hub's namespace, so two same-named instances in different
+#: namespaces never see (or prune, or destroy) each other's objects.
+HUB_NAMESPACE = "labfleet.io/hub-namespace"
 
 HUB_PORT = 8081
 PROXY_PORT = 8000
@@ -109,6 +112,7 @@ def labels(config: FleetConfig, component: str) -> dict[str, str]:
         LABEL_INSTANCE: config.name,
         LABEL_COMPONENT: component,
         LABEL_MANAGED_BY: MANAGED_BY,
+        HUB_NAMESPACE: config.kubernetes.namespace,
     }
 
 
@@ -123,6 +127,7 @@ def user_pod_labels(config: FleetConfig) -> dict[str, str]:
         LABEL_INSTANCE: config.name,
         LABEL_COMPONENT: COMPONENT_USER,
         LABEL_PART_OF: PART_OF,
+        HUB_NAMESPACE: config.kubernetes.namespace,
     }
 
 

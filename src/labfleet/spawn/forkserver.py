@@ -81,8 +81,9 @@ class Helper:
     log: logging.Logger
     retry_after: float = 60.0
     request_timeout: float = 15.0
-    #: how long a launch waits for a cold fork-server before using exec instead
-    warm_wait: float = 60.0
+    #: how long a launch waits for a cold fork-server before using exec instead (an exec
+    #: pays the same imports, so waiting is rarely slower; JupyterHub's start_timeout rules)
+    warm_wait: float = 90.0
     runtime_dir: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
     hello: dict[str, Any] | None = None
@@ -258,8 +259,14 @@ def check_compatible(spec: LaunchSpec, hello: dict[str, Any]) -> None:
 class ForkServerLauncher:
     """:class:`Launcher` that forks from a warm fork-server, falling back to exec."""
 
-    def __init__(self, log: logging.Logger | None = None, fallback: Launcher | None = None):
+    def __init__(
+        self,
+        log: logging.Logger | None = None,
+        fallback: Launcher | None = None,
+        warm_wait: float = 90.0,
+    ):
         self.log = log or _default_log
+        self.warm_wait = warm_wait
         self.fallback = fallback or ExecLauncher()
         self.helpers: dict[tuple[Path, Signature], Helper] = {}
         self.lock = threading.Lock()
@@ -273,7 +280,7 @@ class ForkServerLauncher:
             if key not in self.helpers:
                 if len(self.helpers) >= self.max_helpers:
                     raise ForkServerError(f"already {self.max_helpers} fork-servers running")
-                self.helpers[key] = Helper(bin_dir, import_env, self.log)
+                self.helpers[key] = Helper(bin_dir, import_env, self.log, warm_wait=self.warm_wait)
             return self.helpers[key]
 
     def prestart(self, bin_dir: Path | None = None) -> None:

@@ -14,6 +14,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -197,6 +198,7 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
         return launcher_for(self.launcher_kind, self.log)
 
     _profile: Profile | None = None
+    _waiting_for: str | None = None  # what the spawn page should say while we wait
 
     # --- state ---------------------------------------------------------------
     def load_state(self, state: dict[str, Any]) -> None:
@@ -309,6 +311,16 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
         if blocker:
             raise IsolationError(f"{account.name} cannot start its server: {blocker}")
 
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:
+        """Spawn-page events; JupyterHub stops iterating when the spawn finishes."""
+        yield {"progress": 20, "message": f"Starting {self.profile.display_name}…"}
+        shown = None
+        while True:
+            if self._waiting_for and self._waiting_for != shown:
+                shown = self._waiting_for
+                yield {"progress": 40, "message": shown}
+            await asyncio.sleep(0.5)
+
     async def assign_gpus(self) -> list[GpuDevice]:
         count = self.profile.gpus
         if count <= 0:
@@ -316,14 +328,18 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
         ledger = self.gpu_ledger()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.gpu_wait
-        while True:
-            try:
-                return await asyncio.to_thread(ledger.assign, self.slug, count)
-            except GpuUnavailable as exc:
-                if not exc.retryable or loop.time() >= deadline:
-                    raise
-                self.log.info("%s waits for a GPU: %s", self.slug, exc)
-                await asyncio.sleep(1)
+        try:
+            while True:
+                try:
+                    return await asyncio.to_thread(ledger.assign, self.slug, count)
+                except GpuUnavailable as exc:
+                    if not exc.retryable or loop.time() >= deadline:
+                        raise
+                    self.log.info("%s waits for a GPU: %s", self.slug, exc)
+                    self._waiting_for = f"Waiting for a free GPU: {exc}"
+                    await asyncio.sleep(1)
+        finally:
+            self._waiting_for = None
 
     def cleanup(self) -> None:
         """After the server is gone: kill leftovers in its cgroup, free its GPUs (blocking)."""

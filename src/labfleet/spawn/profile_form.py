@@ -148,7 +148,23 @@ class ProfileChoiceMixin(HasTraits):
             return resolve_user_options(self.profiles, self.requester(), options)
         except PolicyError as exc:
             self.log.warning("Refused server options for %s: %s", self.user.name, exc.reason)
+            self._forget_refused_options()
             raise web.HTTPError(exc.status, exc.reason) from None
+
+    def _forget_refused_options(self) -> None:
+        """Drop refused options JupyterHub already saved.
+
+        ``User.spawn`` stores the requested options before they are checked and
+        reuses them for the next start that sends none; without this, one refused
+        request would make every later plain start fail with the same 403.
+        """
+        self.user_options = {}
+        orm = getattr(self, "orm_spawner", None)
+        if orm is not None and orm.user_options:
+            orm.user_options = {}
+            db = getattr(self, "db", None)
+            if db is not None:
+                db.commit()
 
     @default("apply_user_options")
     def _profile_apply_user_options(self) -> Any:

@@ -25,9 +25,14 @@ async def wait_listening(
     pid: int,
     ticks: int | None = None,
     timeout: float = 30.0,
-    interval: float = 0.01,
+    interval: float = 0.005,
+    max_interval: float = 0.1,
 ) -> bool:
-    """True once ``ip:port`` accepts a connection; False if ``pid`` exits or time runs out."""
+    """True once ``ip:port`` accepts a connection; False if ``pid`` exits or time runs out.
+
+    The interval grows from ``interval`` to ``max_interval`` (x1.5 per try), so a
+    burst of spawns does not turn into thousands of connects per second.
+    """
     host = "127.0.0.1" if ip in ("", "0.0.0.0") else ip  # noqa: S104 - a bind-all address
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -37,6 +42,7 @@ async def wait_listening(
             if not is_alive(pid, ticks):
                 return False
             await asyncio.sleep(interval)
+            interval = min(max_interval, interval * 1.5)
             continue
         writer.close()
         with contextlib.suppress(OSError):

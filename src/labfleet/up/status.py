@@ -18,6 +18,7 @@ from labfleet.spawn.accounts import is_root, resolve_isolation
 from labfleet.spawn.gpus import Detected, detect_devices
 from labfleet.spawn.homes import isolation_blocker
 from labfleet.spawn.limits import LimitsProbe, probe
+from labfleet.spawn.processes import is_alive
 
 
 def _commands(config: FleetConfig) -> list[Path]:
@@ -102,7 +103,8 @@ def startup_warnings(config: FleetConfig, runtime: Runtime | None = None) -> lis
     return warnings
 
 
-def _gpu_assignments(state_dir: Path) -> dict[str, list[str]]:
+def _gpu_assignments(state_dir: Path) -> dict[str, str]:
+    """``server → "devices"`` from the ledger, read-only (noting servers that are gone)."""
     try:
         data = json.loads((state_dir / "gpus.json").read_text())
     except (OSError, ValueError):
@@ -110,11 +112,15 @@ def _gpu_assignments(state_dir: Path) -> dict[str, list[str]]:
     servers = data.get("servers") if isinstance(data, dict) else None
     if not isinstance(servers, dict):
         return {}
-    return {
-        str(owner): [str(d) for d in entry.get("devices", [])]
-        for owner, entry in servers.items()
-        if isinstance(entry, dict)
-    }
+    shown: dict[str, str] = {}
+    for owner, entry in servers.items():
+        if not isinstance(entry, dict):
+            continue
+        devices = ", ".join(str(d) for d in entry.get("devices", []))
+        pid, ticks = entry.get("pid"), entry.get("ticks")
+        gone = isinstance(pid, int) and not is_alive(pid, ticks if isinstance(ticks, int) else None)
+        shown[str(owner)] = devices + (" (server gone; freed at the next spawn)" if gone else "")
+    return shown
 
 
 def local_status_lines(config: FleetConfig, runtime: Runtime) -> list[str]:
@@ -157,7 +163,7 @@ def local_status_lines(config: FleetConfig, runtime: Runtime) -> list[str]:
     else:
         lines.append(f"GPUs: none found ({found.source})")
     for owner, devices in sorted(assigned.items()):
-        lines.append(f"  {owner}: {', '.join(devices)}")
+        lines.append(f"  {owner}: {devices}")
     shared = config.local.shared
     for name, path in (("data (read-only)", shared.data), ("scratch", shared.scratch)):
         if path:

@@ -1,11 +1,14 @@
 """The fake controllers of the Kubernetes API double.
 
-No kubelet or controller-manager runs here, so this stands in for them:
-level-triggered, it marks workloads available, pods Running (with a podIP
-the test chooses, so a real HTTP server can answer for the "pod") and PVCs
-Bound, and writes the Events KubeSpawner shows as spawn progress. A pod
-template that references a missing ServiceAccount, ConfigMap, Secret or PVC
-never becomes ready, as on a real cluster.
+No kubelet or controller-manager runs here, so this stands in for them,
+level-triggered: Deployments, StatefulSets and DaemonSets get pods from
+their templates (through the same admission as any pod, so a Pod Security
+violation or a missing ServiceAccount shows up as ``ReplicaFailure``), pods
+become Running with a podIP the test chooses (so a real HTTP server can
+answer for the "pod"), PVCs bind, load balancers get an address, and the
+Events KubeSpawner shows as spawn progress are written. A pod that needs a
+missing ConfigMap/Secret/PVC, or whose image is listed in
+``unpullable_images``, stays Pending with the kubelet's reason.
 """
 
 from __future__ import annotations

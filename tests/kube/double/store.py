@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import validation
+from . import pod_security, validation
 from .defaults import apply_defaults
 from .kinds import BY_KIND, Kind
 from .managers import Conflict, now, record_update, server_side_apply
@@ -202,6 +202,7 @@ class Store:
 
     # -- writing -------------------------------------------------------------
     def _admit(self, kind: Kind, namespace: str, obj: Obj) -> None:
+        ns = None
         if kind.namespaced:
             ns = self.find(BY_KIND["v1", "Namespace"], "", namespace)
             if ns is None:
@@ -215,6 +216,16 @@ class Store:
                 raise ApiStatus(403, "Forbidden", f"namespace {namespace} is being terminated")
         if kind.kind == "Pod":
             spec = obj.get("spec") or {}
+            labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
+            level = labels.get(pod_security.ENFORCE_LABEL, "privileged")
+            problems = pod_security.violations(level, spec)
+            if problems:
+                raise ApiStatus(
+                    403,
+                    "Forbidden",
+                    f'pods "{obj["metadata"].get("name")}" is forbidden: violates PodSecurity '
+                    f'"{level}:latest": ' + ", ".join(problems),
+                )
             account = spec.get("serviceAccountName") or "default"
             if self.find(BY_KIND["v1", "ServiceAccount"], namespace, account) is None:
                 raise ApiStatus(

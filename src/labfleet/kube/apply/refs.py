@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from labfleet.kube.meta import HUB_NAMESPACE
+
 Manifest = dict[str, Any]
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -21,7 +23,7 @@ INSTANCE_LABEL = "app.kubernetes.io/instance"
 #: Stamped by the engine on everything it applies: two instances may share a
 #: name (the default, ``labfleet``) in different namespaces of one cluster,
 #: and neither may prune the other's cluster-scoped objects.
-HUB_NAMESPACE_LABEL = "labfleet.io/hub-namespace"
+HUB_NAMESPACE_LABEL = HUB_NAMESPACE  # the builders label everything with it too
 FIELD_MANAGER = "labfleet"
 
 #: Cluster-scoped kinds among those labfleet renders or meets.

@@ -92,22 +92,27 @@ def read_pids(procs_files: Iterable[Path]) -> list[int]:
     return sorted(found)
 
 
-def join_hook(procs_files: Iterable[Path]) -> Callable[[], None]:
-    """Write the child's pid into each ``cgroup.procs``, with plain syscalls only.
+@dataclass(frozen=True)
+class JoinGroup:
+    """A ``pre_exec`` hook: write the child's pid into each ``cgroup.procs``.
 
-    Runs between fork and exec (``preexec_fn``): no Python-level buffering, no
-    locks, no logging. A failure raises, which makes the launch fail: a server
-    is never started outside its limits by accident.
+    Runs between fork and exec (``preexec_fn``) with plain syscalls only: no
+    Python-level buffering, no locks, no logging. A failure raises, which makes
+    the launch fail: a server is never started outside its limits by accident.
+    A module-level dataclass, so it pickles as it is when a fork-server runs it.
     """
-    encoded = [os.fsencode(path) for path in procs_files]
 
-    def hook() -> None:
+    procs_files: tuple[bytes, ...]
+
+    def __call__(self) -> None:
         pid = str(os.getpid()).encode()
-        for path in encoded:
+        for path in self.procs_files:
             fd = os.open(path, os.O_WRONLY)
             try:
                 os.write(fd, pid)
             finally:
                 os.close(fd)
 
-    return hook
+
+def join_hook(procs_files: Iterable[Path]) -> Callable[[], None]:
+    return JoinGroup(tuple(os.fsencode(path) for path in procs_files))
