@@ -67,7 +67,7 @@ class LoopbackGuard:
         route.continue_()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver"
     with sync_playwright() as driver:

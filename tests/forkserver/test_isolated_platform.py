@@ -63,9 +63,8 @@ def test_forked_server_runs_as_the_user_inside_its_cgroup(platform: Platform) ->
         assert f"/{slug}\n" in cgroups, f"the cgroup join hook did not run in the child: {cgroups}"
 
         home = str(platform.data_dir / "homes" / user_slug(name))
-        out = run_code(
-            user.server_url(), token, "import os; print(os.getuid(), os.getcwd(), os.environ['HOME'])"
-        )
+        code = "import os; print(os.getuid(), os.getcwd(), os.environ['HOME'])"
+        out = run_code(user.server_url(), token, code)
         assert out.split() == [str(account.pw_uid), home, home]
         user.stop_server().raise_for_status()
         user.wait_stopped(timeout=90)

@@ -135,7 +135,9 @@ async def _execute(ws_url: str, headers: dict[str, str], code: str) -> str:
         },
     }
     out: list[str] = []
-    async with websockets.connect(ws_url, additional_headers=headers, max_size=None) as ws:
+    async with websockets.connect(
+        ws_url, additional_headers=headers, max_size=None, open_timeout=60
+    ) as ws:
         await ws.send(json.dumps(request))
         while True:
             msg = json.loads(await ws.recv())

@@ -18,14 +18,19 @@ DEFAULT_DATA_DIR = "labfleet-data"
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-c", "--config", metavar="FILE", default=os.environ.get("LABFLEET_CONFIG"),
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=os.environ.get("LABFLEET_CONFIG"),
         help="labfleet.yaml (default: embedded defaults, or $LABFLEET_CONFIG)",
     )
 
 
 def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--data-dir", metavar="DIR", type=Path,
+        "--data-dir",
+        metavar="DIR",
+        type=Path,
         default=Path(os.environ.get("LABFLEET_DATA_DIR", DEFAULT_DATA_DIR)),
         help="state directory: database, secrets, homes (default: ./labfleet-data)",
     )

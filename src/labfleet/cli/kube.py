@@ -14,7 +14,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from labfleet.cli.common import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, load_or_report
+from labfleet.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    EXIT_OK,
+    add_data_dir_option,
+    load_or_report,
+)
+from labfleet.cli.localstatus import run_local_status
 from labfleet.config.model import FleetConfig
 from labfleet.kube.access import first_admin_hint, how_to_reach
 from labfleet.kube.checks import kube_warnings
@@ -41,7 +48,7 @@ def register(subparsers: Any) -> None:
 
     for name, help_text in _CLUSTER_COMMANDS.items():
         parser = subparsers.add_parser(name, help=help_text)
-        _config_option(parser)
+        _config_option(parser, required=name != "status")
         parser.add_argument("--kubeconfig", metavar="FILE", help="default: in-cluster or ~/.kube")
         parser.add_argument("--context", metavar="NAME", help="kubeconfig context")
         if name == "apply":
@@ -65,6 +72,19 @@ def register(subparsers: Any) -> None:
                 "--force-conflicts",
                 action="store_true",
                 help="take over fields another field manager changed",
+            )
+        if name == "status":
+            add_data_dir_option(parser)
+            where = parser.add_mutually_exclusive_group()
+            where.add_argument(
+                "--local",
+                action="store_true",
+                help="status of the embedded platform in --data-dir (default when it exists)",
+            )
+            where.add_argument(
+                "--cluster",
+                action="store_true",
+                help="status of the deployment in the cluster (default otherwise)",
             )
         if name == "destroy":
             parser.add_argument(
@@ -101,7 +121,17 @@ def run_cluster_command(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if args.command in ("plan", "apply"):
         _warn(config)
+    if args.command == "status" and _wants_local_status(args):
+        return run_local_status(config, args.data_dir)
     return _run_engine(args, config)
+
+
+def _wants_local_status(args: argparse.Namespace) -> bool:
+    if args.local:
+        return True
+    if args.cluster or args.kubeconfig or args.context:
+        return False
+    return bool((args.data_dir / "state").is_dir())
 
 
 def _warn(config: FleetConfig) -> None:
@@ -179,9 +209,9 @@ def _print_event(event: Any) -> None:
         print(line, flush=True)
 
 
-def _config_option(parser: argparse.ArgumentParser) -> None:
-    # Required here: deploying the embedded defaults by accident helps nobody.
-    parser.add_argument("-c", "--config", metavar="FILE", required=True, help="labfleet.yaml")
+def _config_option(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    # Required for cluster changes: deploying the embedded defaults by accident helps nobody.
+    parser.add_argument("-c", "--config", metavar="FILE", required=required, help="labfleet.yaml")
 
 
 def run_render(args: argparse.Namespace) -> int:

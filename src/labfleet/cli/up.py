@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from labfleet.cli.common import (
 from labfleet.hub.extra_config import check_extra_config
 from labfleet.secrets import ensure_secrets
 from labfleet.up.datadir import runtime_for
+from labfleet.up.status import startup_warnings
 from labfleet.up.supervisor import Supervisor
 
 
@@ -46,8 +46,8 @@ def run_up(args: argparse.Namespace) -> int:
     runtime = runtime_for(args.data_dir, args.ip, args.port)
     secrets = ensure_secrets(runtime.secrets_dir)
     _say(f"data directory: {runtime.data_dir}")
-    if os.getuid() != 0:
-        _say("not running as root: every user's server runs as this account (no isolation)")
+    for warning in startup_warnings(config, runtime):
+        _say(f"warning: {warning}")
     admin_password = None
     if config.auth.kind == "password":
         from labfleet.auth.accounts import AccountStore, ensure_initial_admin

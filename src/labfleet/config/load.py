@@ -84,17 +84,22 @@ def _message(error: Any) -> str:
         model = _model_at(loc)
         known = sorted(model.model_fields) if model else []
         close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]!r}?" if close else (
-            f"; known keys: {', '.join(known)}" if known else ""
+        hint = (
+            f"; did you mean {close[0]!r}?"
+            if close
+            else (f"; known keys: {', '.join(known)}" if known else "")
         )
         return f"unknown key{hint}"
     msg: str = error["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
-            return msg[len(prefix):]
+            return msg[len(prefix) :]
     if kind == "literal_error":
-        expected = [str(a) for a in (error.get("ctx", {}).get("expected", "") or "").split("'")
-                    if a.strip(" ,or")]
+        expected = [
+            str(a)
+            for a in (error.get("ctx", {}).get("expected", "") or "").split("'")
+            if a.strip(" ,or")
+        ]
         close = difflib.get_close_matches(str(value), expected, n=1, cutoff=0.4)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"{value!r} is not allowed: {msg}{hint}"

@@ -76,6 +76,12 @@ class NamedServerLimits(Section):
 
 
 class ServersSection(Section):
+    launcher: Literal["forkserver", "exec"] = Field(
+        default="forkserver",
+        description="How local servers start: forkserver (a warm process that has already "
+        "imported the server stack forks one per user; falls back to exec on any failure) "
+        "or exec (a fresh process each time).",
+    )
     default_url: str = Field(default="/lab", pattern=r"^/[^\s]*$")
     start_timeout: Duration = 120
     http_timeout: Duration = 60

@@ -13,8 +13,14 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _SIZE_UNITS = {
     "": 1,
-    "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12,
-    "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40,
+    "k": 10**3,
+    "m": 10**6,
+    "g": 10**9,
+    "t": 10**12,
+    "ki": 2**10,
+    "mi": 2**20,
+    "gi": 2**30,
+    "ti": 2**40,
 }
 _SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)([kKmMgGtT]i?)?[bB]?")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -38,8 +44,10 @@ def parse_size(value: Any) -> int:
     match = _SIZE_RE.fullmatch(value.strip())
     if match is None or value != value.strip():
         squashed = re.sub(r"\s+", "", value)
-        hint = f"did you mean {squashed!r}?" if _SIZE_RE.fullmatch(squashed) else (
-            "write e.g. '4G' or '512Mi'"
+        hint = (
+            f"did you mean {squashed!r}?"
+            if _SIZE_RE.fullmatch(squashed)
+            else ("write e.g. '4G' or '512Mi'")
         )
         raise UnitError(f"{value!r} is not a size; {hint}")
     number, unit = match.group(1), (match.group(2) or "").lower()
@@ -82,8 +90,13 @@ Size = Annotated[
     int,
     BeforeValidator(parse_size),
     PlainSerializer(format_size, return_type=str, when_used="json"),
-    WithJsonSchema({"type": ["string", "integer"], "pattern": r"^\d+(\.\d+)?([kKmMgGtT]i?)?[bB]?$",
-                    "examples": ["512Mi", "4G"]}),
+    WithJsonSchema(
+        {
+            "type": ["string", "integer"],
+            "pattern": r"^\d+(\.\d+)?([kKmMgGtT]i?)?[bB]?$",
+            "examples": ["512Mi", "4G"],
+        }
+    ),
 ]
 Duration = Annotated[
     int,

@@ -7,6 +7,7 @@ The result is a plain ``{ClassName: {trait: value}}`` mapping; the entry file
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,12 @@ def services_settings(config: FleetConfig, secrets: HubSecrets) -> Settings:
     return {"JupyterHub": {"services": services, "load_roles": roles}}
 
 
+def cgroup_parent(runtime: Runtime) -> str:
+    """One parent control group per data directory: two platforms never share groups."""
+    digest = hashlib.sha256(str(runtime.data_dir).encode()).hexdigest()[:8]
+    return f"labfleet-{digest}"
+
+
 def local_spawner_settings(config: FleetConfig, runtime: Runtime) -> Settings:
     """LocalSpawner traits: paths from the runtime, isolation/limits/GPUs from ``local:``."""
     local = config.local
@@ -149,6 +156,8 @@ def local_spawner_settings(config: FleetConfig, runtime: Runtime) -> Settings:
             "gpu_memory_fraction": local.gpus.memory_fraction or 0.0,
             "gpu_wait": float(local.gpus.wait),
             "gpu_state_file": str(runtime.state_dir / "gpus.json"),
+            "cgroup_parent": cgroup_parent(runtime),
+            "launcher_kind": config.servers.launcher,
         },
         "Spawner": {"cmd": [_bin("jupyterhub-singleuser")]},
     }

@@ -243,7 +243,10 @@ class Helper:
                 sock.sendall(GO)  # without it the child exits: no double launch on errors
                 return int(answer["pid"])
         except (OSError, ValueError) as exc:
-            raise ForkServerError(f"fork-server request failed: {exc}") from exc
+            if isinstance(exc, TimeoutError):  # alive but stuck: replace it next time
+                with self.lock:
+                    self.stop()
+            raise ForkServerError(f"fork-server request failed: {exc!r}") from exc
 
 
 def check_compatible(spec: LaunchSpec, hello: dict[str, Any]) -> None:

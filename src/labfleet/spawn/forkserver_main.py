@@ -335,9 +335,13 @@ def run_child(conn: socket.socket, listener: socket.socket) -> NoReturn:
             with contextlib.suppress(OSError):
                 send_frame(conn, json.dumps({"error": message}).encode())
             os._exit(1)
-        send_frame(conn, json.dumps({"pid": os.getpid()}).encode())
-        if recv_exact(conn, 1) != GO:
-            os._exit(1)
+        try:
+            send_frame(conn, json.dumps({"pid": os.getpid()}).encode())
+            go = recv_exact(conn, 1)
+        except OSError:
+            go = b""
+        if go != GO:
+            os._exit(1)  # the hub gave up on us (and may have used exec): never run twice
         conn.close()
         _become_process(spec, log_fd)
         code = _run_script(spec["argv"][0])

@@ -196,7 +196,7 @@ def detect_devices(
         found = find()
         if found is not None:
             return Detected(found, source)
-    return Detected([], "none (no NVML, no nvidia-smi)")
+    return Detected([], "no NVML, no nvidia-smi")
 
 
 # --- assignment ------------------------------------------------------------------

@@ -54,6 +54,7 @@ from labfleet.spawn.launch import ExecLauncher, Launcher, LaunchSpec
 from labfleet.spawn.limits import Limits, LimitsBackend, LimitsError, LimitsProbe, probe
 from labfleet.spawn.processes import is_alive, signal_group, start_ticks
 from labfleet.spawn.profile_form import ProfileChoiceMixin
+from labfleet.spawn.readiness import wait_listening
 
 
 def singleuser_command(environment: str | None = None) -> list[str]:
@@ -344,10 +345,16 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
     def cleanup(self) -> None:
         """After the server is gone: kill leftovers in its cgroup, free its GPUs (blocking)."""
         backend = self.limits_backend_in_use()
-        if backend is not None and not backend.remove(self.slug):
-            self.log.warning("could not remove the control group of %s (still busy)", self.slug)
+        try:
+            if backend is not None and not backend.remove(self.slug):
+                self.log.warning("could not remove the control group of %s (still busy)", self.slug)
+        except OSError as exc:
+            self.log.warning("could not remove the control group of %s: %s", self.slug, exc)
         if self.profile_gpus_possible():
-            self.gpu_ledger().release(self.slug)
+            try:
+                self.gpu_ledger().release(self.slug)
+            except (OSError, ValueError) as exc:  # an unreadable device list or state file
+                self.log.warning("could not free the GPUs of %s: %s", self.slug, exc)
 
     def profile_gpus_possible(self) -> bool:
         """Whether this server could hold GPUs (any profile asks for some)."""
@@ -402,6 +409,10 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
         if gpus:
             await asyncio.to_thread(self.gpu_ledger().bind, self.slug, self.pid, self.pid_ticks)
         self._write_pid_file()
+        # answer as soon as the server listens, instead of JupyterHub's slower HTTP polling
+        await wait_listening(
+            self.ip or "127.0.0.1", self.port, self.pid, self.pid_ticks or None, self.start_timeout
+        )
         return (self.ip or "127.0.0.1", self.port)
 
     async def poll(self) -> int | None:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import sys
 from pathlib import Path
 
 from labfleet.config.model import FleetConfig
 from labfleet.hub.runtime import Runtime
+from labfleet.hub.settings import cgroup_parent
 from labfleet.spawn.accounts import is_root, resolve_isolation
 from labfleet.spawn.gpus import Detected, detect_devices
 from labfleet.spawn.homes import isolation_blocker
-from labfleet.spawn.limits import LimitsProbe, probe
+from labfleet.spawn.limits import Limits, LimitsProbe, probe
 from labfleet.spawn.processes import is_alive
 
 
@@ -45,8 +47,23 @@ def isolation_facts(config: FleetConfig, homes_dir: Path | None) -> tuple[bool, 
     return isolated, problems
 
 
-def limits_facts(config: FleetConfig) -> LimitsProbe:
-    return probe(config.local.limits)
+def limits_facts(config: FleetConfig, runtime: Runtime | None = None) -> LimitsProbe:
+    """The backend, tried for real: a group is created and removed before we claim it works."""
+    found = (
+        probe(config.local.limits, cgroup_parent(runtime))
+        if runtime
+        else probe(config.local.limits)
+    )
+    if found.backend is None:
+        return found
+    trial = f"probe-{os.getpid()}"
+    try:
+        found.backend.create(trial, Limits(pids=config.local.pids_max))
+    except OSError as exc:  # LimitsError, or a hierarchy that refuses new groups
+        return LimitsProbe(None, f"{found.reason} is present but unusable: {exc}")
+    finally:
+        found.backend.remove(trial)
+    return found
 
 
 def gpu_facts(config: FleetConfig) -> Detected:
@@ -81,7 +98,7 @@ def startup_warnings(config: FleetConfig, runtime: Runtime | None = None) -> lis
             warnings.append("users' servers run as root")
     elif problems:
         warnings.extend(f"servers of some profiles cannot start: {p}" for p in problems)
-    limits = limits_facts(config)
+    limits = limits_facts(config, runtime)
     if limits.backend is None:
         what = "CPU/memory limits of profiles" if _wants_limits(config) else "per-server limits"
         warnings.append(f"{what} are NOT enforced: {limits.reason}")
@@ -142,7 +159,7 @@ def local_status_lines(config: FleetConfig, runtime: Runtime) -> list[str]:
             )
         )
         lines.append(f"isolation: OFF — every server runs as {getpass.getuser()!r} ({reason})")
-    limits = limits_facts(config)
+    limits = limits_facts(config, runtime)
     if limits.backend is None:
         lines.append(f"limits: NOT enforced — {limits.reason}")
     else:
