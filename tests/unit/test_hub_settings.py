@@ -145,8 +145,11 @@ def test_entry_resolves_db_url_reference_and_creates_state_dir(tmp_path: Path) -
 
     config_file = tmp_path / "labfleet.yaml"
     config_file.write_text("hub: {db_url: 'env:HUB_DB'}\n")
-    env = {"LABFLEET_CONFIG": str(config_file), "LABFLEET_DATA_DIR": str(tmp_path / "data"),
-           "HUB_DB": "postgresql://u:p@db/hub"}
+    env = {
+        "LABFLEET_CONFIG": str(config_file),
+        "LABFLEET_DATA_DIR": str(tmp_path / "data"),
+        "HUB_DB": "postgresql://u:p@db/hub",
+    }
     c = Config()
     configure(c, env)
     assert c.JupyterHub.db_url == "postgresql://u:p@db/hub"
@@ -158,8 +161,10 @@ def test_named_server_limits_by_group() -> None:
 
     plain = build("servers: {named_servers: true, named_server_limit: 2}")
     assert plain["JupyterHub"]["named_server_limit_per_user"] == 2
-    s = build("servers:\n  named_servers: true\n  named_server_limit: 1\n"
-              "  named_server_limits: {groups: {staff: 5}, users: {ann: 9}}\n")
+    s = build(
+        "servers:\n  named_servers: true\n  named_server_limit: 1\n"
+        "  named_server_limits: {groups: {staff: 5}, users: {ann: 9}}\n"
+    )
     limit = s["JupyterHub"]["named_server_limit_per_user"]
     assert isinstance(limit, NamedServerLimit)
     assert (limit.default, limit.by_group, limit.by_user) == (1, {"staff": 5}, {"ann": 9})
