@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from labfleet.hub.settings import cgroup_parent_for
 from labfleet.naming import system_account, user_slug
 from labfleet.spawn.limits import probe
 from tests.local.conftest import needs_root
@@ -177,7 +178,7 @@ def test_a_cannot_signal_b_processes(pair: tuple[Member, Member]) -> None:
 
 def test_memory_hungry_cell_is_stopped_by_its_own_limit(pair: tuple[Member, Member]) -> None:
     ann, ben = pair
-    backend = probe("auto").backend
+    backend = probe("auto", cgroup_parent_for(ann.platform.data_dir)).backend
     assert backend is not None
     before = backend.oom_kills(ann.slug)
     assert ann.server_pid() in backend.pids(ann.slug)
@@ -190,13 +191,14 @@ def test_memory_hungry_cell_is_stopped_by_its_own_limit(pair: tuple[Member, Memb
 
 def test_stopping_a_server_removes_its_control_group(pair: tuple[Member, Member]) -> None:
     ann, _ben = pair
-    backend = probe("auto").backend
+    parent = cgroup_parent_for(ann.platform.data_dir)
+    backend = probe("auto", parent).backend
     assert backend is not None
     pid = ann.server_pid()
     ann.user.stop_server()
     ann.user.wait_stopped()
     assert backend.pids(ann.slug) == []
-    groups = [Path(m) / "labfleet" / ann.slug for m in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup")]
+    groups = [Path(m) / parent / ann.slug for m in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup")]
     assert not any(g.exists() for g in groups)
     deadline = time.monotonic() + 15
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:

@@ -126,10 +126,14 @@ def services_settings(config: FleetConfig, secrets: HubSecrets) -> Settings:
     return {"JupyterHub": {"services": services, "load_roles": roles}}
 
 
-def cgroup_parent(runtime: Runtime) -> str:
+def cgroup_parent_for(data_dir: Path) -> str:
     """One parent control group per data directory: two platforms never share groups."""
-    digest = hashlib.sha256(str(runtime.data_dir).encode()).hexdigest()[:8]
+    digest = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
     return f"labfleet-{digest}"
+
+
+def cgroup_parent(runtime: Runtime) -> str:
+    return cgroup_parent_for(runtime.data_dir)
 
 
 def local_spawner_settings(config: FleetConfig, runtime: Runtime) -> Settings:

@@ -160,7 +160,7 @@ class ProfileChoiceMixin(HasTraits):
         """
         self.user_options = {}
         orm = getattr(self, "orm_spawner", None)
-        if orm is not None and orm.user_options:
+        if orm is not None and getattr(orm, "user_options", None):
             orm.user_options = {}
             db = getattr(self, "db", None)
             if db is not None:
