@@ -16,8 +16,8 @@ import pytest
 
 from labfleet.naming import server_slug, system_account, user_slug
 from tests.local.conftest import needs_root, shared_tmp, user_environment  # noqa: F401
-from tests.local.kernels import run_code
 from tests.local.platforms import add_and_login, new_platform, remove_accounts, unique_names
+from tests.support.client import run_code
 from tests.support.platform import Platform
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, needs_root]

@@ -18,9 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.local.kernels import run_code
 from tests.local.platforms import add_and_login, new_platform, remove_accounts, unique_names
-from tests.support.client import HubUser
+from tests.support.client import HubUser, run_code
 from tests.support.platform import Platform
 
 pytestmark = pytest.mark.integration

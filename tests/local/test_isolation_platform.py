@@ -22,9 +22,8 @@ from labfleet.hub.settings import cgroup_parent_for
 from labfleet.naming import system_account, user_slug
 from labfleet.spawn.limits import probe
 from tests.local.conftest import needs_root
-from tests.local.kernels import KERNEL_DIED, run_code
 from tests.local.platforms import add_and_login, new_platform, remove_accounts, unique_names
-from tests.support.client import HubUser
+from tests.support.client import KERNEL_DIED, HubUser, run_code
 from tests.support.platform import Platform
 
 pytestmark = [pytest.mark.integration, pytest.mark.root, needs_root]

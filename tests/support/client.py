@@ -99,6 +99,15 @@ class HubUser:
         return asyncio.run(run_in_kernel(self.server_url(), token, code, timeout))
 
 
+#: what run_in_kernel returns when the kernel dies mid-cell (e.g. killed by a memory limit)
+KERNEL_DIED = "<kernel died>"
+
+
+def run_code(server_url: str, token: str, code: str, timeout: float = 90) -> str:
+    """Synchronous :func:`run_in_kernel`."""
+    return asyncio.run(run_in_kernel(server_url, token, code, timeout))
+
+
 async def run_in_kernel(server_url: str, token: str, code: str, timeout: float = 60) -> str:
     """Start a kernel over REST, run ``code`` over the websocket, return its stdout."""
     headers = {"Authorization": f"token {token}"}
@@ -141,9 +150,11 @@ async def _execute(ws_url: str, headers: dict[str, str], code: str) -> str:
         await ws.send(json.dumps(request))
         while True:
             msg = json.loads(await ws.recv())
+            kind = msg.get("msg_type")
+            if kind == "status" and msg["content"]["execution_state"] in ("restarting", "dead"):
+                return KERNEL_DIED  # announced by the server with no parent message
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
-            kind = msg["msg_type"]
             if kind == "stream":
                 out.append(msg["content"]["text"])
             elif kind == "error":
