@@ -12,7 +12,7 @@ from oidc_provider import CLIENT_ID, CLIENT_SECRET, Account, LocalOpenIDProvider
 
 from labfleet.auth.settings import build_auth_settings
 from labfleet.config.auth import AuthSection
-from labfleet.hub.runtime import Runtime
+from labfleet.runtime import Runtime
 
 # The repository root, so tests here can use the shared tests.support helpers.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))

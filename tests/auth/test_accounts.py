@@ -17,7 +17,7 @@ from labfleet.auth.accounts import (
     ensure_initial_admin,
 )
 from labfleet.auth.hashing import ScryptParams, verify_password
-from labfleet.auth.usernames import InvalidUsername
+from labfleet.usernames import InvalidUsername
 
 FAST = ScryptParams(n=2**10)
 

@@ -8,7 +8,7 @@ import pytest
 
 from labfleet.auth.settings import build_auth_settings
 from labfleet.config.auth import AuthSection
-from labfleet.hub.runtime import Runtime
+from labfleet.runtime import Runtime
 
 RUNTIME = Runtime(data_dir=Path("/srv/labfleet"))
 

@@ -20,7 +20,7 @@ from hubrunner import HERE, RunningHub, merge, run_hub
 from labfleet.auth.github_identity import git_environment, posix_identity
 from labfleet.auth.settings import build_auth_settings
 from labfleet.config.auth import AuthSection
-from labfleet.hub.runtime import Runtime
+from labfleet.runtime import Runtime
 
 pytestmark = pytest.mark.integration
 

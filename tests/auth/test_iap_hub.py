@@ -16,7 +16,7 @@ from jwt_keys import AUDIENCE, JwksServer, SigningKey, unsigned_token
 
 from labfleet.auth.settings import build_auth_settings
 from labfleet.config.auth import AuthSection
-from labfleet.hub.runtime import Runtime
+from labfleet.runtime import Runtime
 
 pytestmark = pytest.mark.integration
 

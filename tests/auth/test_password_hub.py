@@ -18,7 +18,7 @@ from hubrunner import RunningHub, login_form, run_hub
 
 from labfleet.auth.settings import build_auth_settings
 from labfleet.config.auth import AuthSection
-from labfleet.hub.runtime import Runtime
+from labfleet.runtime import Runtime
 
 pytestmark = pytest.mark.integration
 

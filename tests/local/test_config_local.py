@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from labfleet.config.load import ConfigError, parse_text
-from labfleet.hub.runtime import Runtime
 from labfleet.hub.settings import local_spawner_settings
+from labfleet.runtime import Runtime
 from labfleet.up.status import local_status_lines, startup_warnings
 
 
@@ -91,7 +91,7 @@ def test_not_root_says_so(user_environment: Path, shared_tmp: Path) -> None:
     code = (
         "from pathlib import Path\n"
         "from labfleet.config.load import parse_text\n"
-        "from labfleet.hub.runtime import Runtime\n"
+        "from labfleet.runtime import Runtime\n"
         "from labfleet.up.status import startup_warnings\n"
         "config = parse_text('profiles: [{slug: s, display_name: S, memory: 1G}]')\n"
         f"runtime = Runtime(data_dir=Path({str(shared_tmp)!r}))\n"

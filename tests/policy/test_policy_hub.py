@@ -16,7 +16,7 @@ from hubrunner import RunningHub, login_form, merge, run_hub
 from labfleet.auth.settings import build_auth_settings
 from labfleet.config.auth import AuthSection
 from labfleet.config.model import FleetConfig
-from labfleet.hub.runtime import Runtime
+from labfleet.runtime import Runtime
 from labfleet.spawn.policy import profiles_setting
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ from traitlets.config import Config
 
 from labfleet.config.load import parse_text
 from labfleet.hub.apply import apply_settings
-from labfleet.hub.runtime import Runtime
 from labfleet.hub.settings import build_hub_settings, culler_command
+from labfleet.runtime import Runtime
 from labfleet.secrets import HubSecrets
 
 SECRETS = HubSecrets(

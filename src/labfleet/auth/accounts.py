@@ -4,7 +4,7 @@ The hub (through :class:`labfleet.auth.password.PasswordAuthenticator`) and
 ``labfleet users ...`` open the same file, so accounts can be managed while
 the hub runs. Only scrypt hashes are stored; the file is created 0600 in a
 0700 directory. Every name goes through
-:func:`labfleet.auth.usernames.normalize_username` first, so ``Alice`` and
+:func:`labfleet.usernames.normalize_username` first, so ``Alice`` and
 ``alice`` are one account.
 """
 
@@ -29,7 +29,7 @@ from labfleet.auth.hashing import (
     needs_rehash,
     verify_password,
 )
-from labfleet.auth.usernames import InvalidUsername, canonical_username, normalize_username
+from labfleet.usernames import InvalidUsername, canonical_username, normalize_username
 
 INITIAL_ADMIN = "admin"
 DEFAULT_MIN_LENGTH = 8

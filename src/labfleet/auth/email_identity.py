@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from labfleet.auth.usernames import InvalidUsername, normalize_username
+from labfleet.usernames import InvalidUsername, normalize_username
 
 _EMAIL = re.compile(r"[^@\s]{1,64}@([a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?)")
 

@@ -3,7 +3,7 @@
 JupyterHub passes every login name, every ``admin_users`` / ``allowed_users``
 entry and every name created through the admin UI or REST API through
 ``normalize_username`` and ``validate_username``; overriding both here makes
-:mod:`labfleet.auth.usernames` the single rule everywhere.
+:mod:`labfleet.usernames` the single rule everywhere.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 from jupyterhub.auth import Authenticator
 
 from labfleet.auth.log_redaction import install_redaction
-from labfleet.auth.usernames import canonical_username, username_problem
+from labfleet.usernames import canonical_username, username_problem
 
 
 class NormalizingAuthenticator(Authenticator):  # type: ignore[misc]
-    """Authenticator whose usernames follow :mod:`labfleet.auth.usernames`.
+    """Authenticator whose usernames follow :mod:`labfleet.usernames`.
 
     Also installs :mod:`labfleet.auth.log_redaction` on the hub's loggers.
     """

@@ -24,7 +24,7 @@ from traitlets import Bool, List, Unicode
 from labfleet.auth.email_identity import EmailRules, Refused, split_email, username_from_email
 from labfleet.auth.normalizing import NormalizingAuthenticator
 from labfleet.auth.secret_refs import resolve_client_secret
-from labfleet.auth.usernames import InvalidUsername, normalize_username
+from labfleet.usernames import InvalidUsername, normalize_username
 
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 

@@ -20,7 +20,7 @@ from labfleet.auth.accounts import DEFAULT_MIN_LENGTH, AccountStore
 from labfleet.auth.hashing import DEFAULT_PARAMS, ScryptParams
 from labfleet.auth.normalizing import NormalizingAuthenticator
 from labfleet.auth.throttle import LoginThrottle
-from labfleet.auth.usernames import canonical_username
+from labfleet.usernames import canonical_username
 
 LOCKED_OUT_MESSAGE = "Too many failed sign-in attempts. Try again later."
 _MAX_USERNAME_INPUT = 4096

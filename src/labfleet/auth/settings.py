@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from labfleet.config.auth import AuthSection
-from labfleet.hub.runtime import Runtime
+from labfleet.runtime import Runtime
 
 Settings = dict[str, dict[str, Any]]
 

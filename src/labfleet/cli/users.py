@@ -21,7 +21,6 @@ from labfleet.auth.accounts import (
     NoSuchAccount,
 )
 from labfleet.auth.hashing import generate_password
-from labfleet.auth.usernames import InvalidUsername, normalize_username
 from labfleet.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
@@ -30,7 +29,8 @@ from labfleet.cli.common import (
     add_data_dir_option,
     load_or_report,
 )
-from labfleet.hub.runtime import Runtime
+from labfleet.runtime import Runtime
+from labfleet.usernames import InvalidUsername, normalize_username
 
 
 class _PasswordInputError(Exception):

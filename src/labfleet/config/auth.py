@@ -8,7 +8,7 @@ Rules that hold for every kind except the ``dummy`` demo:
 * ``allow_all`` never lifts a hard restriction (Google's ``hd`` claim, the
   GitHub deny-list, ``email_verified``);
 * every username, configured or signed in, goes through
-  :func:`labfleet.auth.usernames.normalize_username`.
+  :func:`labfleet.usernames.normalize_username`.
 
 Secrets (``client_secret``) may be given as ``env:VAR`` or ``file:/path`` so
 that they stay out of the YAML file.
@@ -21,8 +21,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from labfleet.auth.usernames import InvalidUsername, normalize_usernames
 from labfleet.config.base import Section
+from labfleet.usernames import InvalidUsername, normalize_usernames
 
 AuthKind = Literal["password", "dummy", "iap", "github", "google", "oidc"]
 #: Kinds that sign users in by e-mail address (``allowed_domains`` applies).

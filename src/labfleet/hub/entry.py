@@ -15,8 +15,8 @@ from labfleet.auth.secret_refs import resolve_secret
 from labfleet.config.load import load_config
 from labfleet.hub import log_redaction
 from labfleet.hub.apply import apply_settings
-from labfleet.hub.runtime import Runtime
 from labfleet.hub.settings import Settings, build_hub_settings
+from labfleet.runtime import Runtime
 from labfleet.secrets import HubSecrets, ensure_secrets, secrets_from_env
 
 

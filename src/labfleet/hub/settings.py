@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from labfleet.config.model import CullingSection, FleetConfig, ProxySection
-from labfleet.hub.runtime import Runtime
+from labfleet.runtime import Runtime
 from labfleet.secrets import HubSecrets
 from labfleet.spawn.policy import NamedServerLimit, profiles_setting
 

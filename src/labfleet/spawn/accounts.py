@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from labfleet.auth.usernames import canonical_username, username_problem
 from labfleet.naming import system_account
+from labfleet.usernames import canonical_username, username_problem
 
 #: The GECOS comment of every account labfleet creates (how we recognise ours).
 MARKER = "labfleet user"

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from labfleet.auth.usernames import canonical_username
 from labfleet.config.profiles import SLUG_PATTERN, Profile
+from labfleet.usernames import canonical_username
 
 #: The only key labfleet reads from ``user_options``.
 PROFILE_OPTION = "profile"

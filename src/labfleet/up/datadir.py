@@ -11,7 +11,7 @@ import os
 import socket
 from pathlib import Path
 
-from labfleet.hub.runtime import Runtime
+from labfleet.runtime import Runtime
 
 
 def free_port(ip: str = "127.0.0.1") -> int:

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from labfleet.config.model import FleetConfig
-from labfleet.hub.runtime import Runtime
 from labfleet.hub.settings import cgroup_parent
+from labfleet.runtime import Runtime
 from labfleet.spawn.accounts import is_root, resolve_isolation
 from labfleet.spawn.gpus import Detected, detect_devices
 from labfleet.spawn.homes import isolation_blocker

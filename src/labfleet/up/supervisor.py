@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import labfleet.hub
-from labfleet.hub.runtime import Runtime
 from labfleet.hub.settings import DEFAULT_HUB_PORT
+from labfleet.runtime import Runtime
 from labfleet.secrets import HubSecrets
 from labfleet.up import orphans, resume
 from labfleet.up.hubapi import HubAPI, is_healthy

@@ -6,7 +6,9 @@ import re
 
 import pytest
 
-from labfleet.auth.usernames import (
+from labfleet.config.auth import AuthSection
+from labfleet.naming import user_slug
+from labfleet.usernames import (
     MAX_USERNAME,
     InvalidUsername,
     canonical_username,
@@ -14,8 +16,6 @@ from labfleet.auth.usernames import (
     normalize_usernames,
     username_problem,
 )
-from labfleet.config.auth import AuthSection
-from labfleet.naming import user_slug
 
 
 @pytest.mark.parametrize(
