@@ -63,3 +63,31 @@ def secrets_from_env(environ: Mapping[str, str]) -> HubSecrets:
     if missing:
         raise RuntimeError(f"missing secret environment variables: {', '.join(missing)}")
     return HubSecrets(**{n: environ[ENV_PREFIX + n.upper()] for n in _SIZES})
+
+
+#: the secrets a rotation may replace (the supervisor token is internal and never rotated)
+ROTATABLE = ("cookie_secret", "proxy_token", "crypt_key")
+
+
+def new_secret_value(name: str) -> str:
+    """A fresh random value for ``name`` (hex, the same size as a generated one)."""
+    return _random.token_hex(_SIZES[name])
+
+
+def replace_secret(secrets_dir: Path, name: str, value: str) -> None:
+    """Atomically replace one secret file (0600): readers see the old or the new value."""
+    if name not in _SIZES:
+        raise ValueError(f"unknown secret {name!r}")
+    tmp = secrets_dir / f".{name}.new"
+    tmp.unlink(missing_ok=True)
+    _write_new(tmp, value)
+    os.replace(tmp, secrets_dir / name)
+
+
+def crypt_keys(value: str) -> list[str]:
+    """``JUPYTERHUB_CRYPT_KEY``-style list: ``new;old`` during a rotation, newest first."""
+    return [key.strip() for key in value.split(";") if key.strip()]
+
+
+def secret_names() -> tuple[str, ...]:
+    return tuple(_SIZES)

@@ -14,7 +14,7 @@ from typing import Any
 
 from labfleet.config.model import CullingSection, FleetConfig, ProxySection
 from labfleet.runtime import Runtime
-from labfleet.secrets import HubSecrets
+from labfleet.secrets import HubSecrets, crypt_keys
 from labfleet.spawn.policy import NamedServerLimit, profiles_setting
 
 Settings = dict[str, dict[str, Any]]
@@ -42,10 +42,15 @@ def named_server_limit(config: FleetConfig) -> int | NamedServerLimit:
     return NamedServerLimit(servers.named_server_limit, exceptions.groups, exceptions.users)
 
 
+def hub_db_url(config: FleetConfig, runtime: Runtime) -> str:
+    """The hub database URL (maybe an ``env:``/``file:`` reference); ops/ reads the same one."""
+    return runtime.db_url or config.hub.db_url or f"sqlite:///{runtime.hub_db}"
+
+
 def core_settings(config: FleetConfig, runtime: Runtime, secrets: HubSecrets) -> Settings:
     hub_port = runtime.hub_port or DEFAULT_HUB_PORT
     base = config.hub.base_url
-    db_url = runtime.db_url or config.hub.db_url or f"sqlite:///{runtime.hub_db}"
+    db_url = hub_db_url(config, runtime)
     hub_ip = "0.0.0.0" if runtime.platform == "kubernetes" else "127.0.0.1"  # noqa: S104
     return {
         "JupyterHub": {
@@ -63,7 +68,8 @@ def core_settings(config: FleetConfig, runtime: Runtime, secrets: HubSecrets) ->
             "cleanup_proxy": True,
             "pid_file": str(runtime.state_dir / "jupyterhub.pid"),
         },
-        "CryptKeeper": {"keys": [bytes.fromhex(secrets.crypt_key)]},
+        # `new;old` during a crypt-key rotation (labfleet rotate): JupyterHub encrypts with the first
+        "CryptKeeper": {"keys": [bytes.fromhex(k) for k in crypt_keys(secrets.crypt_key)]},
         "Spawner": {
             "default_url": config.servers.default_url,
             "start_timeout": config.servers.start_timeout,
