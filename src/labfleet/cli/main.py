@@ -20,6 +20,10 @@ COMMAND_MODULES = (
     "labfleet.cli.configcmds",
     "labfleet.cli.users",
     "labfleet.cli.kube",
+    "labfleet.cli.backup",
+    "labfleet.cli.db",
+    "labfleet.cli.rotate",
+    "labfleet.cli.service",
 )
 
 
