@@ -110,19 +110,48 @@ def test_unknown_user_gets_the_same_answer_as_a_wrong_password(hub: RunningHub) 
     assert _normalised_body(known, "carol") == _normalised_body(invalid, "../x")
 
 
-def test_user_lockout_refuses_even_the_right_password(hub: RunningHub) -> None:
-    with _client(hub, "10.0.0.5") as client:
-        for _ in range(MAX_FAILURES):
-            assert login_form(client, "dave", "wrong password").status_code == 403
-    with _client(hub, "10.0.0.6") as client:  # another address: the user lock still holds
-        locked = login_form(client, "dave", PASSWORD)
+def test_a_locked_out_attacker_never_locks_out_the_right_password_elsewhere(
+    hub: RunningHub,
+) -> None:
+    """Issue 10 item 6: 20+ wrong passwords from A; dave's password from B still works."""
+    with _client(hub, "10.0.0.5") as attacker:
+        answers = [login_form(attacker, "dave", "wrong password").status_code for _ in range(21)]
+        assert answers[:MAX_FAILURES] == [403] * MAX_FAILURES
+        assert set(answers[MAX_FAILURES:]) == {429}  # the attacker is locked out
+        locked = login_form(attacker, "dave", PASSWORD)  # even with the right password
         assert locked.status_code == 429
         assert "Too many failed sign-in attempts" in locked.text
-        assert "jupyterhub-session-id" not in client.cookies
         # An unknown name locks the same way: the lock-out reveals nothing.
+    with _client(hub, "10.0.0.15") as other:
         for _ in range(MAX_FAILURES):
-            login_form(client, "ghost", "wrong password")
-        assert login_form(client, "ghost", "anything").status_code == 429
+            login_form(other, "ghost", "wrong password")
+        assert login_form(other, "ghost", "anything").status_code == 429
+    with _client(hub, "10.0.0.6") as owner:  # another address: dave gets in
+        response = login_form(owner, "dave", PASSWORD)
+        assert response.status_code == 302
+        assert "jupyterhub-session-id" in owner.cookies
+
+
+def test_a_spoofed_header_from_an_untrusted_peer_is_ignored(tmp_path: Path) -> None:
+    """X-Real-Ip counts only from a trusted hop; otherwise the socket peer is the key."""
+    from types import SimpleNamespace
+
+    from labfleet.auth.client_address import client_address, parse_networks
+
+    trusted = parse_networks(["10.1.0.0/16"])
+    context = SimpleNamespace(_orig_remote_ip="192.0.2.7", address=("192.0.2.7", 5000))
+    request = SimpleNamespace(
+        connection=SimpleNamespace(context=context),
+        remote_ip="203.0.113.9",
+        headers={"X-Real-Ip": "203.0.113.9", "X-Forwarded-For": "198.51.100.1"},
+    )
+    assert client_address(request, trusted) == "192.0.2.7"
+    context._orig_remote_ip = "10.1.2.3"
+    assert client_address(request, trusted) == "203.0.113.9"
+    request.headers = {"X-Forwarded-For": "198.51.100.1, 198.51.100.2"}
+    assert client_address(request, trusted) == "198.51.100.2"
+    request.headers = {"X-Real-Ip": "not an address"}
+    assert client_address(request, trusted) == "10.1.2.3"
 
 
 def test_address_lockout_after_spraying_names(hub: RunningHub) -> None:
@@ -131,6 +160,7 @@ def test_address_lockout_after_spraying_names(hub: RunningHub) -> None:
             assert login_form(client, f"spray{index}", "guess").status_code == 403
         # bob's password is right, but this address is locked out.
         assert login_form(client, "bob", PASSWORD).status_code == 429
+        assert login_form(client, "spray0", "guess").status_code == 429
     with _client(hub, "10.0.0.8") as client:
         assert login_form(client, "bob", PASSWORD).status_code == 302
 

@@ -53,25 +53,59 @@ def test_table_is_bounded() -> None:
     assert len(counter._records) == 100
 
 
-def test_user_and_address_locks_are_separate() -> None:
+def test_failures_from_one_address_never_lock_out_another_address() -> None:
+    """Issue 10 item 6: 20+ wrong passwords from A; the right one from B still gets in."""
     clock = FakeClock()
-    throttle = LoginThrottle(2, 60, max_failures_per_ip=3, clock=clock)
+    throttle = LoginThrottle(5, 300, max_failures_per_ip=20, clock=clock)
+    for _ in range(25):
+        throttle.failure("bob", "10.0.0.1")
+    assert throttle.check("bob", "10.0.0.1").locked  # the attacker is refused
+    decision = throttle.check("bob", "10.0.0.2")
+    assert not decision.locked  # the owner elsewhere is not
+    assert 0 < decision.delay <= throttle.backoff_max  # only slowed down, boundedly
+
+
+def test_a_flood_for_many_accounts_locks_only_its_own_address() -> None:
+    clock = FakeClock()
+    throttle = LoginThrottle(5, 300, max_failures_per_ip=20, clock=clock)
+    for index in range(500):
+        throttle.failure(f"user{index}", "10.0.0.66")
+    assert throttle.check("alice", "10.0.0.66").locked
+    for index in (0, 7, 499):
+        assert not throttle.check(f"user{index}", "10.0.0.2").locked
+    assert not throttle.check("alice", "10.0.0.2").locked
+
+
+def test_pair_lock_after_max_failures_for_one_account_from_one_address() -> None:
+    clock = FakeClock()
+    throttle = LoginThrottle(2, 60, max_failures_per_ip=10, clock=clock)
     throttle.failure("bob", "10.0.0.1")
-    throttle.failure("bob", "10.0.0.2")
-    assert throttle.locked("bob", "10.0.0.9")  # user lock, any address
-    assert not throttle.locked("alice", "10.0.0.1")
-    throttle.failure("x", "10.0.0.3")
-    throttle.failure("y", "10.0.0.3")
-    throttle.failure("z", "10.0.0.3")
-    assert throttle.locked("alice", "10.0.0.3")  # address lock, any user
+    assert not throttle.check("bob", "10.0.0.1").locked
+    throttle.failure("bob", "10.0.0.1")
+    assert throttle.check("bob", "10.0.0.1").locked
+    assert not throttle.check("alice", "10.0.0.1").locked  # other accounts from A: fine
+    clock.now += 61
+    assert not throttle.check("bob", "10.0.0.1").locked
 
 
-def test_success_clears_only_the_user() -> None:
+def test_account_backoff_grows_and_is_capped() -> None:
+    clock = FakeClock()
+    throttle = LoginThrottle(3, 600, max_failures_per_ip=1000, clock=clock, backoff_max=4.0)
+    delays = []
+    for index in range(12):
+        delays.append(throttle.check("bob", "10.0.9.9").delay)
+        throttle.failure("bob", f"10.0.1.{index}")
+    assert delays[:3] == [0, 0, 0]
+    assert delays == sorted(delays)
+    assert max(delays) == 4.0
+
+
+def test_success_clears_the_account_and_pair_but_not_the_address() -> None:
     throttle = LoginThrottle(2, 60, max_failures_per_ip=2, clock=FakeClock())
     throttle.failure("bob", "10.0.0.1")
-    throttle.success("bob")
+    throttle.success("bob", "10.0.0.1")
     throttle.failure("bob", "10.0.0.1")
-    assert not throttle.users.locked("bob")
+    assert not throttle.pairs.locked(LoginThrottle.pair_key("bob", "10.0.0.1"))
     assert throttle.addresses.locked("10.0.0.1")
 
 

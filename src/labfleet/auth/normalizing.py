@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from jupyterhub.auth import Authenticator
+from traitlets import List, Unicode
+
+from labfleet.auth.client_address import DEFAULT_TRUSTED_HOPS, client_address, parse_networks
 
 from labfleet.auth.log_redaction import install_redaction
 from labfleet.usernames import canonical_username, username_problem
@@ -22,9 +25,17 @@ class NormalizingAuthenticator(Authenticator):  # type: ignore[misc]
     Also installs :mod:`labfleet.auth.log_redaction` on the hub's loggers.
     """
 
+    trusted_hops = List(
+        Unicode(),
+        list(DEFAULT_TRUSTED_HOPS),
+        config=True,
+        help="Networks whose X-Real-Ip / X-Forwarded-For headers are believed (the proxy).",
+    )
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         install_redaction()
+        self._trusted = parse_networks(self.trusted_hops)
 
     def normalize_username(self, username: str) -> str:
         name = canonical_username(username)
@@ -40,5 +51,6 @@ class NormalizingAuthenticator(Authenticator):  # type: ignore[misc]
         return valid
 
     def _remote_address(self, handler: Any) -> str:
+        """The real client address (headers only from trusted hops)."""
         request = getattr(handler, "request", None)
-        return str(getattr(request, "remote_ip", None) or "unknown")
+        return client_address(request, self._trusted) if request is not None else "unknown"

@@ -4,7 +4,9 @@ Failure posture: a wrong password, an unknown user and an invalid name all
 cost one scrypt hash and produce JupyterHub's single "Invalid username or
 password" message; repeated failures lock the name and the client address
 out for ``lockout`` seconds (HTTP 429, the same for existing and unknown
-names). Hashing runs in a thread, at most ``max_concurrent_hashes`` at a
+names): the name *from that address*, and an address that sprays many names.
+Other addresses are only slowed down (see :mod:`labfleet.auth.throttle`), so
+an attacker never locks the owner out. Hashing runs in a thread, at most ``max_concurrent_hashes`` at a
 time, so a burst of logins cannot stall the hub or exhaust memory.
 """
 
@@ -14,7 +16,7 @@ import asyncio
 from typing import Any
 
 from tornado import web
-from traitlets import Integer, Unicode, default
+from traitlets import Float, Integer, Unicode, default
 
 from labfleet.auth.accounts import DEFAULT_MIN_LENGTH, AccountStore
 from labfleet.auth.hashing import DEFAULT_PARAMS, ScryptParams
@@ -45,6 +47,9 @@ class PasswordAuthenticator(NormalizingAuthenticator):
         20, config=True, help="Failures before a client address is locked out."
     )
     lockout = Integer(300, config=True, help="Lock-out duration in seconds.")
+    backoff_max = Float(
+        5.0, config=True, help="Longest delay (s) before checking a much-guessed account."
+    )
     scrypt_n = Integer(
         DEFAULT_PARAMS.n, config=True, help="scrypt cost for new hashes (power of two)."
     )
@@ -78,7 +83,10 @@ class PasswordAuthenticator(NormalizingAuthenticator):
     def throttle(self) -> LoginThrottle:
         if self._throttle is None:
             self._throttle = LoginThrottle(
-                self.max_failures, self.lockout, max_failures_per_ip=self.max_failures_per_ip
+                self.max_failures,
+                self.lockout,
+                max_failures_per_ip=self.max_failures_per_ip,
+                backoff_max=self.backoff_max,
             )
         return self._throttle
 
@@ -95,9 +103,12 @@ class PasswordAuthenticator(NormalizingAuthenticator):
             return None
         key = canonical_username(username[:_MAX_USERNAME_INPUT])
         address = self._remote_address(handler)
-        if self.throttle.locked(key, address):
+        decision = self.throttle.check(key, address)
+        if decision.locked:
             self.log.warning("Sign-in refused from %s: too many failures", address)
             raise web.HTTPError(429, LOCKED_OUT_MESSAGE)
+        if decision.delay:
+            await asyncio.sleep(decision.delay)
         if self._hash_slots is None:
             self._hash_slots = asyncio.Semaphore(max(1, self.max_concurrent_hashes))
         async with self._hash_slots:
@@ -107,7 +118,7 @@ class PasswordAuthenticator(NormalizingAuthenticator):
         if account is None:
             self.throttle.failure(key, address)
             return None
-        self.throttle.success(key)
+        self.throttle.success(key, address)
         return {"name": account.name, "admin": account.admin or account.name in self.admin_users}
 
     async def check_allowed(self, username: str, authentication: Any = None) -> bool:

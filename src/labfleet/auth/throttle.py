@@ -1,4 +1,18 @@
-"""Failed-login throttling: lock a username, and a client address, out after repeated failures.
+"""Failed-login throttling that never lets one client lock out another's correct password.
+
+Three counters, each answering a different attack:
+
+* **(account, address) pairs** are locked after ``max_failures``: one client
+  guessing one account is stopped, and only that client.
+* **addresses** are locked after ``max_failures_per_ip``: one client spraying
+  many names is stopped, and only that client.
+* **accounts** get an exponential *delay* (never a refusal) once their
+  failures from all addresses pass ``max_failures``: a guesser using many
+  addresses is slowed down, while the owner, from their own address, still
+  signs in with the right password after at most ``backoff_max`` seconds.
+
+The address is the real client address (see :mod:`labfleet.auth.client_address`),
+so behind a reverse proxy every client is still counted on its own.
 
 Keys are counted whether or not the account exists (the caller passes the
 canonical name it was given), so a lock-out says nothing about which
@@ -72,12 +86,25 @@ class FailureCounter:
             record.locked_until = now + self.lockout
         return record.locked_until > now
 
+    def count(self, key: str) -> int:
+        """Failures of ``key`` in the current window."""
+        record = self._current(key, self._clock())
+        return 0 if record is None else record.failures
+
     def reset(self, key: str) -> None:
         self._records.pop(key, None)
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What the login path does with one attempt: refuse it, or run it after ``delay`` s."""
+
+    locked: bool
+    delay: float = 0.0
+
+
 class LoginThrottle:
-    """Per-user and per-address lock-outs for one authenticator."""
+    """Pair and address lock-outs plus per-account backoff for one authenticator."""
 
     def __init__(
         self,
@@ -85,18 +112,40 @@ class LoginThrottle:
         lockout: float,
         max_failures_per_ip: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        backoff_base: float = 0.25,
+        backoff_max: float = 5.0,
     ) -> None:
         per_ip = max_failures_per_ip if max_failures_per_ip is not None else 4 * max_failures
-        self.users = FailureCounter(max_failures, lockout, clock)
+        self.max_failures = max_failures
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.pairs = FailureCounter(max_failures, lockout, clock)
         self.addresses = FailureCounter(per_ip, lockout, clock)
+        # counts only: its "lock" threshold is unreachable, the delay is computed from the count
+        self.accounts = FailureCounter(2**31, lockout, clock)
+
+    @staticmethod
+    def pair_key(username: str, address: str) -> str:
+        return f"{username}\x00{address}"
+
+    def check(self, username: str, address: str) -> Decision:
+        if self.pairs.locked(self.pair_key(username, address)) or self.addresses.locked(address):
+            return Decision(locked=True)
+        failures = self.accounts.count(username)
+        if failures < self.max_failures:
+            return Decision(locked=False)
+        delay = self.backoff_base * 2 ** min(failures - self.max_failures, 32)
+        return Decision(locked=False, delay=min(self.backoff_max, delay))
 
     def locked(self, username: str, address: str) -> bool:
-        return self.users.locked(username) or self.addresses.locked(address)
+        return self.check(username, address).locked
 
     def failure(self, username: str, address: str) -> None:
-        self.users.failure(username)
+        self.pairs.failure(self.pair_key(username, address))
         self.addresses.failure(address)
+        self.accounts.failure(username)
 
-    def success(self, username: str) -> None:
-        """A correct password clears the user's count (the address count decays on its own)."""
-        self.users.reset(username)
+    def success(self, username: str, address: str) -> None:
+        """A correct password clears the account and its pair (the address count decays)."""
+        self.pairs.reset(self.pair_key(username, address))
+        self.accounts.reset(username)
