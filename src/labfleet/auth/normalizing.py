@@ -14,7 +14,6 @@ from jupyterhub.auth import Authenticator
 from traitlets import List, Unicode
 
 from labfleet.auth.client_address import DEFAULT_TRUSTED_HOPS, client_address, parse_networks
-
 from labfleet.auth.log_redaction import install_redaction
 from labfleet.usernames import canonical_username, username_problem
 

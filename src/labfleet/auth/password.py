@@ -6,8 +6,8 @@ password" message; repeated failures lock the name and the client address
 out for ``lockout`` seconds (HTTP 429, the same for existing and unknown
 names): the name *from that address*, and an address that sprays many names.
 Other addresses are only slowed down (see :mod:`labfleet.auth.throttle`), so
-an attacker never locks the owner out. Hashing runs in a thread, at most ``max_concurrent_hashes`` at a
-time, so a burst of logins cannot stall the hub or exhaust memory.
+an attacker never locks the owner out. Hashing runs in a thread, at most
+``max_concurrent_hashes`` at a time, so a burst of logins cannot stall the hub or exhaust memory.
 """
 
 from __future__ import annotations
