@@ -23,6 +23,7 @@ from labfleet.proxy.routes import (
     path_to_key,
 )
 from labfleet.proxy.targets import Target
+from labfleet.proxy.trust import TrustedProxies, parse_networks
 from labfleet.proxy.workers import options_from_json, options_to_json
 
 
@@ -233,22 +234,36 @@ def test_upstream_request_head() -> None:
         peer=b"10.0.0.1",
         scheme=b"http",
         x_forward=True,
+        trusted_hop=None,
         host_override=None,
         extra=[b"X-Extra: 1"],
     )
     lines = out.split(b"\r\n")
     assert lines[0] == b"POST /p/a HTTP/1.1"
     assert b"Transfer-Encoding: chunked" in lines and b"Connection: close" not in lines
-    assert b"X-Forwarded-For: 10.0.0.1" in lines
-    assert b"X-Forwarded-Proto: https,http" in lines
+    assert b"X-Forwarded-For: 10.0.0.1" in lines and b"X-Real-Ip: 10.0.0.1" in lines
+    assert b"X-Forwarded-Proto: http" in lines  # an untrusted peer's claim is replaced
     assert b"X-Forwarded-Port: 8000" in lines and b"X-Forwarded-Host: hub:8000" in lines
     assert b"X-Extra: 1" in lines and out.endswith(b"\r\n\r\n")
+    trusted = TrustedProxies(parse_networks(["10.0.0.0/8"]))
+    lines = upstream_request_head(
+        h,
+        b"/a",
+        peer=b"10.0.0.1",
+        scheme=b"http",
+        x_forward=True,
+        trusted_hop=trusted,
+        host_override=None,
+        extra=[],
+    ).split(b"\r\n")
+    assert b"X-Forwarded-Proto: https" in lines  # a trusted hop's claim is kept
     out = upstream_request_head(
         h,
         b"/a",
         peer=b"",
         scheme=b"http",
         x_forward=False,
+        trusted_hop=trusted,
         host_override=b"t:1",
         extra=[],
     )

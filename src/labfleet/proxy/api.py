@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 
 from labfleet.proxy import messages
 from labfleet.proxy.http_parse import MAX_HEAD, HttpError, parse_request_head
+from labfleet.proxy.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from labfleet.proxy.metrics import Counters, render
 from labfleet.proxy.paths import split_target
 from labfleet.proxy.routes import (
@@ -48,8 +49,6 @@ class RouteStore(Protocol):
     def remove(self, key: RouteKey) -> bool: ...
 
     def counters(self) -> Counters: ...
-
-    def route_bytes(self) -> dict[str, list[int]]: ...
 
 
 def token_matches(raw_head: bytes, token: str) -> bool:
@@ -206,9 +205,9 @@ class ApiServer:
         raise HttpError(405, "Method not supported")
 
     def metrics_response(self, keep: bool) -> bytes:
-        text = render(self.store.counters(), self.store.table, self.store.route_bytes())
+        text = render(self.store.counters(), len(self.store.table))
         return messages.simple_response(
-            200, text.encode(), content_type=b"text/plain; version=0.0.4", close=not keep
+            200, text.encode(), content_type=METRICS_CONTENT_TYPE, close=not keep
         )
 
 

@@ -1,23 +1,39 @@
-"""Per-process state shared by every connection of the data plane."""
+"""Per-process state shared by every connection of the data plane.
+
+It knows the pool only as :class:`~labfleet.proxy.pool.PoolManager` and the
+client connections only through :class:`SweptConnection`; whoever wires the
+process (``server``) creates the pool with its connection factory and hands
+it in. So ``context`` sits below ``forward`` and ``upstream`` and imports
+neither of them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import ssl
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from labfleet.proxy.metrics import Counters
 from labfleet.proxy.options import ProxyOptions
+from labfleet.proxy.pool import PoolManager
 from labfleet.proxy.routes import Route, RouteTable
+from labfleet.proxy.runtime import log
 from labfleet.proxy.targets import TargetCache
+from labfleet.proxy.trust import TrustedProxies, parse_networks
 
-if TYPE_CHECKING:
-    from labfleet.proxy.forward import ClientProtocol
-    from labfleet.proxy.pool import PoolManager
-    from labfleet.proxy.upstream import UpstreamProtocol
 
-log = logging.getLogger("labfleet.proxy")
+class SweptConnection(Protocol):
+    """What the sweeper and the drain need from a client connection."""
+
+    def check_timeouts(self, now: float) -> None: ...
+
+    def idle(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 class ProxyContext:
@@ -29,20 +45,23 @@ class ProxyContext:
         options: ProxyOptions,
         table: RouteTable,
         client_ssl: ssl.SSLContext | None,
+        make_pools: Callable[[ProxyContext], PoolManager[Any]],
     ) -> None:
         self.loop = loop
         self.options = options
         self.table = table
         self.targets = TargetCache()
         self.counters = Counters()
-        self.connections: set[ClientProtocol] = set()
+        self.connections: set[SweptConnection] = set()
+        self.per_address: dict[bytes, int] = {}
+        self.trust = TrustedProxies(parse_networks(options.trusted_proxies))
         self.client_ssl = client_ssl
         self.now = loop.time()
         self.shutting_down = False
         self.debug = log.isEnabledFor(logging.DEBUG)
         self.default_route = Route(("<default>",), options.default_target or "", {}, 0.0)
         self.extra_headers = [f"{k}: {v}".encode("latin-1") for k, v in options.custom_headers]
-        self.pools: PoolManager[UpstreamProtocol] = _make_pools(self)
+        self.pools: PoolManager[Any] = make_pools(self)
         self.tasks: set[asyncio.Task[Any]] = set()
 
     def spawn(self, coro: Any) -> None:
@@ -50,17 +69,3 @@ class ProxyContext:
         task = self.loop.create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-
-
-def _make_pools(ctx: ProxyContext) -> PoolManager[UpstreamProtocol]:
-    from labfleet.proxy.pool import PoolManager
-    from labfleet.proxy.upstream import UpstreamProtocol
-
-    timeout = ctx.options.proxy_timeout_s or 10.0
-    return PoolManager(
-        lambda: UpstreamProtocol(ctx),
-        max_total=ctx.options.max_connections_per_target,
-        max_idle=ctx.options.max_idle_per_target,
-        client_ssl=ctx.client_ssl,
-        connect_timeout=min(timeout, 30.0),
-    )

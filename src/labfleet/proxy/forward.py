@@ -19,58 +19,71 @@ import time
 from typing import Final, cast
 
 from labfleet.proxy import messages
-from labfleet.proxy.context import ProxyContext, log
+from labfleet.proxy.context import ProxyContext
 from labfleet.proxy.errors import fetch_error_page
 from labfleet.proxy.http_parse import (
-    MAX_HEAD,
     ChunkedTracker,
     Head,
     HttpError,
+    find_head_end,
     host_without_port,
     parse_request_head,
 )
+from labfleet.proxy.lifecycle import ClientState, Event, Lifecycle
 from labfleet.proxy.paths import route_segments, split_target, strip_prefix
 from labfleet.proxy.pool import PoolTimeout
 from labfleet.proxy.routes import Route
+from labfleet.proxy.runtime import log
 from labfleet.proxy.targets import Target
+from labfleet.proxy.trust import TrustedProxies
 from labfleet.proxy.upstream import UpstreamProtocol
+from labfleet.proxy.wsframes import PING
 
-# client states
-IDLE: Final = 0  # waiting for (the rest of) a request head
-CONNECTING: Final = 1  # head parsed, waiting for a target connection
-BODY: Final = 2  # forwarding the request body
-WAIT: Final = 3  # request sent, response in progress
-TUNNEL: Final = 4  # upgraded: raw bytes both ways
-CLOSED: Final = 5
+IDLE: Final = ClientState.IDLE
+CONNECTING: Final = ClientState.CONNECTING
+SENDING_BODY: Final = ClientState.SENDING_BODY
+AWAITING: Final = ClientState.AWAITING
+ERROR_PAGE: Final = ClientState.ERROR_PAGE
+TUNNEL: Final = ClientState.TUNNEL
+CLOSED: Final = ClientState.CLOSED
 
 _PIPELINE_LIMIT: Final = 1 << 20
+_REPLAY_LIMIT: Final = 64 * 1024  # an idempotent request up to this size can be replayed
 _HEALTH: Final = b"/_chp_healthz"
+# RFC 9110 §9.2.2: only these may be sent again after a connection dropped them.
+IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 
 
 class ClientProtocol(asyncio.Protocol):
-    """A downstream (browser-side) connection, possibly many requests long."""
+    """A downstream (browser-side) connection, possibly many requests long.
+
+    Its state lives in ``self.lc`` (:mod:`labfleet.proxy.lifecycle`); every
+    change goes through ``self.lc.fire(event)``. The other attributes are
+    facts about the current request (framing, route, replay copy), not states.
+    """
 
     __slots__ = (
         "body_left",
         "buf",
         "chunks",
+        "counted",
         "ctx",
         "eof",
         "head",
         "head_started",
         "keep_alive",
         "last_io",
+        "lc",
         "peer",
+        "ping_at",
         "replay",
-        "req_done",
-        "resp_done",
         "retried",
         "route",
         "scheme",
-        "state",
         "status",
         "target",
         "transport",
+        "trusted_hop",
         "up_head",
         "upstream",
     )
@@ -78,7 +91,7 @@ class ClientProtocol(asyncio.Protocol):
     def __init__(self, ctx: ProxyContext, scheme: bytes) -> None:
         self.ctx = ctx
         self.scheme = scheme
-        self.state = IDLE
+        self.lc = Lifecycle()
         self.buf = b""
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.upstream: UpstreamProtocol | None = None
@@ -89,34 +102,69 @@ class ClientProtocol(asyncio.Protocol):
         self.replay: bytes | None = None
         self.retried = False
         self.keep_alive = True
-        self.req_done = True
-        self.resp_done = False
         self.body_left = 0
         self.chunks: ChunkedTracker | None = None
         self.status = 0
         self.peer = b""
+        self.trusted_hop: TrustedProxies | None = None
+        self.counted = False
         self.last_io = ctx.now
         self.head_started = ctx.now
+        self.ping_at = 0.0
         self.eof = False
+
+    @property
+    def closed(self) -> bool:
+        return self.lc.state is CLOSED
+
+    @property
+    def body_pending(self) -> bool:
+        """Part of the current request body has not been forwarded yet."""
+        return self.chunks is not None or self.body_left > 0
 
     # -- asyncio callbacks -------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        ctx = self.ctx
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
             self.peer = str(peer[0]).encode("ascii")
-        self.ctx.connections.add(self)
-        self.ctx.counters.active_connections += 1
-        if self.ctx.shutting_down:
+        if ctx.trust.trusts(self.peer):
+            self.trusted_hop = ctx.trust
+        elif self.peer and ctx.options.max_connections_per_ip > 0:
+            count = ctx.per_address.get(self.peer, 0)
+            if count >= ctx.options.max_connections_per_ip:
+                ctx.counters.error("connection_cap")
+                self.lc.fire(Event.CLOSE)
+                self.transport.write(
+                    messages.simple_response(
+                        503, b"too many connections\n", content_type=b"text/plain", close=True
+                    )
+                )
+                transport.close()
+                return
+            ctx.per_address[self.peer] = count + 1
+            self.counted = True
+        ctx.connections.add(self)
+        ctx.counters.active_connections += 1
+        if ctx.shutting_down:
             transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         ctx = self.ctx
-        ctx.connections.discard(self)
-        ctx.counters.active_connections -= 1
-        if self.state == TUNNEL:
+        if self.counted:
+            self.counted = False
+            left = ctx.per_address.get(self.peer, 1) - 1
+            if left > 0:
+                ctx.per_address[self.peer] = left
+            else:
+                ctx.per_address.pop(self.peer, None)
+        if self in ctx.connections:
+            ctx.connections.discard(self)
+            ctx.counters.active_connections -= 1
+        if self.lc.state is TUNNEL:
             ctx.counters.websockets_active -= 1
-        self.state = CLOSED
+        self.lc.fire(Event.CLOSE)
         up = self.upstream
         if up is not None:
             self.upstream = None
@@ -124,42 +172,44 @@ class ClientProtocol(asyncio.Protocol):
             up.close()
 
     def data_received(self, data: bytes) -> None:
-        state = self.state
-        if state == TUNNEL:
+        state = self.lc.state
+        if state is TUNNEL:
             up = self.upstream
             if up is not None and up.transport is not None:
                 up.transport.write(data)
+                self.ctx.counters.bytes_in += len(data)
+                self.last_io = self.ctx.now
                 route = self.route
                 if route is not None:
-                    route.bytes_in += len(data)
                     route.last_activity = time.time()
             return
-        if state == BODY:
+        if state is SENDING_BODY:
             self._forward_body(data)
             return
-        if state == CLOSED:
+        if state is CLOSED:
             return
         if self.buf:
             self.buf += data
         else:
             self.buf = data
-            if state == IDLE:  # the first bytes of a head start its deadline (slowloris)
+            if state is IDLE:  # the first bytes of a head start its deadline (slowloris)
                 self.head_started = self.ctx.now
-        if state == IDLE:
+        if state is IDLE:
             self._next_request()
         elif len(self.buf) > _PIPELINE_LIMIT:
             self.transport.pause_reading()
 
     def eof_received(self) -> bool:
         self.eof = True
-        if self.state == TUNNEL:
+        state = self.lc.state
+        if state is TUNNEL:
             up = self.upstream
             if up is None or up.transport is None or up.eof:
                 return False
             if up.transport.can_write_eof():
                 up.transport.write_eof()
             return True
-        if self.state in (WAIT, CONNECTING) and self.req_done:
+        if state in (AWAITING, CONNECTING, ERROR_PAGE) and not self.body_pending:
             self.keep_alive = False  # half-close: answer, then close
             return True
         return False
@@ -174,25 +224,34 @@ class ClientProtocol(asyncio.Protocol):
         if up is not None and up.transport is not None:
             up.transport.resume_reading()
 
+    def idle(self) -> bool:
+        """Nothing in flight: an idle keep-alive socket, or a tunnel (which cannot finish)."""
+        state = self.lc.state
+        return (state is IDLE and not self.buf) or state is TUNNEL
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def abort(self) -> None:
+        self.transport.abort()
+
     # -- request side ------------------------------------------------------
     def _next_request(self) -> None:
         buf = self.buf
         if buf.startswith(b"\r\n"):
             buf = buf.lstrip(b"\r\n")
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            self.buf = buf
-            if len(buf) > MAX_HEAD:
-                self._reject(431, "request head too large")
-            elif b"\n\n" in buf or b"\r\r" in buf:
-                self._reject(400, "malformed line endings")
-            return
-        self.buf = buf[end + 4 :]
         try:
+            end = find_head_end(buf)
+            if end < 0:
+                self.buf = buf
+                return
+            self.buf = buf[end + 4 :]
             head = parse_request_head(buf[:end])
-            self._route(head)
         except HttpError as exc:
             self._reject(exc.status, exc.reason)
+            return
+        self.lc.fire(Event.HEAD)
+        self._route(head)
 
     def _route(self, head: Head) -> None:
         ctx = self.ctx
@@ -201,16 +260,13 @@ class ClientProtocol(asyncio.Protocol):
         self.head = head
         self.status = 0
         self.retried = False
-        self.resp_done = False
         self.keep_alive = not head.connection_close and not ctx.shutting_down
         if head.chunked:
             self.chunks = ChunkedTracker()
             self.body_left = -1
-            self.req_done = False
         else:
             self.chunks = None
             self.body_left = max(head.content_length, 0)
-            self.req_done = self.body_left == 0
         path, query = split_target(head.target)
         segments = route_segments(path)
         if path == _HEALTH:
@@ -245,22 +301,20 @@ class ClientProtocol(asyncio.Protocol):
             peer=self.peer,
             scheme=self.scheme,
             x_forward=opts.x_forward,
+            trusted_hop=self.trusted_hop,
             host_override=target.host_header if opts.change_origin else None,
             extra=ctx.extra_headers,
         )
-        if self.req_done:
-            self.replay = self.up_head
-        elif self.body_left > 0 and len(self.buf) >= self.body_left:
-            self.replay = self.up_head + self.buf[: self.body_left]
-        else:
-            self.replay = None
+        # A copy to send again if a pooled connection turns out stale: idempotent
+        # requests only (RFC 9110 §9.2.2), and only while small; the body is
+        # added as it is forwarded.
+        self.replay = self.up_head if head.method in IDEMPOTENT else None
         if ctx.debug:
             log.debug("PROXY %s %s -> %s", head.method.decode(), path.decode(), route.target)
         conn = ctx.pools.take_idle(target) if not head.http10 else None
         if conn is not None:
             self._attach(conn, self.up_head)
         else:
-            self.state = CONNECTING
             self.transport.pause_reading()
             ctx.spawn(self._connect(target, self.up_head))
 
@@ -269,11 +323,11 @@ class ClientProtocol(asyncio.Protocol):
             conn = await self.ctx.pools.acquire(target)
         except (OSError, TimeoutError, PoolTimeout, ValueError) as exc:
             self.ctx.counters.error("connect")
-            if self.state != CLOSED:
+            if not self.closed:
                 log.warning("503 %s: cannot connect to target: %s", _log_url(self.head), exc)
                 self._send_error(503, "target unreachable")
             return
-        if self.state == CLOSED:  # the client left while we connected: keep the socket
+        if self.closed:  # the client left while we connected: keep the socket
             conn.pool_release(self.ctx.now)
             return
         self.ctx.counters.upstream_connects = self.ctx.pools.connects
@@ -285,11 +339,12 @@ class ClientProtocol(asyncio.Protocol):
         assert head is not None and conn.transport is not None
         self.upstream = conn
         conn.begin(self, head.method == b"HEAD", bool(head.upgrade))
-        if self.req_done or payload is not self.up_head:  # (a replay holds its body)
-            self.state = WAIT
+        if not self.body_pending or payload is not self.up_head:  # (a replay holds its body)
+            self.lc.fire(Event.ATTACHED)
             conn.transport.write(payload)
             return
-        self.state = BODY
+        self.lc.fire(Event.ATTACHED_WITH_BODY)
+        self.last_io = self.ctx.now
         data = self.buf
         self.buf = b""
         if data:
@@ -302,41 +357,40 @@ class ClientProtocol(asyncio.Protocol):
         if up is None or up.transport is None:
             self.transport.close()
             return
-        up.last_io = self.ctx.now  # an upload in progress is activity (--proxy-timeout)
+        now = self.ctx.now
+        self.last_io = now  # --body-timeout counts from the last byte received
+        up.last_io = now  # an upload in progress is activity (--proxy-timeout)
         n = len(data)
         chunks = self.chunks
+        rest = b""
         if chunks is not None:
             try:
                 end = chunks.feed(data)
             except HttpError as exc:
                 self._abort(exc.status, exc.reason)
                 return
-            if end < 0:
-                up.transport.write(prefix + data if prefix else data)
-                if self.route is not None:
-                    self.route.bytes_in += n
-                return
-            rest = data[end:]
-            data = data[:end]
+            if end >= 0:
+                rest = data[end:]
+                data = data[:end]
+                self.chunks = None
         else:
             left = self.body_left
-            if n < left:
-                up.transport.write(prefix + data if prefix else data)
+            if n >= left:
+                rest = data[left:]
+                data = data[:left]
+                self.body_left = 0
+            else:
                 self.body_left = left - n
-                if self.route is not None:
-                    self.route.bytes_in += n
-                return
-            rest = data[left:]
-            data = data[:left]
-            self.body_left = 0
-        if data or prefix:
-            up.transport.write(prefix + data if prefix else data)
-        if self.route is not None:
-            self.route.bytes_in += len(data)
+        up.transport.write(prefix + data if prefix else data)
+        self.ctx.counters.bytes_in += len(data)
+        replay = self.replay
+        if replay is not None:
+            self.replay = replay + data if len(replay) + len(data) <= _REPLAY_LIMIT else None
+        if self.body_pending:
+            return
         self.buf = rest
-        self.req_done = True
-        if self.state == BODY:
-            self.state = WAIT
+        if self.lc.state is SENDING_BODY:
+            self.lc.fire(Event.BODY_DONE)
         if len(rest) > _PIPELINE_LIMIT:
             self.transport.pause_reading()
 
@@ -344,13 +398,12 @@ class ClientProtocol(asyncio.Protocol):
     def response_started(self, head: Head, chunked: bool, until_close: bool) -> bytes:
         """The head to send; the caller writes it together with the first body bytes."""
         self.status = head.status
-        if until_close or self.ctx.shutting_down or not self.req_done:
+        if until_close or self.ctx.shutting_down or self.body_pending:
             self.keep_alive = False
         return messages.response_head(head, chunked=chunked, close=not self.keep_alive)
 
     def response_done(self, up: UpstreamProtocol, reusable: bool) -> None:
         ctx = self.ctx
-        self.resp_done = True
         status = self.status
         ctx.counters.responses[status // 100] += 1
         route = self.route
@@ -358,7 +411,7 @@ class ClientProtocol(asyncio.Protocol):
             route.last_activity = time.time()
         up.client = None
         self.upstream = None
-        if reusable and self.req_done and not up.closed:
+        if reusable and not self.body_pending and not up.closed:
             if up.transport is not None:
                 up.transport.resume_reading()
             up.pool_release(ctx.now)
@@ -366,12 +419,14 @@ class ClientProtocol(asyncio.Protocol):
             up.close()
         self._exchange_done()
 
-    def start_tunnel(self, up: UpstreamProtocol) -> None:
+    def start_tunnel(self, up: UpstreamProtocol, websocket: bool) -> None:
         counters = self.ctx.counters
         counters.websockets_active += 1
         counters.websockets_total += 1
         counters.responses[1] += 1
-        self.state = TUNNEL
+        self.lc.fire(Event.UPGRADED)
+        self.last_io = self.ctx.now
+        self.ping_at = 0.0
         if self.route is not None:
             self.route.last_activity = time.time()
         data = self.buf
@@ -383,19 +438,33 @@ class ClientProtocol(asyncio.Protocol):
     def upstream_lost(self, up: UpstreamProtocol) -> None:
         """The target connection closed while serving us."""
         self.upstream = None
-        if self.state == TUNNEL or self.state == CLOSED:
+        state = self.lc.state
+        if state is TUNNEL or state is CLOSED:
             self.transport.close()
             return
         if up.got_bytes:
             self.transport.close()  # mid-response: nothing sane to send
             return
         target = self.target
-        if up.reused and self.replay is not None and not self.retried and target is not None:
-            self.retried = True  # a stale keep-alive connection: replay once
-            self.state = CONNECTING
-            self.transport.pause_reading()
-            self.ctx.spawn(self._connect(target, self.replay))
-            return
+        if up.reused and state is AWAITING and target is not None:
+            # A pooled keep-alive connection the target had already closed. The
+            # request may or may not have been acted on, so only an idempotent
+            # one is sent again, once, on a fresh connection.
+            if self.replay is not None and not self.retried:
+                self.retried = True
+                self.lc.fire(Event.RETRY)
+                self.transport.pause_reading()
+                self.ctx.spawn(self._connect(target, self.replay))
+                return
+            if self.replay is None:
+                self.ctx.counters.error("not_replayed")
+                log.warning(
+                    "502 %s: target closed a reused connection; %s is not retried",
+                    _log_url(self.head),
+                    self.head.method.decode() if self.head else "the request",
+                )
+                self._send_error(502, "target closed the connection")
+                return
         self.ctx.counters.error("upstream_reset")
         log.warning("503 %s: target closed the connection", _log_url(self.head))
         self._send_error(503, "target closed the connection")
@@ -414,46 +483,54 @@ class ClientProtocol(asyncio.Protocol):
 
     # -- endings ---------------------------------------------------------
     def _exchange_done(self) -> None:
-        if not self.keep_alive or self.ctx.shutting_down or self.state == CLOSED:
-            self.state = CLOSED
+        if self.lc.state is CLOSED:
+            return
+        if not self.keep_alive or self.ctx.shutting_down or self.body_pending:
+            self.lc.fire(Event.CLOSE)
             self.transport.close()
             return
-        self.state = IDLE
+        self.lc.fire(Event.RESPONSE_DONE)
         self.last_io = self.ctx.now
         self.route = None
         self.head = None
+        self.replay = None
         self.transport.resume_reading()
         if self.buf:
             self.head_started = self.ctx.now
             self.ctx.loop.call_soon(self._resume_pipeline)
 
     def _resume_pipeline(self) -> None:
-        if self.state == IDLE and self.buf:
+        if self.lc.state is IDLE and self.buf:
             self._next_request()
 
     def _reject(self, status: int, reason: str) -> None:
         """A request we will not parse further: answer and close."""
         self.ctx.counters.error("bad_request")
+        self._close_with(status, reason)
+
+    def _close_with(self, status: int, reason: str) -> None:
         self.ctx.counters.responses[status // 100] += 1
         if self.ctx.debug:
-            log.debug("%d rejected: %s", status, reason)
-        self.state = CLOSED
+            log.debug("%d: %s", status, reason)
+        self.lc.fire(Event.CLOSE)
         body = f"{status} {reason}\n".encode()
         self.transport.write(
             messages.simple_response(status, body, content_type=b"text/plain", close=True)
         )
         self.transport.close()
 
-    def _abort(self, status: int, reason: str) -> None:
-        """Malformed framing inside a body already being forwarded."""
+    def _abort(self, status: int, reason: str, *, counted: bool = False) -> None:
+        """A request body that went wrong while being forwarded."""
         up = self.upstream
         if up is not None:
             self.upstream = None
             up.client = None
             up.close()
         if self.status:  # response already started
-            self.state = CLOSED
+            self.lc.fire(Event.CLOSE)
             self.transport.close()
+        elif counted:
+            self._close_with(status, reason)
         else:
             self._reject(status, reason)
 
@@ -461,7 +538,7 @@ class ClientProtocol(asyncio.Protocol):
         head = self.head
         self.status = status
         self.ctx.counters.responses[status // 100] += 1
-        if not self.req_done:
+        if self.body_pending:
             self.keep_alive = False
         self.transport.write(
             messages.simple_response(
@@ -481,12 +558,12 @@ class ClientProtocol(asyncio.Protocol):
             self.upstream = None
             up.client = None
             up.close()
-        if not self.req_done:
+        if self.body_pending:
             self.keep_alive = False
         url = _url(self.head)
         error_target = self.ctx.options.error_target
         if error_target and status in (404, 502, 503, 504):
-            self.state = CONNECTING
+            self.lc.fire(Event.ERROR_PAGE)
             self.transport.pause_reading()
             self.ctx.spawn(self._relay_error_page(error_target, status, url))
             return
@@ -495,7 +572,7 @@ class ClientProtocol(asyncio.Protocol):
 
     async def _relay_error_page(self, error_target: str, status: int, url: str) -> None:
         page = await fetch_error_page(error_target, status, url, client_ssl=self.ctx.client_ssl)
-        if self.state == CLOSED:
+        if self.closed:
             return
         self.ctx.counters.responses[status // 100] += 1
         if page is None:
@@ -517,22 +594,61 @@ class ClientProtocol(asyncio.Protocol):
         )
         self._exchange_done()
 
+    # -- deadlines ---------------------------------------------------------
     def check_timeouts(self, now: float) -> None:
-        """Called about once a second by the server's sweeper."""
+        """Called about once a second by the server's sweeper: one deadline per phase."""
         opts = self.ctx.options
-        state = self.state
-        if state == IDLE:
+        state = self.lc.state
+        if state is IDLE:
             if self.buf:
                 if now - self.head_started > opts.header_timeout_s:
-                    self._reject(408, "request head timeout")
+                    self.ctx.counters.error("head_timeout")
+                    self._close_with(408, "request head timeout")
             elif now - self.last_io > opts.keep_alive_timeout_s or self.ctx.shutting_down:
-                self.state = CLOSED
+                self.lc.fire(Event.CLOSE)
                 self.transport.close()
-        elif state in (WAIT, BODY) and opts.proxy_timeout_s:
-            up = self.upstream
-            if up is not None and now - up.last_io > opts.proxy_timeout_s and not up.got_head:
-                self.ctx.counters.error("timeout")
-                self._send_error(504, "target timed out")
+        elif state is SENDING_BODY:
+            if not self.transport.is_reading():
+                self.last_io = now  # paused by back-pressure: the target is the slow one
+            elif now - self.last_io > opts.body_timeout_s:
+                self.ctx.counters.error("body_timeout")
+                log.info("408 %s: request body stalled", _log_url(self.head))
+                self._abort(408, "request body timeout", counted=True)
+                return
+            self._check_target(now)
+        elif state is AWAITING:
+            self._check_target(now)
+        elif state is TUNNEL and opts.websocket_idle_timeout_s > 0:
+            self._check_tunnel(now, opts.websocket_idle_timeout_s)
+
+    def _check_target(self, now: float) -> None:
+        timeout = self.ctx.options.proxy_timeout_s
+        up = self.upstream
+        if timeout and up is not None and now - up.last_io > timeout and not up.got_head:
+            self.ctx.counters.error("timeout")
+            self._send_error(504, "target timed out")
+
+    def _check_tunnel(self, now: float, timeout: float) -> None:
+        """Half the timeout silent: ping the client; no answer in the other half: close."""
+        up = self.upstream
+        activity = max(self.last_io, up.last_io if up is not None else 0.0)
+        half = timeout / 2
+        if self.ping_at > activity:  # pinged, nothing since
+            if now - self.ping_at >= half:
+                self.ctx.counters.error("websocket_idle")
+                self.lc.fire(Event.CLOSE)
+                self.transport.close()
+            return
+        if now - activity < half:
+            return
+        frames = up.frames if up is not None else None
+        if frames is not None and frames.at_boundary:
+            self.transport.write(PING)
+            self.ping_at = now
+        elif now - activity >= timeout:
+            self.ctx.counters.error("websocket_idle")
+            self.lc.fire(Event.CLOSE)
+            self.transport.close()
 
 
 def _url(head: Head | None) -> str:

@@ -103,9 +103,13 @@ _SPECIAL: Final = frozenset(
         b"x-forwarded-proto",
         b"x-forwarded-port",
         b"x-forwarded-host",
+        b"x-real-ip",
+        b"x-scheme",
     }
     | HOP_BY_HOP
 )
+# Connection tokens that name no header to strip (they are options of this hop).
+_CONNECTION_OPTIONS: Final = frozenset({b"close", b"keep-alive", b"upgrade", b""})
 
 
 def _parse_headers(lines: list[bytes], head: Head, *, request: bool) -> None:
@@ -131,7 +135,8 @@ def _parse_headers(lines: list[bytes], head: Head, *, request: bool) -> None:
             raise HttpError(400, "malformed header field name")
         lname = name.lower()
         if lname not in _SPECIAL:
-            headers.append(line)
+            if not lname.startswith(b"proxy"):  # Proxy-* hop headers, and httpoxy's Proxy:
+                headers.append(line)
             continue
         value = value.strip(b" \t")
         if lname == b"content-length":
@@ -177,10 +182,31 @@ def _parse_headers(lines: list[bytes], head: Head, *, request: bool) -> None:
         raise HttpError(400, "Transfer-Encoding in HTTP/1.0")
     if b"close" in connection_tokens or (head.http10 and b"keep-alive" not in connection_tokens):
         head.connection_close = True
-    if head.upgrade and b"upgrade" not in connection_tokens:
+    if head.upgrade and (
+        b"upgrade" not in connection_tokens
+        or (request and head.upgrade.lower() != b"websocket")  # no h2c or other tunnels
+    ):
         head.upgrade = b""
+    named = set(connection_tokens) - _CONNECTION_OPTIONS
+    if named:  # headers the sender declared hop-by-hop (RFC 9110 §7.6.1)
+        headers[:] = [h for h in headers if h.partition(b":")[0].lower() not in named]
     if request and not host_seen and not head.http10:
         raise HttpError(400, "missing Host header")
+
+
+def find_head_end(buf: bytes) -> int:
+    """Where the head in ``buf`` ends (index of its CRLFCRLF), or -1 while incomplete.
+
+    Leading empty lines must be stripped by the caller. The size limit holds
+    whether the head trickled in or arrived in one write (then it is 431 too).
+    """
+    end = buf.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
+    if end < 0:
+        if len(buf) > MAX_HEAD:
+            raise HttpError(431, "request head too large")
+        if b"\n\n" in buf or b"\r\r" in buf:
+            raise HttpError(400, "malformed line endings")
+    return end
 
 
 def parse_request_head(data: bytes) -> Head:

@@ -12,14 +12,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from labfleet.proxy.options import ProxyOptions, TLSFiles
-
-log = logging.getLogger("labfleet.proxy")
+from labfleet.proxy.runtime import install_loop, log, setup_logging
+from labfleet.proxy.server import serve_single
+from labfleet.proxy.trust import parse_networks
+from labfleet.proxy.workers import serve_supervisor
 
 TOKEN_ENV = "CONFIGPROXY_AUTH_TOKEN"  # noqa: S105 (a variable name, not a secret)
 WORKERS_ENV = "LABFLEET_PROXY_WORKERS"
@@ -78,7 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
     a("--proxy-timeout", type=_ms, help="ms: give up waiting for a target's response")
     a("--keep-alive-timeout", type=_ms, default=5.0, help="ms: idle client keep-alive")
     a("--upstream-idle-timeout", type=_ms, default=15.0, help="ms: idle pooled connections")
-    a("--max-connections-per-target", type=int, default=512)
+    a("--body-timeout", type=_ms, default=60.0, help="ms: request body may stall this long")
+    a("--connect-timeout", type=_ms, default=10.0, help="ms: target connect / free pool slot")
+    a(
+        "--websocket-idle-timeout",
+        type=_ms,
+        default=300.0,
+        help="ms: idle tunnel gets a ping at half, is closed if nothing answers (0: never)",
+    )
+    a("--max-connections-per-target", type=int, default=256)
+    a("--max-connections-per-ip", type=int, default=256, help="per client address (0: no cap)")
+    a(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="peer whose X-Real-Ip/X-Forwarded-* are kept (repeatable)",
+    )
     a("--shutdown-timeout", type=_ms, default=25.0, help="ms: drain time on SIGTERM")
     a("--workers", type=int, help=f"worker processes (env {WORKERS_ENV}; default 1)")
     for flag in _ACCEPTED_NOOP:
@@ -86,17 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
     for flag in _ACCEPTED_NOOP_SWITCHES:
         a(flag, action="store_true", help=argparse.SUPPRESS)
     return p
-
-
-def _level(name: str) -> int:
-    return {
-        "debug": logging.DEBUG,
-        "info": logging.INFO,
-        "warn": logging.WARNING,
-        "warning": logging.WARNING,
-        "error": logging.ERROR,
-        "critical": logging.CRITICAL,
-    }.get(name.lower(), logging.INFO)
 
 
 def options_from_args(args: argparse.Namespace, token: str) -> ProxyOptions:
@@ -121,6 +127,9 @@ def options_from_args(args: argparse.Namespace, token: str) -> ProxyOptions:
         raise ValueError("--workers must be at least 1")
     if workers > 1 and args.socket:
         raise ValueError("--workers needs a TCP listener (--ip/--port), not --socket")
+    parse_networks(args.trusted_proxy)  # refuse a bad CIDR at start, with its name
+    if args.max_connections_per_target < 1:
+        raise ValueError("--max-connections-per-target must be at least 1")
     return ProxyOptions(
         ip=args.ip,
         port=args.port,
@@ -148,7 +157,12 @@ def options_from_args(args: argparse.Namespace, token: str) -> ProxyOptions:
         keep_alive_timeout_s=args.keep_alive_timeout,
         header_timeout_s=args.timeout or 60.0,
         upstream_idle_timeout_s=args.upstream_idle_timeout,
+        body_timeout_s=args.body_timeout,
+        connect_timeout_s=args.connect_timeout,
+        websocket_idle_timeout_s=args.websocket_idle_timeout,
         max_connections_per_target=args.max_connections_per_target,
+        max_connections_per_ip=args.max_connections_per_ip,
+        trusted_proxies=tuple(args.trusted_proxy),
         shutdown_timeout_s=args.shutdown_timeout,
         pid_file=args.pid_file,
         redirect_port=args.redirect_port,
@@ -156,23 +170,6 @@ def options_from_args(args: argparse.Namespace, token: str) -> ProxyOptions:
         workers=workers,
         auth_token=token,
     )
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=_level(level),
-        format="%(asctime)s %(levelname).1s labfleet-proxy[%(process)d] %(message)s",
-        stream=sys.stderr,
-    )
-
-
-def install_loop() -> None:
-    """uvloop when available: the data plane is callback-bound."""
-    try:
-        import uvloop
-    except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -199,11 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.collect()
     gc.freeze()
     if opts.workers > 1:
-        from labfleet.proxy.workers import serve_supervisor
-
         return asyncio.run(serve_supervisor(opts))
-    from labfleet.proxy.server import serve_single
-
     try:
         return asyncio.run(serve_single(opts))
     except OSError as exc:

@@ -6,6 +6,7 @@ import html
 from http import HTTPStatus
 
 from labfleet.proxy.http_parse import Head
+from labfleet.proxy.trust import TrustedProxies
 
 
 def _reason(code: int) -> bytes:
@@ -22,10 +23,18 @@ def upstream_request_head(
     peer: bytes,
     scheme: bytes,
     x_forward: bool,
+    trusted_hop: TrustedProxies | None,
     host_override: bytes | None,
     extra: list[bytes],
 ) -> bytes:
-    """The request head sent to the target: our framing, X-Forwarded-*, no hop-by-hop."""
+    """The request head sent to the target: our framing, forwarding headers, no hop-by-hop.
+
+    ``trusted_hop`` is set only when the socket peer is a trusted proxy; then
+    its ``X-Real-Ip``/``X-Forwarded-*``/``X-Scheme`` claims are kept (and the
+    peer appended to ``X-Forwarded-For``). From anyone else they are replaced
+    by what this proxy saw, so a client cannot pick the address the hub logs
+    and throttles on.
+    """
     version = b" HTTP/1.0" if head.http10 else b" HTTP/1.1"
     lines = [head.method + b" " + path + version]
     if host_override is None:
@@ -42,7 +51,7 @@ def upstream_request_head(
         lines.append(b"Upgrade: " + head.upgrade)
     elif head.http10:
         lines.append(b"Connection: close")
-    xf = head.x_forwarded
+    xf = head.x_forwarded if trusted_hop is not None else {}
     if x_forward:
         host = head.host
         colon = host.rfind(b":")
@@ -51,15 +60,21 @@ def upstream_request_head(
         else:
             port = b"443" if scheme == b"https" else b"80"
         old = xf.get(b"x-forwarded-for")
+        if trusted_hop is not None:
+            real = trusted_hop.client_address(xf.get(b"x-real-ip"), old, peer)
+        else:
+            real = peer
+        if real:
+            lines.append(b"X-Real-Ip: " + real)
         if peer:
             lines.append(b"X-Forwarded-For: " + (old + b"," + peer if old else peer))
         elif old:
             lines.append(b"X-Forwarded-For: " + old)
-        old = xf.get(b"x-forwarded-port")
-        lines.append(b"X-Forwarded-Port: " + (old + b"," + port if old else port))
-        old = xf.get(b"x-forwarded-proto")
-        lines.append(b"X-Forwarded-Proto: " + (old + b"," + scheme if old else scheme))
+        lines.append(b"X-Forwarded-Port: " + (xf.get(b"x-forwarded-port") or port))
+        lines.append(b"X-Forwarded-Proto: " + (xf.get(b"x-forwarded-proto") or scheme))
         lines.append(b"X-Forwarded-Host: " + (xf.get(b"x-forwarded-host") or host))
+        if b"x-scheme" in xf:
+            lines.append(b"X-Scheme: " + xf[b"x-scheme"])
     else:
         lines.extend([b"%s: %s" % item for item in xf.items()])
     lines.extend(extra)

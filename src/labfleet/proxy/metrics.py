@@ -1,16 +1,55 @@
-"""Prometheus text exposition of the proxy's counters (no client library).
+"""The proxy's counters, and their Prometheus exposition through prometheus_client.
 
-The hot path only bumps plain ints on a :class:`Counters`; rendering happens
-on scrape. With several workers each one ships ``snapshot()`` to the API
-process, which sums them (``merge``) before rendering.
+The hot path only bumps plain ints on a :class:`Counters` (a prometheus_client
+``Counter.inc`` takes a lock per call); on scrape a collector turns one
+snapshot into metric families and ``generate_latest`` writes the text, so the
+format (exact integers included) is the library's, not ours. With several
+workers each one ships ``snapshot()`` to the API process, which sums them.
+
+Label sets are bounded on purpose: status class, a fixed list of error kinds
+and byte direction. No route, path or user name ever becomes a label: the
+metrics port of CHP is unauthenticated, and a label per user would grow
+without end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Final
 
-from labfleet.proxy.routes import Route
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE: Final = b"text/plain; version=0.0.4; charset=utf-8"
+
+ERROR_KINDS: Final = (
+    "bad_request",  # refused request (framing, routing input)
+    "connect",  # target unreachable or pool slot not free in time
+    "upstream_reset",  # target closed the connection before answering
+    "not_replayed",  # ... and the request was not idempotent, so it was not retried
+    "bad_response",  # target sent a response we refuse to relay
+    "timeout",  # target silent longer than --proxy-timeout
+    "head_timeout",  # client head not complete within --timeout
+    "body_timeout",  # client body stalled longer than --body-timeout
+    "websocket_idle",  # tunnel idle and unanswered pings
+    "connection_cap",  # client address over --max-connections-per-ip
+)
+
+_GAUGES: Final = (
+    "active_connections",
+    "upstream_connections",
+    "websockets_active",
+)
+_SUMMED: Final = (
+    *_GAUGES,
+    "requests",
+    "upstream_connects",
+    "websockets_total",
+    "api_requests",
+    "bytes_in",
+    "bytes_out",
+)
 
 
 class Counters:
@@ -19,6 +58,8 @@ class Counters:
     __slots__ = (
         "active_connections",
         "api_requests",
+        "bytes_in",
+        "bytes_out",
         "errors",
         "requests",
         "responses",
@@ -31,117 +72,92 @@ class Counters:
     def __init__(self) -> None:
         self.requests = 0
         self.responses = [0, 0, 0, 0, 0, 0]  # index = status // 100
-        self.errors: dict[str, int] = {}
+        self.errors: dict[str, int] = dict.fromkeys(ERROR_KINDS, 0)
         self.active_connections = 0
         self.upstream_connections = 0
         self.upstream_connects = 0
         self.websockets_active = 0
         self.websockets_total = 0
         self.api_requests = 0
+        self.bytes_in = 0  # from clients
+        self.bytes_out = 0  # to clients
 
     def error(self, kind: str) -> None:
-        self.errors[kind] = self.errors.get(kind, 0) + 1
+        """Count an error; an unknown kind is a KeyError (the label set stays fixed)."""
+        self.errors[kind] += 1
 
     def snapshot(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
 
     def merge(self, snap: dict[str, Any]) -> None:
         """Add another process's snapshot into this one."""
-        self.requests += int(snap.get("requests", 0))
         for i, v in enumerate(snap.get("responses", [])[:6]):
             self.responses[i] += int(v)
         for kind, v in snap.get("errors", {}).items():
-            self.errors[kind] = self.errors.get(kind, 0) + int(v)
-        for gauge in (
-            "active_connections",
-            "upstream_connections",
-            "upstream_connects",
-            "websockets_active",
-            "websockets_total",
-            "api_requests",
-        ):
-            setattr(self, gauge, getattr(self, gauge) + int(snap.get(gauge, 0)))
+            if kind in self.errors:
+                self.errors[kind] += int(v)
+        for name in _SUMMED:
+            setattr(self, name, getattr(self, name) + int(snap.get(name, 0)))
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class _Snapshot(Collector):
+    def __init__(self, counters: Counters, route_count: int) -> None:
+        self.c = counters
+        self.route_count = route_count
+
+    def collect(self) -> Iterator[Metric]:
+        c = self.c
+
+        def counter(name: str, doc: str, value: int) -> CounterMetricFamily:
+            return CounterMetricFamily(name, doc, value=value)
+
+        def gauge(name: str, doc: str, value: int) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, doc, value=value)
+
+        yield counter("labfleet_proxy_requests", "Proxied requests received.", c.requests)
+        responses = CounterMetricFamily(
+            "labfleet_proxy_responses", "Responses sent, by status class.", labels=["code"]
+        )
+        for i in range(1, 6):
+            responses.add_metric([f"{i}xx"], c.responses[i])
+        yield responses
+        errors = CounterMetricFamily(
+            "labfleet_proxy_errors", "Proxy errors, by kind.", labels=["kind"]
+        )
+        for kind in ERROR_KINDS:
+            errors.add_metric([kind], c.errors.get(kind, 0))
+        yield errors
+        moved = CounterMetricFamily(
+            "labfleet_proxy_bytes",
+            "Body and tunnel bytes proxied (in: from clients, out: to clients).",
+            labels=["direction"],
+        )
+        moved.add_metric(["in"], c.bytes_in)
+        moved.add_metric(["out"], c.bytes_out)
+        yield moved
+        yield gauge(
+            "labfleet_proxy_active_connections", "Open client connections.", c.active_connections
+        )
+        yield gauge(
+            "labfleet_proxy_upstream_connections",
+            "Open connections to targets.",
+            c.upstream_connections,
+        )
+        yield counter(
+            "labfleet_proxy_upstream_connects",
+            "Connections opened to targets.",
+            c.upstream_connects,
+        )
+        yield gauge(
+            "labfleet_proxy_websockets_active", "Open websocket tunnels.", c.websockets_active
+        )
+        yield counter("labfleet_proxy_websockets", "Websocket tunnels opened.", c.websockets_total)
+        yield counter("labfleet_proxy_api_requests", "REST API requests.", c.api_requests)
+        yield gauge("labfleet_proxy_routes", "Routes in the table.", self.route_count)
 
 
-def render(counters: Counters, routes: Iterable[Route], route_bytes: dict[str, list[int]]) -> str:
-    """Prometheus text format 0.0.4."""
-    out: list[str] = []
-
-    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
-        out.append(f"# HELP {name} {help_text}")
-        out.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            out.append(f"{name}{labels} {value:g}")
-
-    metric(
-        "labfleet_proxy_requests_total",
-        "counter",
-        "Proxied requests received.",
-        [("", counters.requests)],
-    )
-    metric(
-        "labfleet_proxy_responses_total",
-        "counter",
-        "Responses sent, by status class.",
-        [(f'{{code="{i}xx"}}', counters.responses[i]) for i in range(1, 6)],
-    )
-    metric(
-        "labfleet_proxy_errors_total",
-        "counter",
-        "Proxy errors, by kind.",
-        [(f'{{kind="{_label(k)}"}}', v) for k, v in sorted(counters.errors.items())],
-    )
-    metric(
-        "labfleet_proxy_active_connections",
-        "gauge",
-        "Open client connections.",
-        [("", counters.active_connections)],
-    )
-    metric(
-        "labfleet_proxy_upstream_connections",
-        "gauge",
-        "Open connections to targets.",
-        [("", counters.upstream_connections)],
-    )
-    metric(
-        "labfleet_proxy_upstream_connects_total",
-        "counter",
-        "Connections opened to targets.",
-        [("", counters.upstream_connects)],
-    )
-    metric(
-        "labfleet_proxy_websockets_active",
-        "gauge",
-        "Open websocket tunnels.",
-        [("", counters.websockets_active)],
-    )
-    metric(
-        "labfleet_proxy_websockets_total",
-        "counter",
-        "Websocket tunnels opened.",
-        [("", counters.websockets_total)],
-    )
-    metric(
-        "labfleet_proxy_api_requests_total",
-        "counter",
-        "REST API requests.",
-        [("", counters.api_requests)],
-    )
-    metric(
-        "labfleet_proxy_routes", "gauge", "Routes in the table.", [("", float(len(list(routes))))]
-    )
-    byte_samples: list[tuple[str, float]] = []
-    for path, (inb, outb) in sorted(route_bytes.items()):
-        byte_samples.append((f'{{route="{_label(path)}",direction="in"}}', inb))
-        byte_samples.append((f'{{route="{_label(path)}",direction="out"}}', outb))
-    metric(
-        "labfleet_proxy_route_bytes_total",
-        "counter",
-        "Bytes proxied per route (in: from clients, out: to clients).",
-        byte_samples,
-    )
-    return "\n".join(out) + "\n"
+def render(counters: Counters, route_count: int) -> str:
+    """Prometheus text format 0.0.4, written by prometheus_client."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(counters, route_count))
+    return generate_latest(registry).decode("utf-8")

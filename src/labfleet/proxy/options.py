@@ -49,8 +49,13 @@ class ProxyOptions:
     keep_alive_timeout_s: float = 5.0
     header_timeout_s: float = 60.0
     upstream_idle_timeout_s: float = 15.0
-    max_connections_per_target: int = 512
-    max_idle_per_target: int = 128
+    body_timeout_s: float = 60.0
+    connect_timeout_s: float = 10.0
+    websocket_idle_timeout_s: float = 300.0
+    max_connections_per_target: int = 256
+    max_idle_per_target: int = 64
+    max_connections_per_ip: int = 256
+    trusted_proxies: tuple[str, ...] = ()
     shutdown_timeout_s: float = 25.0
     pid_file: str | None = None
     redirect_port: int | None = None

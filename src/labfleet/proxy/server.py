@@ -15,12 +15,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from labfleet.proxy.api import ApiServer
-from labfleet.proxy.context import ProxyContext, log
-from labfleet.proxy.forward import IDLE, TUNNEL, ClientProtocol
+from labfleet.proxy.context import ProxyContext
+from labfleet.proxy.forward import ClientProtocol
 from labfleet.proxy.metrics import Counters
 from labfleet.proxy.options import ProxyOptions
+from labfleet.proxy.pool import PoolManager
+from labfleet.proxy.redirect import start_redirect
 from labfleet.proxy.routes import RouteKey, RouteTable
+from labfleet.proxy.runtime import log
 from labfleet.proxy.tls import client_context, server_context
+from labfleet.proxy.upstream import UpstreamProtocol
 
 
 class LocalStore:
@@ -42,9 +46,6 @@ class LocalStore:
         c = self.ctx.counters
         c.upstream_connects = self.ctx.pools.connects
         return c
-
-    def route_bytes(self) -> dict[str, list[int]]:
-        return {r.path: [r.bytes_in, r.bytes_out] for r in self.table}
 
 
 async def start_public(ctx: ProxyContext, *, reuse_port: bool) -> asyncio.Server:
@@ -84,8 +85,6 @@ async def start_api(opts: ProxyOptions, api: ApiServer) -> list[asyncio.Server]:
             )
         )
     if opts.redirect_port is not None:
-        from labfleet.proxy.redirect import start_redirect
-
         servers.append(
             await start_redirect(opts.ip, opts.redirect_port, opts.redirect_to or opts.port)
         )
@@ -101,9 +100,22 @@ async def start_api(opts: ProxyOptions, api: ApiServer) -> list[asyncio.Server]:
     return servers
 
 
+def make_pools(ctx: ProxyContext) -> PoolManager[UpstreamProtocol]:
+    """The target pools, injected into the context (which knows no protocol class)."""
+    opts = ctx.options
+    return PoolManager(
+        lambda: UpstreamProtocol(ctx),
+        max_total=opts.max_connections_per_target,
+        max_idle=opts.max_idle_per_target,
+        client_ssl=ctx.client_ssl,
+        connect_timeout=opts.connect_timeout_s,
+    )
+
+
 def make_context(opts: ProxyOptions, table: RouteTable) -> ProxyContext:
     loop = asyncio.get_running_loop()
-    return ProxyContext(loop, opts, table, client_context(opts.client_tls, insecure=opts.insecure))
+    client_ssl = client_context(opts.client_tls, insecure=opts.insecure)
+    return ProxyContext(loop, opts, table, client_ssl, make_pools)
 
 
 async def sweeper(ctx: ProxyContext, tick: Callable[[], None] | None = None) -> None:
@@ -132,13 +144,13 @@ async def drain(ctx: ProxyContext, public: asyncio.Server) -> None:
     for conn in list(ctx.connections):
         # idle keep-alive sockets have nothing in flight; websocket tunnels cannot
         # "finish" (kernels reconnect on their own), so both close at once
-        if (conn.state == IDLE and not conn.buf) or conn.state == TUNNEL:
-            conn.transport.close()
+        if conn.idle():
+            conn.close()
     deadline = ctx.loop.time() + ctx.options.shutdown_timeout_s
     while ctx.connections and ctx.loop.time() < deadline:
         await asyncio.sleep(0.05)
     for conn in list(ctx.connections):
-        conn.transport.abort()
+        conn.abort()
     ctx.pools.close_all()
     log.info("labfleet-proxy stopped")
 

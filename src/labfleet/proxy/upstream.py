@@ -9,27 +9,62 @@ to the client, so it knows when the socket can go back to the pool.
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
-from typing import TYPE_CHECKING, Final, cast
+from typing import Protocol, cast
 
 from labfleet.proxy import messages
 from labfleet.proxy.context import ProxyContext
 from labfleet.proxy.http_parse import (
     MAX_HEAD,
     ChunkedTracker,
+    Head,
     HttpError,
     parse_response_head,
 )
 from labfleet.proxy.pool import PooledProtocol
+from labfleet.proxy.routes import Route
+from labfleet.proxy.wsframes import FrameTracker
 
-if TYPE_CHECKING:
-    from labfleet.proxy.forward import ClientProtocol
 
-R_IDLE: Final = 0
-R_HEAD: Final = 1
-R_BODY: Final = 2
-R_TUNNEL: Final = 3
-CLIENT_CLOSED: Final = 5  # forward.CLOSED, without importing upward
+class TargetState(enum.IntEnum):
+    """Response side of one target socket: IDLE → HEAD → BODY → IDLE, or HEAD → TUNNEL."""
+
+    IDLE = 0  # in the pool, or attached and not yet sent anything
+    HEAD = 1  # waiting for (the rest of) the response head
+    BODY = 2  # relaying the response body
+    TUNNEL = 3  # after 101: raw bytes
+
+
+R_IDLE = TargetState.IDLE
+R_HEAD = TargetState.HEAD
+R_BODY = TargetState.BODY
+R_TUNNEL = TargetState.TUNNEL
+
+
+class Downstream(Protocol):
+    """What a target connection needs from the client connection it serves.
+
+    ``forward.ClientProtocol`` implements it; defining it here keeps the
+    import one-way (forward → upstream).
+    """
+
+    transport: asyncio.Transport
+    route: Route | None
+    eof: bool
+
+    @property
+    def closed(self) -> bool: ...
+
+    def response_started(self, head: Head, chunked: bool, until_close: bool) -> bytes: ...
+
+    def response_done(self, up: UpstreamProtocol, reusable: bool) -> None: ...
+
+    def start_tunnel(self, up: UpstreamProtocol, websocket: bool) -> None: ...
+
+    def upstream_lost(self, up: UpstreamProtocol) -> None: ...
+
+    def upstream_failed(self, up: UpstreamProtocol, status: int, reason: str) -> None: ...
 
 
 class UpstreamProtocol(PooledProtocol):
@@ -38,7 +73,8 @@ class UpstreamProtocol(PooledProtocol):
     def __init__(self, ctx: ProxyContext) -> None:
         super().__init__()
         self.ctx = ctx
-        self.client: ClientProtocol | None = None
+        self.client: Downstream | None = None
+        self.frames: FrameTracker | None = None
         self.state = R_IDLE
         self.buf = b""
         self.no_body = False
@@ -75,7 +111,7 @@ class UpstreamProtocol(PooledProtocol):
         else:
             self.close()
 
-    def begin(self, client: ClientProtocol, no_body: bool, upgrade: bool) -> None:
+    def begin(self, client: Downstream, no_body: bool, upgrade: bool) -> None:
         self.client = client
         self.state = R_HEAD
         self.buf = b""
@@ -83,6 +119,7 @@ class UpstreamProtocol(PooledProtocol):
         self.upgrade = upgrade
         self.got_bytes = False
         self.got_head = False
+        self.frames = None
         self.last_io = self.ctx.now
 
     def pause_writing(self) -> None:
@@ -92,7 +129,7 @@ class UpstreamProtocol(PooledProtocol):
 
     def resume_writing(self) -> None:
         client = self.client
-        if client is not None and client.state != CLIENT_CLOSED:
+        if client is not None and not client.closed:
             client.transport.resume_reading()
 
     def eof_received(self) -> bool:
@@ -120,15 +157,17 @@ class UpstreamProtocol(PooledProtocol):
             return
         if state == R_TUNNEL:
             client.transport.write(data)
+            self.ctx.counters.bytes_out += len(data)
+            if self.frames is not None:
+                self.frames.feed(data)
             route = client.route
             if route is not None:
-                route.bytes_out += len(data)
                 route.last_activity = time.time()
             return
         self.got_bytes = True
         buf = self.buf + data if self.buf else data
         while True:
-            end = buf.find(b"\r\n\r\n")
+            end = buf.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
             if end < 0:
                 self.buf = buf
                 if len(buf) > MAX_HEAD:
@@ -150,10 +189,15 @@ class UpstreamProtocol(PooledProtocol):
                 self.got_head = True
                 self.state = R_TUNNEL
                 self.buf = b""
+                websocket = head.upgrade.lower() == b"websocket"
+                if websocket:
+                    self.frames = FrameTracker()
                 client.transport.write(messages.upgrade_head(head))
                 if buf:
                     client.transport.write(buf)
-                client.start_tunnel(self)
+                    if self.frames is not None:
+                        self.frames.feed(buf)
+                client.start_tunnel(self, websocket)
                 return
             client.transport.write(messages.interim_head(head))
         self.buf = b""
@@ -182,13 +226,12 @@ class UpstreamProtocol(PooledProtocol):
         else:
             client.transport.write(out)
 
-    def _body(self, client: ClientProtocol, data: bytes, prefix: bytes = b"") -> None:
-        route = client.route
+    def _body(self, client: Downstream, data: bytes, prefix: bytes = b"") -> None:
+        counters = self.ctx.counters
         n = len(data)
         if self.until_close:
             client.transport.write(prefix + data if prefix else data)
-            if route is not None:
-                route.bytes_out += n
+            counters.bytes_out += n
             return
         chunks = self.chunks
         if chunks is not None:
@@ -201,8 +244,7 @@ class UpstreamProtocol(PooledProtocol):
                 return
             if end < 0:
                 client.transport.write(prefix + data if prefix else data)
-                if route is not None:
-                    route.bytes_out += n
+                counters.bytes_out += n
                 return
             if end < n:
                 self.keep = False
@@ -212,18 +254,16 @@ class UpstreamProtocol(PooledProtocol):
             if n < left:
                 client.transport.write(prefix + data if prefix else data)
                 self.body_left = left - n
-                if route is not None:
-                    route.bytes_out += n
+                counters.bytes_out += n
                 return
             if n > left:
                 self.keep = False
                 data = data[:left]
             self.body_left = 0
         client.transport.write(prefix + data if prefix else data)
-        if route is not None:
-            route.bytes_out += len(data)
+        counters.bytes_out += len(data)
         self._finish(client)
 
-    def _finish(self, client: ClientProtocol) -> None:
+    def _finish(self, client: Downstream) -> None:
         self.state = R_IDLE
         client.response_done(self, self.keep and not self.closed)

@@ -9,7 +9,7 @@ Control channel: one Unix socketpair per worker, newline-delimited JSON.
 
 * supervisor → worker: ``snapshot`` (whole table, on start), ``add``, ``remove``;
 * worker → supervisor: ``ready``; once a second ``stats`` with counters,
-  per-route bytes and the routes whose ``last_activity`` moved, which the
+  and the routes whose ``last_activity`` moved, which the
   supervisor folds into its table so ``GET /api/routes`` shows activity.
 
 A worker exits when its control channel closes, so a SIGKILLed supervisor
@@ -33,10 +33,19 @@ import sys
 from typing import Any
 
 from labfleet.proxy.api import ApiServer
-from labfleet.proxy.context import log
 from labfleet.proxy.metrics import Counters
 from labfleet.proxy.options import ProxyOptions, TLSFiles
 from labfleet.proxy.routes import Route, RouteKey, RouteTable
+from labfleet.proxy.runtime import install_loop, log, setup_logging
+from labfleet.proxy.server import (
+    drain,
+    install_signals,
+    make_context,
+    start_api,
+    start_public,
+    sweeper,
+    write_pid_file,
+)
 
 CONTROL_FD_ENV = "LABFLEET_PROXY_CONTROL_FD"
 OPTIONS_ENV = "LABFLEET_PROXY_WORKER_OPTIONS"
@@ -53,6 +62,7 @@ def options_from_json(text: str) -> ProxyOptions:
     for side in ("public_tls", "api_tls", "client_tls"):
         data[side] = TLSFiles(**data[side])
     data["custom_headers"] = tuple(tuple(h) for h in data["custom_headers"])
+    data["trusted_proxies"] = tuple(data["trusted_proxies"])
     return ProxyOptions(**data)
 
 
@@ -69,7 +79,6 @@ class WorkerHandle:
         self.writer: asyncio.StreamWriter | None = None
         self.ready = asyncio.Event()
         self.counters: dict[str, Any] = {}
-        self.bytes: dict[str, list[int]] = {}
         self.retired = False  # replaced by a rolling restart: do not bring it back
 
     def send(self, msg: dict[str, Any]) -> None:
@@ -105,18 +114,8 @@ class SupervisorStore:
             total.merge(w.counters)
         return total
 
-    def route_bytes(self) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {}
-        for w in self.workers:
-            for path, (inb, outb) in w.bytes.items():
-                acc = out.setdefault(path, [0, 0])
-                acc[0] += inb
-                acc[1] += outb
-        return out
-
     def apply_stats(self, worker: WorkerHandle, msg: dict[str, Any]) -> None:
         worker.counters = msg.get("counters", {})
-        worker.bytes = msg.get("bytes", {})
         for key, ts in msg.get("activity", []):
             route = self.table.get(tuple(key))
             if route is not None and ts > route.last_activity:
@@ -159,8 +158,6 @@ async def _run_worker(store: SupervisorStore, w: WorkerHandle, opts: ProxyOption
 
 
 async def serve_supervisor(opts: ProxyOptions) -> int:
-    from labfleet.proxy.server import install_signals, start_api, write_pid_file
-
     store = SupervisorStore()
     stop = asyncio.Event()
     install_signals(stop)
@@ -242,8 +239,6 @@ async def serve_supervisor(opts: ProxyOptions) -> int:
 
 
 async def serve_worker(opts: ProxyOptions, control_fd: int) -> int:
-    from labfleet.proxy.server import drain, make_context, start_public, sweeper
-
     table = RouteTable()
     ctx = make_context(opts, table)
     stop = asyncio.Event()
@@ -272,7 +267,6 @@ async def serve_worker(opts: ProxyOptions, control_fd: int) -> int:
                 "op": "stats",
                 "counters": counters.snapshot(),
                 "activity": activity,
-                "bytes": {r.path: [r.bytes_in, r.bytes_out] for r in table},
             }
         )
 
@@ -311,8 +305,6 @@ async def serve_worker(opts: ProxyOptions, control_fd: int) -> int:
 
 
 def worker_main() -> int:
-    from labfleet.proxy.main import install_loop, setup_logging
-
     opts = options_from_json(os.environ[OPTIONS_ENV])
     setup_logging(opts.log_level)
     install_loop()
