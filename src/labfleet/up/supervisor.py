@@ -19,6 +19,7 @@ from pathlib import Path
 
 import labfleet.hub
 from labfleet.hub.settings import DEFAULT_HUB_PORT
+from labfleet.ops.migrate import prepare_hub_start
 from labfleet.runtime import Runtime
 from labfleet.secrets import HubSecrets
 from labfleet.up import orphans, resume
@@ -92,6 +93,8 @@ class Supervisor:
         restarts: list[float] = []
         first = True
         while not self._stop.is_set():
+            if not prepare_hub_start(self.runtime.data_dir, self.config_path, self.say):
+                return 1  # a schema upgrade failed or was interrupted: never start on it
             self._proc = proc = self._spawn_hub()
             if not self._wait_healthy(proc):
                 if self._stop.is_set():
