@@ -179,3 +179,13 @@ def proxy(backends: dict[str, Backend]) -> Iterator[Proxy]:
     p.add("/user/bob", backends["bob"].url)
     yield p
     p.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long fuzz runs only when asked for with ``-m fuzz``."""
+    if "fuzz" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="long fuzz run: select with -m fuzz")
+    for item in items:
+        if "fuzz" in item.keywords:
+            item.add_marker(skip)

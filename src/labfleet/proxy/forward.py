@@ -247,11 +247,10 @@ class ClientProtocol(asyncio.Protocol):
                 return
             self.buf = buf[end + 4 :]
             head = parse_request_head(buf[:end])
+            self.lc.fire(Event.HEAD)
+            self._route(head)  # refuses hostile paths (dot segments, bad encodings)
         except HttpError as exc:
             self._reject(exc.status, exc.reason)
-            return
-        self.lc.fire(Event.HEAD)
-        self._route(head)
 
     def _route(self, head: Head) -> None:
         ctx = self.ctx

@@ -18,12 +18,17 @@ TOKEN_RE: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE_RE: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # control bytes other than HTAB, and CR or LF that are not part of a CRLF pair
 _BAD_HEAD_RE: Final = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
+# a LF without its CR, or a CR followed by anything but LF (a CR at the end may be partial)
+_BARE_EOL_RE: Final = re.compile(rb"(?<!\r)\n|\r(?!\n|\Z)")
 _TARGET_RE: Final = re.compile(rb"[\x21-\x7e]+\Z")
 _DIGITS_RE: Final = re.compile(rb"[0-9]{1,18}\Z")
 _HOST_RE: Final = re.compile(
     r"(?:[A-Za-z0-9\-._~!$&'()*+,;=%]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z"
 )
 _CHUNK_SIZE_RE: Final = re.compile(rb"([0-9A-Fa-f]{1,15})(?:[ \t]*;[\x20-\x7e\t]*)?\Z")
+
+# what a chunk-size line may look like before its CRLF has arrived
+_CHUNK_PREFIX_RE: Final = re.compile(rb"[0-9A-Fa-f]{0,15}(?:[ \t]*(?:;[\x20-\x7e\t]*)?)?\r?\Z")
 
 MAX_HEAD: Final = 65536
 MAX_HEADERS: Final = 200
@@ -204,7 +209,7 @@ def find_head_end(buf: bytes) -> int:
     if end < 0:
         if len(buf) > MAX_HEAD:
             raise HttpError(431, "request head too large")
-        if b"\n\n" in buf or b"\r\r" in buf:
+        if _BARE_EOL_RE.search(buf):  # refuse now rather than wait for a CRLFCRLF
             raise HttpError(400, "malformed line endings")
     return end
 
@@ -327,6 +332,7 @@ class ChunkedTracker:
                     self._line += data[pos:]
                     if len(self._line) > 4096:
                         raise HttpError(400, "chunk line too long")
+                    self._check_partial(state)
                     return -1
                 line = self._line + data[pos : end + 1]
                 self._line = b""
@@ -357,6 +363,18 @@ class ChunkedTracker:
                     if line[0] in (0x20, 0x09) or b":" not in line or _BAD_VALUE_RE.search(line):
                         raise HttpError(400, "malformed trailer field")
         return -1
+
+    def _check_partial(self, state: int) -> None:
+        """Refuse a framing line as soon as its first bytes are wrong, not at its LF."""
+        line = self._line
+        if state == self._SIZE:
+            ok = _CHUNK_PREFIX_RE.match(line) is not None
+        elif state == self._DATA_CRLF:
+            ok = line in (b"", b"\r")
+        else:
+            ok = True
+        if not ok:
+            raise HttpError(400, "malformed chunk framing")
 
 
 def host_without_port(host: bytes) -> str:
