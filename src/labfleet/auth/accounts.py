@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from labfleet.auth.hashing import (
     DEFAULT_PARAMS,
@@ -34,7 +35,11 @@ from labfleet.usernames import InvalidUsername, canonical_username, normalize_us
 INITIAL_ADMIN = "admin"
 DEFAULT_MIN_LENGTH = 8
 
-_SCHEMA = """
+#: password_hash of an account whose member has not set a password yet (matches nothing)
+NO_PASSWORD = "!"  # noqa: S105 - a marker, not a secret
+
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS accounts (
     name TEXT PRIMARY KEY NOT NULL,
     password_hash TEXT NOT NULL,
@@ -42,7 +47,26 @@ CREATE TABLE IF NOT EXISTS accounts (
     created REAL NOT NULL,
     updated REAL NOT NULL
 )
-"""
+""",
+    # Access changes the running hub must enforce (see labfleet.auth.hub_access): written in
+    # the same transaction as the account change, removed once the hub has applied them, and
+    # applied at the next hub start when the platform was not running.
+    """
+CREATE TABLE IF NOT EXISTS access_changes (
+    name TEXT NOT NULL,
+    action TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (name, action)
+)
+""",
+)
+
+#: a removed account: the hub user goes (servers stopped, sessions and tokens revoked)
+REMOVE = "remove"
+#: sessions end: servers stopped, tokens revoked, browser cookies invalidated
+LOGOUT = "logout"
+#: the hub's admin role follows the account's admin flag
+ADMIN = "admin"
 
 
 class AccountError(ValueError):
@@ -69,6 +93,15 @@ class Account:
     admin: bool
     created: float
     updated: float
+    #: False for a member added without a password who has not set one yet
+    has_password: bool = True
+
+
+@dataclass(frozen=True)
+class AccessChange:
+    name: str
+    action: str
+    created: float
 
 
 def check_password_policy(password: str, name: str, min_length: int) -> None:
@@ -106,10 +139,17 @@ class AccountStore:
             _create_private_file(self.path)
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
-            conn.execute(_SCHEMA)
+            for statement in _SCHEMA:
+                conn.execute(statement)
             yield conn
         finally:
             conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction on the store (other tables of the file share it)."""
+        with self._transaction() as conn:
+            yield conn
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -123,8 +163,15 @@ class AccountStore:
             conn.execute("COMMIT")
 
     @staticmethod
-    def _account(row: tuple[str, int, float, float]) -> Account:
-        return Account(name=row[0], admin=bool(row[1]), created=row[2], updated=row[3])
+    def _account(row: tuple[Any, ...]) -> Account:
+        has_password = len(row) < 5 or row[4] != NO_PASSWORD
+        return Account(
+            name=row[0],
+            admin=bool(row[1]),
+            created=row[2],
+            updated=row[3],
+            has_password=has_password,
+        )
 
     # -- queries --------------------------------------------------------------
 
@@ -135,7 +182,8 @@ class AccountStore:
             return None
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT name, admin, created, updated FROM accounts WHERE name = ?", (key,)
+                "SELECT name, admin, created, updated, password_hash FROM accounts WHERE name = ?",
+                (key,),
             ).fetchone()
         return None if row is None else self._account(row)
 
@@ -145,7 +193,7 @@ class AccountStore:
     def list(self) -> builtins.list[Account]:
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT name, admin, created, updated FROM accounts ORDER BY name"
+                "SELECT name, admin, created, updated, password_hash FROM accounts ORDER BY name"
             ).fetchall()
         return [self._account(row) for row in rows]
 
@@ -159,13 +207,18 @@ class AccountStore:
     def add(
         self,
         name: str,
-        password: str,
+        password: str | None,
         admin: bool = False,
         min_length: int = DEFAULT_MIN_LENGTH,
     ) -> Account:
+        """Create an account; ``password=None`` makes one the member completes with a
+        set-password link (:mod:`labfleet.auth.invites`)."""
         key = normalize_username(name)
-        check_password_policy(password, key, min_length)
-        encoded = hash_password(password, self.params)
+        if password is None:
+            encoded = NO_PASSWORD
+        else:
+            check_password_policy(password, key, min_length)
+            encoded = hash_password(password, self.params)
         now = time.time()
         with self._transaction() as conn:
             if conn.execute("SELECT 1 FROM accounts WHERE name = ?", (key,)).fetchone():
@@ -173,7 +226,9 @@ class AccountStore:
             conn.execute(
                 "INSERT INTO accounts VALUES (?, ?, ?, ?, ?)", (key, encoded, int(admin), now, now)
             )
-        return Account(name=key, admin=admin, created=now, updated=now)
+        return Account(
+            name=key, admin=admin, created=now, updated=now, has_password=password is not None
+        )
 
     def add_first(self, name: str, password: str, admin: bool = True) -> bool:
         """Add ``name`` only if the store is empty (atomic); True when it was added."""
@@ -189,19 +244,39 @@ class AccountStore:
             )
         return True
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, record: bool = True) -> None:
+        """Delete the account and (``record``) ask the hub to remove its hub user.
+
+        Set-password links of the name die with it (same transaction).
+        """
         key = normalize_username(name)
         with self._transaction() as conn:
             cursor = conn.execute("DELETE FROM accounts WHERE name = ?", (key,))
             if cursor.rowcount == 0:
                 raise NoSuchAccount(f"no account {key!r}")
+            with contextlib.suppress(sqlite3.OperationalError):  # no invites table yet
+                conn.execute("DELETE FROM invites WHERE name = ?", (key,))
+            if record:
+                conn.execute("DELETE FROM access_changes WHERE name = ?", (key,))
+                _record(conn, key, REMOVE)
 
-    def set_password(self, name: str, password: str, min_length: int = DEFAULT_MIN_LENGTH) -> None:
+    def set_password(
+        self,
+        name: str,
+        password: str,
+        min_length: int = DEFAULT_MIN_LENGTH,
+        end_sessions: bool = False,
+    ) -> None:
+        """New password; ``end_sessions`` also asks the hub to end every session and token."""
         key = normalize_username(name)
         check_password_policy(password, key, min_length)
-        self._store_hash(key, hash_password(password, self.params))
+        self._store_hash(key, hash_password(password, self.params), end_sessions)
 
-    def _store_hash(self, key: str, encoded: str) -> None:
+    def clear_password(self, name: str, end_sessions: bool = True) -> None:
+        """The old password stops working; the member sets a new one with a link."""
+        self._store_hash(normalize_username(name), NO_PASSWORD, end_sessions)
+
+    def _store_hash(self, key: str, encoded: str, end_sessions: bool = False) -> None:
         with self._transaction() as conn:
             cursor = conn.execute(
                 "UPDATE accounts SET password_hash = ?, updated = ? WHERE name = ?",
@@ -209,8 +284,11 @@ class AccountStore:
             )
             if cursor.rowcount == 0:
                 raise NoSuchAccount(f"no account {key!r}")
+            if end_sessions:
+                _record(conn, key, LOGOUT)
 
-    def set_admin(self, name: str, admin: bool) -> None:
+    def set_admin(self, name: str, admin: bool, record: bool = True) -> None:
+        """Grant or revoke admin rights; ``record`` asks the hub to apply it at once."""
         key = normalize_username(name)
         with self._transaction() as conn:
             cursor = conn.execute(
@@ -219,6 +297,26 @@ class AccountStore:
             )
             if cursor.rowcount == 0:
                 raise NoSuchAccount(f"no account {key!r}")
+            if record:
+                _record(conn, key, ADMIN)
+
+    # -- access changes for the hub ---------------------------------------------
+
+    def access_changes(self) -> builtins.list[AccessChange]:
+        """Changes the hub has not applied yet, oldest first."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT name, action, created FROM access_changes ORDER BY created"
+            ).fetchall()
+        return [AccessChange(name=row[0], action=row[1], created=row[2]) for row in rows]
+
+    def applied(self, change: AccessChange) -> None:
+        """Forget ``change`` unless the same change was asked for again meanwhile."""
+        with self._transaction() as conn:
+            conn.execute(
+                "DELETE FROM access_changes WHERE name = ? AND action = ? AND created <= ?",
+                (change.name, change.action, change.created),
+            )
 
     # -- login ----------------------------------------------------------------
 
@@ -261,6 +359,12 @@ class AccountStore:
             with contextlib.suppress(AccountError):
                 self._store_hash(row[0], hash_password(password, self.params))
         return self._account((row[0], row[1], row[2], row[3]))
+
+
+def _record(conn: sqlite3.Connection, key: str, action: str) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO access_changes VALUES (?, ?, ?)", (key, action, time.time())
+    )
 
 
 def ensure_initial_admin(store: AccountStore) -> str | None:

@@ -13,13 +13,19 @@ an attacker never locks the owner out. Hashing runs in a thread, at most
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from pathlib import Path
 from typing import Any
 
+from jupyterhub import orm
 from tornado import web
-from traitlets import Float, Integer, Unicode, default
+from traitlets import Float, Integer, List, Unicode, default
 
-from labfleet.auth.accounts import DEFAULT_MIN_LENGTH, AccountStore
+from labfleet.auth.accounts import DEFAULT_MIN_LENGTH, Account, AccountStore, NoSuchAccount
 from labfleet.auth.hashing import DEFAULT_PARAMS, ScryptParams
+from labfleet.auth.home_archive import HomeDisposal, dispose_home
+from labfleet.auth.hub_access import apply_at_start
+from labfleet.auth.invites import DEFAULT_TTL
 from labfleet.auth.normalizing import NormalizingAuthenticator
 from labfleet.auth.throttle import LoginThrottle
 from labfleet.usernames import canonical_username
@@ -32,10 +38,14 @@ class PasswordAuthenticator(NormalizingAuthenticator):
     """Username/password sign-in against :class:`labfleet.auth.accounts.AccountStore`.
 
     Having an account is the allow rule (``allowed_users``, if set, narrows
-    it further). Admin rights come from the account (``labfleet users admin``)
-    or from ``admin_users``. Creating a user in JupyterHub's admin UI does not
-    create an account (it has no password to store), and deleting one there
-    keeps the account, because the idle culler may delete hub users too.
+    it further). Admin rights come from the account (``labfleet users admin``,
+    the admin page's toggle or ``/hub/accounts``) or from ``admin_users``.
+    Adding a user in JupyterHub's admin page creates an account without a
+    password; ``/hub/accounts`` gives the one-time set-password link. Deleting
+    one there removes the account too, ends sessions and archives the home
+    (see :mod:`labfleet.auth.account_api`), except when the idle culler deletes
+    an inactive hub user. Account changes made while the hub was stopped are
+    enforced as it starts (:func:`labfleet.auth.hub_access.apply_at_start`).
     """
 
     accounts_db = Unicode(config=True, help="Path of the accounts SQLite file.")
@@ -54,6 +64,18 @@ class PasswordAuthenticator(NormalizingAuthenticator):
         DEFAULT_PARAMS.n, config=True, help="scrypt cost for new hashes (power of two)."
     )
     max_concurrent_hashes = Integer(2, config=True, help="Password hashes computed at once.")
+    homes_dir = Unicode(
+        "", config=True, help="Where members' homes live (archived or deleted on removal)."
+    )
+    link_ttl = Integer(
+        DEFAULT_TTL, config=True, help="Seconds a one-time set-password link stays valid."
+    )
+    keep_accounts_for_services = List(
+        Unicode(),
+        ["idle-culler"],
+        config=True,
+        help="Services whose user deletions remove only the hub user, not the account.",
+    )
 
     @default("allow_existing_users")
     def _no_implicit_allow(self) -> bool:
@@ -93,14 +115,8 @@ class PasswordAuthenticator(NormalizingAuthenticator):
     def check_allow_config(self) -> None:
         """Accounts are the allow rule, so JupyterHub's "no allow config" warning does not apply."""
 
-    async def authenticate(
-        self, handler: Any, data: dict[str, Any] | None
-    ) -> dict[str, Any] | None:
-        data = data or {}
-        username = data.get("username")
-        password = data.get("password")
-        if not isinstance(username, str) or not isinstance(password, str):
-            return None
+    async def _check_password(self, handler: Any, username: str, password: str) -> Account | None:
+        """Verify through the throttle (429 when locked out); the account or None."""
         key = canonical_username(username[:_MAX_USERNAME_INPUT])
         address = self._remote_address(handler)
         decision = self.throttle.check(key, address)
@@ -119,7 +135,24 @@ class PasswordAuthenticator(NormalizingAuthenticator):
             self.throttle.failure(key, address)
             return None
         self.throttle.success(key, address)
+        return account
+
+    async def authenticate(
+        self, handler: Any, data: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        data = data or {}
+        username = data.get("username")
+        password = data.get("password")
+        if not isinstance(username, str) or not isinstance(password, str):
+            return None
+        account = await self._check_password(handler, username, password)
+        if account is None:
+            return None
         return {"name": account.name, "admin": account.admin or account.name in self.admin_users}
+
+    async def check_current_password(self, handler: Any, username: str, password: str) -> bool:
+        """For /hub/change-password: the same throttle as the login form."""
+        return await self._check_password(handler, username, password) is not None
 
     async def check_allowed(self, username: str, authentication: Any = None) -> bool:
         if self.allowed_users and username not in self.allowed_users:
@@ -128,12 +161,46 @@ class PasswordAuthenticator(NormalizingAuthenticator):
         return bool(exists)
 
     async def add_user(self, user: Any) -> None:
+        """Hub start: enforce recorded changes; admin page "Add users": an account to complete."""
         super().add_user(user)
-        exists = await asyncio.get_running_loop().run_in_executor(
-            None, self.store.exists, user.name
-        )
+        loop = asyncio.get_running_loop()
+        if isinstance(user, orm.User):  # called for every hub user while the hub starts
+            apply_at_start(self.store, user, self.admin_users)
+            return
+        exists = await loop.run_in_executor(None, self.store.exists, user.name)
         if not exists:
+            admin = bool(getattr(user, "admin", False))
+            await loop.run_in_executor(None, lambda: self.store.add(user.name, None, admin=admin))
             self.log.info(
-                "Hub user %s has no password account; create one with `labfleet users add`",
+                "Added password account %s without a password; its set-password link is on "
+                "/hub/accounts",
                 user.name,
             )
+
+    def forget_member(self, name: str, how: HomeDisposal = "archive") -> Any:
+        """Remove the password account (no hub change recorded) and archive/delete the home."""
+        with contextlib.suppress(NoSuchAccount):
+            self.store.remove(name, record=False)
+        if not self.homes_dir:
+            return None
+        return dispose_home(Path(self.homes_dir), name, how)
+
+    def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        from labfleet.auth.account_api import AccessChangesAPIHandler, AccountAwareUserAPIHandler
+        from labfleet.auth.account_pages import (
+            AccountsPage,
+            ChangePasswordPage,
+            SetPasswordPage,
+            install_templates,
+        )
+
+        install_templates(app.tornado_settings)
+        handlers: list[tuple[str, Any]] = list(super().get_handlers(app))
+        return [
+            *handlers,
+            (r"/api/labfleet/access", AccessChangesAPIHandler),
+            (r"/api/users/([^/]+)", AccountAwareUserAPIHandler),
+            (r"/accounts", AccountsPage),
+            (r"/set-password/([^/]+)", SetPasswordPage),
+            (r"/change-password", ChangePasswordPage),
+        ]

@@ -45,6 +45,8 @@ def _password(auth: AuthSection, runtime: Runtime) -> Settings:
             "max_failures": section.max_failures,
             "max_failures_per_ip": section.max_failures_per_ip,
             "lockout": section.lockout,
+            # homes are archived or deleted when a member is removed (local platform only)
+            "homes_dir": str(runtime.homes_dir) if runtime.platform == "local" else "",
         },
     }
 
@@ -168,6 +170,14 @@ _BUILDERS = {
 }
 
 
+#: in a cluster the proxy reaches the hub from the pod network, not from loopback
+_CLUSTER_HOPS = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+
+
 def build_auth_settings(auth: AuthSection, runtime: Runtime) -> Settings:
     """Traitlets settings for the configured authenticator (class name plus its options)."""
-    return _BUILDERS[auth.kind](auth, runtime)
+    settings = _BUILDERS[auth.kind](auth, runtime)
+    if runtime.platform == "kubernetes":
+        # whose X-Real-Ip the login throttle believes (labfleet.auth.client_address)
+        settings["NormalizingAuthenticator"] = {"trusted_hops": list(_CLUSTER_HOPS)}
+    return settings

@@ -1,6 +1,10 @@
 """``labfleet users add/list/remove/passwd/admin``: password accounts in the data directory.
 
-Works while the hub runs (both open the same SQLite file). Passwords come
+Works while the hub runs (both open the same SQLite file). ``remove``,
+``admin`` and ``passwd`` take effect at once on a running platform (the hub
+is asked to enforce them through its API); on a stopped one they are
+enforced when it next starts. The logic lives in :mod:`labfleet.auth.lifecycle`.
+Passwords come
 from ``--password-stdin`` (one line), an interactive prompt when stdin is a
 terminal, or ``--generate`` (printed once); never from the command line,
 where they would land in shell history and ``ps``.
@@ -11,8 +15,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from pathlib import Path
 from typing import Any
 
+from labfleet.auth import lifecycle
 from labfleet.auth.accounts import (
     DEFAULT_MIN_LENGTH,
     AccountError,
@@ -30,6 +36,7 @@ from labfleet.cli.common import (
     load_or_report,
 )
 from labfleet.runtime import Runtime
+from labfleet.up.hubapi import HubAPI, local_hub
 from labfleet.usernames import InvalidUsername, normalize_username
 
 
@@ -51,16 +58,63 @@ def register(subparsers: Any) -> None:
     listing = commands.add_parser("list", help="list accounts")
     listing.set_defaults(func=run_list)
 
-    remove = commands.add_parser("remove", help="delete an account (files are kept)")
+    remove = commands.add_parser(
+        "remove",
+        help="remove a member now: servers stopped, sessions and tokens revoked, home archived",
+        description="Remove a member. On a running platform their servers stop, their browser "
+        "sessions and API tokens stop working and the hub user is deleted at once (on a "
+        "stopped one, when it starts). Their home is archived (default, --keep-home) to "
+        "<data-dir>/homes/.removed/<name>.removed-<UTC time>, readable by admins only, or "
+        "deleted (--delete-home); it is never handed to a new account of the same name.",
+    )
     remove.add_argument("name")
+    home = remove.add_mutually_exclusive_group()
+    home.add_argument(
+        "--keep-home",
+        dest="home",
+        action="store_const",
+        const="archive",
+        default="archive",
+        help="archive the home under homes/.removed/ (default)",
+    )
+    home.add_argument(
+        "--delete-home", dest="home", action="store_const", const="delete", help="delete the home"
+    )
+    remove.add_argument(
+        "--purge",
+        action="store_true",
+        help="also remove the member's system account and control groups on this machine",
+    )
     remove.set_defaults(func=run_remove)
 
-    passwd = commands.add_parser("passwd", help="set a new password")
+    passwd = commands.add_parser(
+        "passwd",
+        help="set a new password (ends existing sessions and tokens unless --keep-sessions)",
+        description="Set a new password. By default (--logout) every existing browser session "
+        "and API token of the member stops working and their servers are stopped, at once on a "
+        "running platform; --keep-sessions changes only the password.",
+    )
     passwd.add_argument("name")
     _password_source(passwd, allow_generate=True)
+    sessions = passwd.add_mutually_exclusive_group()
+    sessions.add_argument(
+        "--logout",
+        dest="logout",
+        action="store_true",
+        default=True,
+        help="end existing sessions and tokens and stop servers (default)",
+    )
+    sessions.add_argument(
+        "--keep-sessions",
+        dest="logout",
+        action="store_false",
+        help="keep existing sessions and tokens working",
+    )
     passwd.set_defaults(func=run_passwd)
 
-    admin = commands.add_parser("admin", help="grant (or --revoke) admin rights")
+    admin = commands.add_parser(
+        "admin", help="grant (or --revoke) admin rights; applies to a running hub at once"
+    )
     admin.add_argument("name")
     admin.add_argument("--revoke", action="store_true", help="take admin rights away")
     admin.set_defaults(func=run_admin)
@@ -148,15 +202,46 @@ def run_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _hub(args: argparse.Namespace) -> HubAPI | None:
+    return local_hub(Path(args.data_dir).resolve())
+
+
+def _purge() -> lifecycle.Purge:
+    """``labfleet.spawn.accounts.purge_local_user``: the member's system account and cgroups."""
+    from labfleet.spawn import accounts
+
+    purge: lifecycle.Purge | None = getattr(accounts, "purge_local_user", None)
+    if purge is None:
+        raise ImportError("purge_local_user")
+    return purge
+
+
+def _report(outcome: lifecycle.Outcome, done: str) -> int:
+    print(f"{done}{'' if outcome.enforced_now else ' (recorded)'}")
+    for note in outcome.notes:
+        print(note)
+    return EXIT_OK
+
+
 def run_remove(args: argparse.Namespace) -> int:
+    runtime = Runtime(data_dir=args.data_dir)
     try:
-        _store(args).remove(args.name)
+        outcome = lifecycle.remove_member(
+            _store(args),
+            runtime.homes_dir,
+            args.name,
+            _hub(args),
+            home=args.home,
+            purge=_purge() if args.purge else None,
+            data_dir=runtime.data_dir,
+        )
     except InvalidUsername as exc:
         return _fail(f"{exc}", EXIT_BAD_INPUT)
-    except NoSuchAccount as exc:
+    except (NoSuchAccount, lifecycle.HubUnreachable) as exc:
         return _fail(f"{exc}", EXIT_FAILURE)
-    print(f"removed {normalize_username(args.name)}; their files are kept")
-    return EXIT_OK
+    except ImportError:
+        return _fail("--purge is not available in this version", EXIT_FAILURE)
+    return _report(outcome, f"removed {outcome.name}: servers stopped, sessions and tokens revoked")
 
 
 def run_passwd(args: argparse.Namespace) -> int:
@@ -169,14 +254,17 @@ def run_passwd(args: argparse.Namespace) -> int:
         if not store.exists(name):
             raise NoSuchAccount(f"no account {name!r}")
         password, generated = _read_password(args)
-        store.set_password(args.name, password, min_length=min_length)
+        outcome = lifecycle.change_password(
+            store, name, password, _hub(args), end_sessions=args.logout, min_length=min_length
+        )
     except (InvalidUsername, _PasswordInputError) as exc:
         return _fail(f"{exc}", EXIT_BAD_INPUT)
-    except NoSuchAccount as exc:
+    except (NoSuchAccount, lifecycle.HubUnreachable) as exc:
         return _fail(f"{exc}", EXIT_FAILURE)
     except AccountError as exc:
         return _fail(f"{exc}", EXIT_BAD_INPUT)
-    print("password changed")
+    ended = "; existing sessions and tokens ended" if args.logout else ""
+    _report(outcome, f"password changed{ended}")
     if generated:
         print(f"password: {password}")
     return EXIT_OK
@@ -184,10 +272,9 @@ def run_passwd(args: argparse.Namespace) -> int:
 
 def run_admin(args: argparse.Namespace) -> int:
     try:
-        _store(args).set_admin(args.name, not args.revoke)
+        outcome = lifecycle.set_admin(_store(args), args.name, not args.revoke, _hub(args))
     except InvalidUsername as exc:
         return _fail(f"{exc}", EXIT_BAD_INPUT)
-    except NoSuchAccount as exc:
+    except (NoSuchAccount, lifecycle.HubUnreachable) as exc:
         return _fail(f"{exc}", EXIT_FAILURE)
-    print(f"{'revoked' if args.revoke else 'granted'} admin rights")
-    return EXIT_OK
+    return _report(outcome, f"{'revoked' if args.revoke else 'granted'} admin rights")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -39,6 +40,11 @@ class HubAPI:
         users = self.request("GET", "/users?state=active") or []
         return {u["name"]: sorted(u.get("servers", {})) for u in users}
 
+    def apply_access_changes(self) -> list[str]:
+        """Make the hub enforce recorded account changes now (see labfleet.auth.hub_access)."""
+        answer = self.request("POST", "/labfleet/access", {}) or {}
+        return list(answer.get("applied", []))
+
     def start_server(self, user: str, server: str = "") -> None:
         path = f"/users/{quote(user, safe='')}/server"
         if server:
@@ -48,6 +54,24 @@ class HubAPI:
         except urllib.error.HTTPError as exc:
             if exc.code != 400:  # 400: already running
                 raise
+
+
+def local_hub(data_dir: Path) -> HubAPI | None:
+    """The running embedded hub of ``data_dir`` (its supervisor token), or None if it is down."""
+    try:
+        ports = json.loads((data_dir / "state" / "ports.json").read_text())
+        token = (data_dir / "secrets" / "supervisor_token").read_text().strip()
+        hub_port = int(ports["hub"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    base = f"http://127.0.0.1:{hub_port}/hub/api"
+    try:
+        with urllib.request.urlopen(base + "/", timeout=3) as resp:  # noqa: S310 - loopback
+            if resp.status != 200:
+                return None
+    except (OSError, urllib.error.URLError):
+        return None
+    return HubAPI(base, token)
 
 
 def is_healthy(url: str, timeout: float = 2) -> bool:
