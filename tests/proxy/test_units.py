@@ -327,3 +327,33 @@ def test_options_roundtrip_for_workers() -> None:
     again = options_from_json(options_to_json(opts))
     assert again.auth_token == "" and again.custom_headers == (("A", "b"),)
     assert again.public_tls == opts.public_tls and again.port == 9000
+
+
+def test_trusted_proxies_from_labfleet_yaml_reach_the_proxy_command() -> None:
+    from pathlib import Path
+
+    from labfleet.config.load import parse_text
+    from labfleet.hub.settings import build_hub_settings
+    from labfleet.kube.proxy import proxy_command
+    from labfleet.runtime import Runtime
+    from labfleet.secrets import HubSecrets
+
+    text = "proxy: {trusted_proxies: [10.0.0.0/8, '2001:db8::/32']}"
+    secrets = HubSecrets(
+        cookie_secret="ab" * 32,
+        proxy_token="p" * 64,
+        crypt_key="cd" * 32,
+        supervisor_token="s" * 64,
+    )
+    runtime = Runtime(
+        data_dir=Path("/srv/lf"), ip="0.0.0.0", port=8000, hub_port=1, proxy_api_port=2
+    )
+    command = build_hub_settings(parse_text(text), runtime, secrets)["ConfigurableHTTPProxy"][
+        "command"
+    ]
+    assert command[1:] == ["--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "2001:db8::/32"]
+    assert "--trusted-proxy=10.0.0.0/8" in proxy_command(parse_text(text))
+    args = build_parser().parse_args(command[1:])
+    assert options_from_args(args, "t").trusted_proxies == ("10.0.0.0/8", "2001:db8::/32")
+    with pytest.raises(Exception, match="not an IP network"):
+        parse_text("proxy: {trusted_proxies: [example.com]}")

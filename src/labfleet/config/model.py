@@ -50,6 +50,25 @@ class ProxySection(Section):
     chp_command: list[str] | None = Field(
         default=None, description="Command for Node configurable-http-proxy (kind: chp)."
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "IP networks (CIDR) of reverse proxies in front of labfleet-proxy whose "
+            "X-Real-Ip/X-Forwarded-* headers are believed; from anyone else they are replaced."
+        ),
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP network such as 10.0.0.0/8") from None
+        return value
 
 
 class CullingSection(Section):

@@ -84,6 +84,8 @@ def proxy_settings(proxy: ProxySection, runtime: Runtime, secrets: HubSecrets) -
         command = [_bin("labfleet-proxy")]
         if proxy.workers > 1:
             command += ["--workers", str(proxy.workers)]
+        for network in proxy.trusted_proxies:
+            command += ["--trusted-proxy", network]
     else:
         command = list(proxy.chp_command or ["configurable-http-proxy"])
     return {

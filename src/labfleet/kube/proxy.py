@@ -49,6 +49,8 @@ def proxy_command(config: FleetConfig) -> list[str]:
     ]
     if config.proxy.kind == "labfleet" and config.proxy.workers > 1:
         command += ["--workers", str(config.proxy.workers)]
+    if config.proxy.kind == "labfleet":
+        command += [f"--trusted-proxy={network}" for network in config.proxy.trusted_proxies]
     return command
 
 
