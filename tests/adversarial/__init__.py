@@ -1,0 +1,1 @@
+"""The hostile member against a running platform (issue 10)."""
