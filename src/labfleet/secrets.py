@@ -13,7 +13,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 #: secret name -> number of random bytes (hex-encoded on disk / in env)
-_SIZES = {"cookie_secret": 32, "proxy_token": 32, "crypt_key": 32, "supervisor_token": 32}
+_SIZES = {
+    "cookie_secret": 32,
+    "proxy_token": 32,
+    "crypt_key": 32,
+    "supervisor_token": 32,
+    "metrics_token": 32,
+}
+#: may be missing from a hub pod's environment (a Secret made before it existed)
+_OPTIONAL = ("metrics_token",)
 ENV_PREFIX = "LABFLEET_SECRET_"
 
 
@@ -23,12 +31,18 @@ class HubSecrets:
     proxy_token: str
     crypt_key: str
     supervisor_token: str
+    #: Prometheus scrapes /hub/metrics with it (read:metrics only); "" turns that service off
+    metrics_token: str = ""
 
     def __repr__(self) -> str:  # never print secret values by accident
         return "HubSecrets(<redacted>)"
 
     def to_env(self) -> dict[str, str]:
-        return {ENV_PREFIX + f.name.upper(): getattr(self, f.name) for f in fields(self)}
+        return {
+            ENV_PREFIX + f.name.upper(): getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name)
+        }
 
 
 def _write_new(path: Path, value: str) -> None:
@@ -59,10 +73,11 @@ def read_secrets(secrets_dir: Path) -> HubSecrets:
 
 
 def secrets_from_env(environ: Mapping[str, str]) -> HubSecrets:
-    missing = [ENV_PREFIX + n.upper() for n in _SIZES if ENV_PREFIX + n.upper() not in environ]
+    required = [n for n in _SIZES if n not in _OPTIONAL]
+    missing = [ENV_PREFIX + n.upper() for n in required if ENV_PREFIX + n.upper() not in environ]
     if missing:
         raise RuntimeError(f"missing secret environment variables: {', '.join(missing)}")
-    return HubSecrets(**{n: environ[ENV_PREFIX + n.upper()] for n in _SIZES})
+    return HubSecrets(**{n: environ.get(ENV_PREFIX + n.upper(), "") for n in _SIZES})
 
 
 #: the secrets a rotation may replace (the supervisor token is internal and never rotated)

@@ -68,7 +68,7 @@ def core_settings(config: FleetConfig, runtime: Runtime, secrets: HubSecrets) ->
             "cleanup_proxy": True,
             "pid_file": str(runtime.state_dir / "jupyterhub.pid"),
         },
-        # `new;old` during a crypt-key rotation (labfleet rotate): JupyterHub encrypts with the first
+        # `new;old` during a crypt-key rotation (labfleet rotate); JupyterHub encrypts with the 1st
         "CryptKeeper": {"keys": [bytes.fromhex(k) for k in crypt_keys(secrets.crypt_key)]},
         "Spawner": {
             "default_url": config.servers.default_url,
@@ -125,6 +125,9 @@ def services_settings(config: FleetConfig, secrets: HubSecrets) -> Settings:
             "services": [SUPERVISOR_SERVICE],
         },
     ]
+    if secrets.metrics_token:  # Prometheus: /hub/metrics and nothing else
+        services.append({"name": "prometheus", "api_token": secrets.metrics_token})
+        roles.append({"name": "prometheus", "scopes": ["read:metrics"], "services": ["prometheus"]})
     if config.culling.enabled:
         services.append({"name": "idle-culler", "command": culler_command(config.culling)})
         scopes = ["list:users", "read:users:activity", "read:servers", "delete:servers"]

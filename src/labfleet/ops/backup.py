@@ -22,7 +22,9 @@ from labfleet.secrets import secrets_from_env
 HUB_SQLITE = "db/jupyterhub.sqlite"
 HUB_PGDUMP = "db/hub.pgdump"
 CONFIG_MEMBER = "config/labfleet.yaml"
-LAST_BACKUP = "last-backup.json"  # in the state dir: read by the backup-age gauge
+LAST_BACKUP = "last-backup.json"  # in the state dir
+METRICS_DIR = "metrics"  # state/metrics/: point node_exporter --collector.textfile.directory here
+BACKUP_PROM = "labfleet_backup.prom"
 
 Say = Callable[[str], None]
 
@@ -89,16 +91,34 @@ def collect(target: Target) -> tuple[dict[str, bytes], Manifest]:
     return members, manifest
 
 
-def record_backup(target: Target, path: Path) -> None:
+def backup_age_metrics(finished: float, size: int) -> str:
+    """Prometheus text for node_exporter's textfile collector (alert on the backup's age)."""
+    return (
+        "# HELP labfleet_backup_last_success_timestamp_seconds When the last backup finished.\n"
+        "# TYPE labfleet_backup_last_success_timestamp_seconds gauge\n"
+        f"labfleet_backup_last_success_timestamp_seconds {finished:.3f}\n"
+        "# HELP labfleet_backup_last_size_bytes Size of the last backup archive.\n"
+        "# TYPE labfleet_backup_last_size_bytes gauge\n"
+        f"labfleet_backup_last_size_bytes {size}\n"
+    )
+
+
+def record_backup(target: Target, path: Path, size: int) -> None:
     state = target.runtime.state_dir
-    if state.is_dir():
-        record = {"time": time.time(), "path": str(path)}
-        (state / LAST_BACKUP).write_text(json.dumps(record))
+    if not state.is_dir():
+        return
+    now = time.time()
+    (state / LAST_BACKUP).write_text(json.dumps({"time": now, "path": str(path), "size": size}))
+    metrics = state / METRICS_DIR
+    metrics.mkdir(mode=0o755, exist_ok=True)
+    tmp = metrics / f".{BACKUP_PROM}.tmp"
+    tmp.write_text(backup_age_metrics(now, size))
+    tmp.replace(metrics / BACKUP_PROM)  # the collector never reads half a file
 
 
 def backup(target: Target, out: Path, passphrase: str | None = None) -> BackupResult:
     members, manifest = collect(target)
     blob = pack(members, manifest, passphrase)
     write_atomically(out, blob)
-    record_backup(target, out.resolve())
+    record_backup(target, out.resolve(), len(blob))
     return BackupResult(out.resolve(), manifest, len(blob))
