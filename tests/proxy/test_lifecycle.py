@@ -352,13 +352,50 @@ def test_sighup_rolls_workers_without_dropping_requests(worker_proxy: Proxy) -> 
     srv.close()
 
 
-def test_sighup_does_not_kill_a_single_process_proxy(backends: dict[str, Backend]) -> None:
+def test_sighup_restarts_a_single_process_proxy_gracefully(backends: dict[str, Backend]) -> None:
+    """SIGHUP without --workers: a new data-plane process takes the port, the accepted
+    in-flight request still finishes here, and the pid JupyterHub watches stays."""
+    bob = Backend("bob")  # its own: /hold stays released once released
     p = Proxy()
+    result: dict[str, object] = {}
     try:
+        p.add("/user/bob", bob.url)
         p.add("/user/alice", backends["alice"].url)
+
+        def held() -> None:
+            r = httpx.get(p.url + "/user/bob/hold", timeout=60)
+            result["status"] = r.status_code
+            result["body"] = r.json()
+
+        t = threading.Thread(target=held)
+        t.start()
+        deadline = time.monotonic() + 60
+        while _metric(p, "labfleet_proxy_upstream_connections") < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
         p.proc.send_signal(signal.SIGHUP)
-        assert httpx.get(p.url + "/user/alice/x", timeout=30).json()["server"] == "alice"
+        while not _workers_of(p.proc.pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # new connections are served (by either process while the old one drains)
+        for _ in range(5):
+            assert httpx.get(p.url + "/user/alice/x", timeout=30).json()["server"] == "alice"
+        assert "status" not in result  # the held request is still in flight
+        httpx.get(bob.url + "/release")
+        t.join(30)
+        assert result == {"status": 200, "body": {"server": "bob", "held": True}}
+        # the API still drives the new data plane
+        p.add("/user/late", backends["alice"].url)
+        while True:
+            r = httpx.get(p.url + "/user/late/x", timeout=30)
+            if r.status_code == 200 and r.json()["uri"] == "/user/late/x":
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         assert p.proc.poll() is None
     finally:
+        httpx.get(bob.url + "/release")
         err = p.stop()
-    assert "SIGHUP ignored" in err
+        bob.stop()
+    assert p.proc.returncode == 0
+    assert "SIGHUP ignored" not in err

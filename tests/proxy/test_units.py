@@ -149,7 +149,7 @@ def test_upgrade_needs_connection_upgrade_and_http10_closes() -> None:
         b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1",
         b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1",
         b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1e3",
-        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 9999999999999999999",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999",  # >= 2**64
         b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked",
         b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity",
         b"GET / HTTP/1.1\r\nHost: x\r\n folded",

@@ -188,14 +188,15 @@ class ClientProtocol(asyncio.Protocol):
             return
         if state is CLOSED:
             return
-        if self.buf:
+        seen = len(self.buf)
+        if seen:
             self.buf += data
         else:
             self.buf = data
             if state is IDLE:  # the first bytes of a head start its deadline (slowloris)
                 self.head_started = self.ctx.now
         if state is IDLE:
-            self._next_request()
+            self._next_request(seen)
         elif len(self.buf) > _PIPELINE_LIMIT:
             self.transport.pause_reading()
 
@@ -236,12 +237,15 @@ class ClientProtocol(asyncio.Protocol):
         self.transport.abort()
 
     # -- request side ------------------------------------------------------
-    def _next_request(self) -> None:
+    def _next_request(self, seen: int = 0) -> None:
+        """Parse the next head from ``self.buf``; its first ``seen`` bytes were checked before."""
         buf = self.buf
         if buf.startswith(b"\r\n"):
-            buf = buf.lstrip(b"\r\n")
+            stripped = buf.lstrip(b"\r\n")
+            seen = max(0, seen - (len(buf) - len(stripped)))
+            buf = stripped
         try:
-            end = find_head_end(buf)
+            end = find_head_end(buf, seen)
             if end < 0:
                 self.buf = buf
                 return

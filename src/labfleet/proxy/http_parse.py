@@ -20,15 +20,25 @@ _BAD_VALUE_RE: Final = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _BAD_HEAD_RE: Final = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
 # a LF without its CR, or a CR followed by anything but LF (a CR at the end may be partial)
 _BARE_EOL_RE: Final = re.compile(rb"(?<!\r)\n|\r(?!\n|\Z)")
+_CTL_RE: Final = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TARGET_RE: Final = re.compile(rb"[\x21-\x7e]+\Z")
-_DIGITS_RE: Final = re.compile(rb"[0-9]{1,18}\Z")
+_DIGITS_RE: Final = re.compile(rb"[0-9]{1,20}\Z")  # and below 2**64, as llhttp
 _HOST_RE: Final = re.compile(
     r"(?:[A-Za-z0-9\-._~!$&'()*+,;=%]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z"
 )
-_CHUNK_SIZE_RE: Final = re.compile(rb"([0-9A-Fa-f]{1,15})(?:[ \t]*;[\x20-\x7e\t]*)?\Z")
+_CHUNK_SIZE_RE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[\x20-\x7e\t]*)?\Z")
 
 # what a chunk-size line may look like before its CRLF has arrived
-_CHUNK_PREFIX_RE: Final = re.compile(rb"[0-9A-Fa-f]{0,15}(?:[ \t]*(?:;[\x20-\x7e\t]*)?)?\r?\Z")
+_CHUNK_PREFIX_RE: Final = re.compile(rb"[0-9A-Fa-f]{0,16}(?:[ \t]*(?:;[\x20-\x7e\t]*)?)?\r?\Z")
+
+# The request methods llhttp (and so Node CHP) knows, minus RTSP's. Anything else
+# is refused with 501 instead of being passed to a backend whose parser may differ.
+KNOWN_METHODS: Final = frozenset(
+    b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK MKCOL MOVE PROPFIND "
+    b"PROPPATCH SEARCH UNLOCK BIND REBIND UNBIND ACL REPORT MKACTIVITY CHECKOUT MERGE "
+    b"M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE PATCH PURGE MKCALENDAR LINK UNLINK SOURCE "
+    b"QUERY".split()
+)
 
 MAX_HEAD: Final = 65536
 MAX_HEADERS: Final = 200
@@ -148,6 +158,8 @@ def _parse_headers(lines: list[bytes], head: Head, *, request: bool) -> None:
             if not _DIGITS_RE.match(value):
                 raise HttpError(400, "invalid Content-Length")
             length = int(value)
+            if length >> 64:
+                raise HttpError(400, "invalid Content-Length")
             if head.content_length >= 0:
                 # a request may never repeat it; a response only with the same value
                 if request or length != head.content_length:
@@ -199,31 +211,37 @@ def _parse_headers(lines: list[bytes], head: Head, *, request: bool) -> None:
         raise HttpError(400, "missing Host header")
 
 
-def find_head_end(buf: bytes) -> int:
+def find_head_end(buf: bytes, new_from: int = 0) -> int:
     """Where the head in ``buf`` ends (index of its CRLFCRLF), or -1 while incomplete.
 
     Leading empty lines must be stripped by the caller. The size limit holds
     whether the head trickled in or arrived in one write (then it is 431 too).
+    An incomplete head is checked as it arrives (bare CR/LF, control bytes,
+    the request line once complete), so a broken one is refused at once
+    instead of holding a connection until the head deadline. ``new_from`` is
+    where the bytes not seen before start: each byte is scanned about once,
+    even when a head trickles in one byte per read.
     """
-    end = buf.find(b"\r\n\r\n", 0, MAX_HEAD + 4)
+    end = buf.find(b"\r\n\r\n", max(0, new_from - 3), MAX_HEAD + 4)
     if end < 0:
         if len(buf) > MAX_HEAD:
             raise HttpError(431, "request head too large")
-        if _BARE_EOL_RE.search(buf):  # refuse now rather than wait for a CRLFCRLF
+        pos = max(0, new_from - 1)
+        if _BARE_EOL_RE.search(buf, pos):
             raise HttpError(400, "malformed line endings")
+        if _CTL_RE.search(buf, pos):
+            raise HttpError(400, "control character in request head")
+        first = buf.find(b"\r\n", pos)
+        if first >= 0 and b"\r\n" not in buf[:first]:  # the request line just completed
+            _request_line(buf[:first], Head())
     return end
 
 
-def parse_request_head(data: bytes) -> Head:
-    """Parse ``data`` (the head without its final CRLFCRLF)."""
-    if _BAD_HEAD_RE.search(data):
-        raise HttpError(400, "control character or bare CR/LF in request head")
-    lines = data.split(b"\r\n")
-    parts = lines[0].split(b" ")
+def _request_line(line: bytes, head: Head) -> tuple[bytes, bytes]:
+    parts = line.split(b" ")
     if len(parts) != 3:
         raise HttpError(400, "malformed request line")
     method, target, version = parts
-    head = Head()
     if version == b"HTTP/1.1":
         pass
     elif version == b"HTTP/1.0":
@@ -232,10 +250,22 @@ def parse_request_head(data: bytes) -> Head:
         raise HttpError(505, "HTTP version not supported")
     else:
         raise HttpError(400, "malformed request line")
-    if not TOKEN_RE.match(method):
-        raise HttpError(400, "malformed method")
+    if method not in KNOWN_METHODS:
+        if not TOKEN_RE.match(method):
+            raise HttpError(400, "malformed method")
+        raise HttpError(501, "unknown method")
     if not _TARGET_RE.match(target):
         raise HttpError(400, "malformed request target")
+    return method, target
+
+
+def parse_request_head(data: bytes) -> Head:
+    """Parse ``data`` (the head without its final CRLFCRLF)."""
+    if _BAD_HEAD_RE.search(data):
+        raise HttpError(400, "control character or bare CR/LF in request head")
+    lines = data.split(b"\r\n")
+    head = Head()
+    method, target = _request_line(lines[0], head)
     head.method = method
     head.target = target
     _parse_headers(lines[1:], head, request=True)

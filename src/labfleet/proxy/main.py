@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from labfleet.proxy.options import ProxyOptions, TLSFiles
 from labfleet.proxy.runtime import install_loop, log, setup_logging
-from labfleet.proxy.server import serve_single
+from labfleet.proxy.single import serve_single
 from labfleet.proxy.trust import parse_networks
 from labfleet.proxy.workers import serve_supervisor
 

@@ -1,8 +1,8 @@
-"""Wiring: listeners, the timeout sweeper, signals and graceful shutdown.
+"""Wiring pieces: listeners, the pools, the timeout sweeper, signals and the drain.
 
-``serve_single`` is the default: one process owns the route table, the API
-and the data plane. ``workers.serve_supervisor`` / ``workers.serve_worker``
-split them for multi-core machines and reuse the pieces here.
+``single.serve_single`` (the default: one process owns the route table, the
+API and the data plane) and ``workers.serve_supervisor`` /
+``workers.serve_worker`` (several processes) are built from these.
 """
 
 from __future__ import annotations
@@ -11,41 +11,18 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 from labfleet.proxy.api import ApiServer
 from labfleet.proxy.context import ProxyContext
 from labfleet.proxy.forward import ClientProtocol
-from labfleet.proxy.metrics import Counters
 from labfleet.proxy.options import ProxyOptions
 from labfleet.proxy.pool import PoolManager
 from labfleet.proxy.redirect import start_redirect
-from labfleet.proxy.routes import RouteKey, RouteTable
+from labfleet.proxy.routes import RouteTable
 from labfleet.proxy.runtime import log
 from labfleet.proxy.tls import client_context, server_context
 from labfleet.proxy.upstream import UpstreamProtocol
-
-
-class LocalStore:
-    """Route store of a single-process proxy: the table the data plane reads."""
-
-    def __init__(self, table: RouteTable) -> None:
-        self.table = table
-        self.ctx: ProxyContext | None = None
-
-    def add(self, key: RouteKey, target: str, data: dict[str, Any]) -> None:
-        self.table.add(key, target, data)
-
-    def remove(self, key: RouteKey) -> bool:
-        return self.table.remove(key)
-
-    def counters(self) -> Counters:
-        if self.ctx is None:
-            return Counters()
-        c = self.ctx.counters
-        c.upstream_connects = self.ctx.pools.connects
-        return c
 
 
 async def start_public(ctx: ProxyContext, *, reuse_port: bool) -> asyncio.Server:
@@ -152,53 +129,10 @@ async def drain(ctx: ProxyContext, public: asyncio.Server) -> None:
     for conn in list(ctx.connections):
         conn.abort()
     ctx.pools.close_all()
-    log.info("labfleet-proxy stopped")
+    log.info("data plane stopped")
 
 
 def write_pid_file(opts: ProxyOptions) -> None:
     if opts.pid_file:
         with open(opts.pid_file, "w") as f:
             f.write(str(os.getpid()))
-
-
-async def serve_single(
-    opts: ProxyOptions, ready: Callable[[], Awaitable[None]] | None = None
-) -> int:
-    table = RouteTable()
-    store = LocalStore(table)
-    ctx = make_context(opts, table)
-    store.ctx = ctx
-    if opts.default_target:
-        log.info("Default target %s", opts.default_target)
-    stop = asyncio.Event()
-    install_signals(stop)
-    ctx.loop.add_signal_handler(
-        signal.SIGHUP,
-        lambda: log.warning("SIGHUP ignored: graceful restart needs --workers 2 or more"),
-    )
-    public = await start_public(ctx, reuse_port=False)
-
-    def count_api_request() -> None:
-        ctx.counters.api_requests += 1
-
-    api = ApiServer(
-        store, opts.auth_token, host_routing=opts.host_routing, on_request=count_api_request
-    )
-    api_servers = await start_api(opts, api)
-    write_pid_file(opts)
-    where = opts.socket or f"{opts.ip or '*'}:{opts.port}"
-    log.info(
-        "labfleet-proxy listening on %s, API on %s",
-        where,
-        opts.api_socket or f"{opts.api_ip}:{opts.api_port_effective}",
-    )
-    sweep = asyncio.ensure_future(sweeper(ctx))
-    if ready is not None:
-        await ready()
-    await stop.wait()
-    log.info("Shutting down: finishing in-flight requests")
-    for server in api_servers:
-        server.close()
-    await drain(ctx, public)
-    sweep.cancel()
-    return 0

@@ -30,6 +30,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from labfleet.proxy.api import ApiServer
@@ -89,10 +90,13 @@ class WorkerHandle:
 class SupervisorStore:
     """Route store that applies locally and broadcasts to every worker."""
 
-    def __init__(self) -> None:
-        self.table = RouteTable()
+    def __init__(self, table: RouteTable | None = None) -> None:
+        self.table = table if table is not None else RouteTable()
         self.workers: list[WorkerHandle] = []
         self.own = Counters()
+        # a single-process proxy that handed its data plane to a worker (SIGHUP)
+        # still reports what it served before
+        self.local: Callable[[], Counters] | None = None
 
     def add(self, key: RouteKey, target: str, data: dict[str, Any]) -> None:
         route = self.table.add(key, target, data)
@@ -109,7 +113,9 @@ class SupervisorStore:
 
     def counters(self) -> Counters:
         total = Counters()
-        total.api_requests = self.own.api_requests
+        if self.local is not None:
+            total.merge(self.local().snapshot())
+        total.api_requests += self.own.api_requests
         for w in self.workers:
             total.merge(w.counters)
         return total
@@ -157,16 +163,24 @@ async def _run_worker(store: SupervisorStore, w: WorkerHandle, opts: ProxyOption
         await w.proc.wait()
 
 
-async def serve_supervisor(opts: ProxyOptions) -> int:
-    store = SupervisorStore()
-    stop = asyncio.Event()
-    install_signals(stop)
-    store.workers = [WorkerHandle(i) for i in range(opts.workers)]
+class WorkerFleet:
+    """Starts, restarts and replaces the worker processes of one supervisor."""
 
-    async def keep_running(w: WorkerHandle) -> None:
-        while not stop.is_set() and not w.retired:
-            await _run_worker(store, w, opts)
-            if not stop.is_set() and not w.retired:
+    def __init__(self, store: SupervisorStore, opts: ProxyOptions, stop: asyncio.Event) -> None:
+        self.store = store
+        self.opts = opts
+        self.stop = stop
+        self.runners: list[asyncio.Future[None]] = []
+        self.restarting: list[asyncio.Task[None]] = []
+
+    def start(self, w: WorkerHandle) -> None:
+        self.store.workers.append(w)
+        self.runners.append(asyncio.ensure_future(self._keep_running(w)))
+
+    async def _keep_running(self, w: WorkerHandle) -> None:
+        while not self.stop.is_set() and not w.retired:
+            await _run_worker(self.store, w, self.opts)
+            if not self.stop.is_set() and not w.retired:
                 log.warning(
                     "worker %d exited (%s); restarting",
                     w.index,
@@ -174,36 +188,55 @@ async def serve_supervisor(opts: ProxyOptions) -> int:
                 )
                 await asyncio.sleep(0.5)
 
-    runners = [asyncio.ensure_future(keep_running(w)) for w in store.workers]
-    restarting: list[asyncio.Task[None]] = []
+    async def start_ready(self, w: WorkerHandle, timeout: float = 30) -> bool:
+        """Start ``w`` and wait until it listens; on failure it is stopped again."""
+        self.start(w)
+        try:
+            await asyncio.wait_for(w.ready.wait(), timeout)
+        except TimeoutError:
+            w.retired = True
+            self.store.workers.remove(w)
+            if w.proc is not None and w.proc.returncode is None:
+                w.proc.kill()
+            return False
+        return True
 
-    async def rolling_restart() -> None:
+    async def rolling_restart(self) -> None:
         """SIGHUP: replace workers one by one; each old one drains its in-flight work."""
-        for old in list(store.workers):
-            new = WorkerHandle(old.index)
-            store.workers.append(new)
-            runners.append(asyncio.ensure_future(keep_running(new)))
-            try:
-                await asyncio.wait_for(new.ready.wait(), 30)
-            except TimeoutError:
+        for old in list(self.store.workers):
+            if not await self.start_ready(WorkerHandle(old.index)):
                 log.error("replacement worker did not become ready; keeping the old one")
-                new.retired = True
-                store.workers.remove(new)
-                if new.proc is not None and new.proc.returncode is None:
-                    new.proc.kill()
                 return
             old.retired = True
-            store.workers.remove(old)
+            self.store.workers.remove(old)
             if old.proc is not None and old.proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     old.proc.send_signal(signal.SIGTERM)
-        log.info("rolling restart of %d workers done", len(store.workers))
+        log.info("rolling restart of %d workers done", len(self.store.workers))
 
-    def on_hup() -> None:
-        if not any(not t.done() for t in restarting) and not stop.is_set():
-            restarting.append(asyncio.ensure_future(rolling_restart()))
+    def on_hup(self) -> None:
+        if not any(not t.done() for t in self.restarting) and not self.stop.is_set():
+            self.restarting.append(asyncio.ensure_future(self.rolling_restart()))
 
-    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hup)
+    async def shutdown(self) -> None:
+        for t in self.restarting:
+            t.cancel()
+        for w in self.store.workers:
+            if w.proc is not None and w.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    w.proc.send_signal(signal.SIGTERM)
+        if self.runners:
+            await asyncio.wait(self.runners, timeout=self.opts.shutdown_timeout_s + 5)
+
+
+async def serve_supervisor(opts: ProxyOptions) -> int:
+    store = SupervisorStore()
+    stop = asyncio.Event()
+    install_signals(stop)
+    fleet = WorkerFleet(store, opts, stop)
+    for i in range(opts.workers):
+        fleet.start(WorkerHandle(i))
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, fleet.on_hup)
     failed = False
     try:
         await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in store.workers)), 30)
@@ -228,13 +261,7 @@ async def serve_supervisor(opts: ProxyOptions) -> int:
     await stop.wait()
     for server in api_servers:
         server.close()
-    for t in restarting:
-        t.cancel()
-    for w in store.workers:
-        if w.proc is not None and w.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                w.proc.send_signal(signal.SIGTERM)
-    await asyncio.wait(runners, timeout=opts.shutdown_timeout_s + 5)
+    await fleet.shutdown()
     return 1 if failed else 0
 
 
