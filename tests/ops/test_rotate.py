@@ -131,3 +131,31 @@ def test_crypt_key_rotation_offline_and_a_foreign_value(tmp_path: Path) -> None:
     _set_auth_state(db, "jon", Fernet.generate_key().hex()[:64], {"x": "y"})
     with pytest.raises(Exception, match="jon"):
         reencrypt_auth_state(f"sqlite:///{db}", [new_key])
+
+
+def test_reencrypt_only_uses_the_pods_key_list(tmp_path: Path) -> None:
+    """Kubernetes step 2: the key list comes from the hub pod's environment (`new;old`)."""
+    import os
+
+    db = tmp_path / "hub.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, encrypted_auth_state BLOB)"
+        )
+        conn.execute("INSERT INTO users (name) VALUES ('kim')")
+    old, new = "11" * 32, "22" * 32
+    _set_auth_state(db, "kim", old, {"k": "v"})
+    secrets = ensure_secrets(tmp_path / "elsewhere")
+    env = {
+        **os.environ,
+        **secrets.to_env(),
+        "LABFLEET_SECRET_CRYPT_KEY": f"{new};{old}",
+        "LABFLEET_PLATFORM": "kubernetes",
+        "LABFLEET_DATA_DIR": str(tmp_path / "pod"),
+        "LABFLEET_DB_URL": f"sqlite:///{db}",
+    }
+    refused = cli("rotate", "crypt-key", env=env)
+    assert refused.returncode == 1 and "hub Secret" in refused.stderr
+    done = cli("rotate", "crypt-key", "--reencrypt-only", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(_fernet(new).decrypt(_auth_state_token(db, "kim"))) == {"k": "v"}

@@ -31,6 +31,12 @@ def register(subparsers: Any) -> None:
         type=Path,
         help="oauth-client: the provider's new client secret (default: read stdin)",
     )
+    rotate.add_argument(
+        "--reencrypt-only",
+        action="store_true",
+        help="crypt-key: only re-encrypt auth_state with the first key of the current list "
+        "(Kubernetes, between the two restarts)",
+    )
     rotate.set_defaults(func=run_rotate)
 
 
@@ -56,7 +62,7 @@ def run_rotate(args: argparse.Namespace) -> int:
             args.secret_file.read_text() if args.secret_file else sys.stdin.read()
         ).strip()
     try:
-        rotate(args.kind, target, _say, new_secret)
+        rotate(args.kind, target, _say, new_secret, reencrypt=args.reencrypt_only)
     except (RotateError, RestartError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE

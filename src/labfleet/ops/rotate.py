@@ -131,6 +131,21 @@ def rotate_crypt_key(target: Target, say: Say) -> None:
     say("step 3/3: the old key is gone")
 
 
+def reencrypt_only(target: Target, say: Say) -> None:
+    """The middle step alone, with the key list the hub holds (Kubernetes: from its Secret)."""
+    from labfleet.secrets import ENV_PREFIX
+
+    if target.runtime.platform == "kubernetes":
+        value = os.environ.get(ENV_PREFIX + "CRYPT_KEY", "")
+    else:
+        value = (target.runtime.secrets_dir / "crypt_key").read_text()
+    keys = crypt_keys(value)
+    if not keys:
+        raise RotateError("no crypt key found")
+    count = reencrypt_auth_state(target.db_url, keys)
+    say(f"re-encrypted the auth_state of {count} user(s) with the first of {len(keys)} key(s)")
+
+
 def rotate_cookie_secret(target: Target, say: Say) -> None:
     secrets_dir = _local_only(target)
     replace_secret(secrets_dir, "cookie_secret", new_secret_value("cookie_secret"))
@@ -171,8 +186,12 @@ def rotate_oauth_client(target: Target, new_secret: str, say: Say) -> None:
     _restart(target, say)
 
 
-def rotate(kind: str, target: Target, say: Say, new_secret: str | None = None) -> None:
-    if kind == "crypt-key":
+def rotate(
+    kind: str, target: Target, say: Say, new_secret: str | None = None, reencrypt: bool = False
+) -> None:
+    if kind == "crypt-key" and reencrypt:
+        reencrypt_only(target, say)
+    elif kind == "crypt-key":
         rotate_crypt_key(target, say)
     elif kind == "cookie-secret":
         rotate_cookie_secret(target, say)
