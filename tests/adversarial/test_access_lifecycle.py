@@ -9,6 +9,7 @@ creating system accounts; the access rules do not depend on it.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
 
@@ -176,6 +177,56 @@ def test_admin_page_delete_follows_the_same_rules(platform: Platform) -> None:
     assert not cookie_works(user) and not token_works(platform, token)
     listing = users(platform, "list")
     assert who not in listing.split()
+    assert HubUser(platform.url, who).login(PASSWORD).status_code == 403
+
+
+def accounts_form(admin: HubUser, **fields: str) -> httpx.Response:
+    """A POST to /hub/accounts as the admin's browser sends it."""
+    admin.http.get("/hub/accounts")
+    return admin.http.post("/hub/accounts", data={"_xsrf": admin.xsrf(), **fields})
+
+
+def test_admin_page_add_user_makes_an_account_completed_with_a_link(platform: Platform) -> None:
+    who = name("ivy")
+    root = signed_in(platform, name("root"))
+    added = root.api("POST", "/users", json={"usernames": [who]})
+    assert added.status_code == 201, added.text
+    assert who in users(platform, "list").split()
+    assert HubUser(platform.url, who).login("").status_code == 403
+    assert HubUser(platform.url, who).login("!").status_code == 403
+    page = accounts_form(root, action="link", name=who)
+    assert page.status_code == 200
+    match = re.search(r'value="(http[^"]*/hub/set-password/[^"]+)"', page.text)
+    assert match, page.text[:2000]
+    token = match.group(1).rsplit("/", 1)[1]
+    setter = HubUser(platform.url, who)
+    setter.http.get(f"/hub/set-password/{token}")
+    done = setter.http.post(
+        f"/hub/set-password/{token}",
+        data={"_xsrf": setter.xsrf(), "password": PASSWORD, "confirm": PASSWORD},
+    )
+    assert done.status_code == 200 and "password-set" in done.text
+    assert cookie_works(signed_in(platform, who))
+
+
+def test_admin_page_admin_toggle_is_kept_in_the_account(platform: Platform) -> None:
+    who = name("jo")
+    add(platform, who, "--admin")
+    assert signed_in(platform, who).api("GET", "/users").status_code == 200
+    root = signed_in(platform, name("root"))
+    assert root.api("PATCH", f"/users/{who}", json={"admin": False}).status_code == 200
+    assert f"{who}\tuser" in users(platform, "list")
+    member = signed_in(platform, who)  # the next login does not make them admin again
+    assert member.api("GET", "/users").status_code == 403
+
+
+def test_admin_reset_ends_sessions_and_the_old_password(platform: Platform) -> None:
+    who = name("kim")
+    user, token = running_member(platform, who)
+    root = signed_in(platform, name("root"))
+    page = accounts_form(root, action="reset", name=who)
+    assert page.status_code == 200 and "/hub/set-password/" in page.text
+    assert not cookie_works(user) and not token_works(platform, token)
     assert HubUser(platform.url, who).login(PASSWORD).status_code == 403
 
 
