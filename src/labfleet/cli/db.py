@@ -67,7 +67,13 @@ def run_status(args: argparse.Namespace) -> int:
     target = _locate(args)
     if target is None:
         return EXIT_BAD_INPUT
-    found = status(target.db_url)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        found = status(target.db_url)
+    except SQLAlchemyError as exc:
+        print(f"error: cannot reach the hub database: {exc.args[0]}", file=sys.stderr)
+        return EXIT_FAILURE
     print(f"database: {redact(target.db_url)}")
     print(f"schema:   {found.revision or '(empty)'}  (this JupyterHub: {found.head})")
     print(f"state:    {found.state.value}")
@@ -81,6 +87,8 @@ def _say(line: str) -> None:
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from labfleet.ops.migrate import UpgradeError, upgrade
     from labfleet.ops.rollback import rollback
 
@@ -95,6 +103,9 @@ def run_upgrade(args: argparse.Namespace) -> int:
         found = upgrade(target, _say)
     except UpgradeError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except SQLAlchemyError as exc:
+        print(f"error: cannot reach the hub database: {exc.args[0]}", file=sys.stderr)
         return EXIT_FAILURE
     revision = found.revision or "(empty: the hub creates it)"
     _say(f"hub database schema: {revision} ({found.state.value})")

@@ -181,6 +181,8 @@ def upgrade(target: Target, say: Say = print) -> DbStatus:
 
 def prepare_hub_start(data_dir: Path, config_path: Path | None, say: Say) -> bool:
     """What the supervisor runs before each hub start: False means do not start it."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from labfleet.auth.secret_refs import SecretError
     from labfleet.ops.target import locate
 
@@ -188,5 +190,8 @@ def prepare_hub_start(data_dir: Path, config_path: Path | None, say: Say) -> boo
         upgrade(locate(data_dir, config_path), say)
     except (UpgradeError, SecretError) as exc:
         say(f"error: {exc}")
+        return False
+    except SQLAlchemyError as exc:
+        say(f"error: cannot check the hub database schema: {type(exc).__name__}: {exc.args[0]}")
         return False
     return True
