@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jupyterhub
 
-from labfleet import __version__
+import labfleet
 from labfleet.ops import pg, sqlite_copy
 from labfleet.ops.archive import Manifest, pack, write_atomically
 from labfleet.ops.schema import current_revision
@@ -81,7 +81,7 @@ def collect(target: Target) -> tuple[dict[str, bytes], Manifest]:
         config = CONFIG_MEMBER
     revision = current_revision(target.db_url) if kind != "none" else None
     manifest = Manifest(
-        labfleet_version=__version__,
+        labfleet_version=labfleet.__version__,
         jupyterhub_version=jupyterhub.__version__,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         hub_db_kind=kind,

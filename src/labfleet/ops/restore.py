@@ -16,7 +16,7 @@ from pathlib import Path
 
 import jupyterhub
 
-from labfleet import __version__
+import labfleet
 from labfleet.ops import pg, sqlite_copy
 from labfleet.ops.archive import ArchiveError, Manifest, unpack
 from labfleet.ops.backup import CONFIG_MEMBER, HUB_PGDUMP, HUB_SQLITE
@@ -40,8 +40,10 @@ class RestoreResult:
 
 def version_problems(manifest: Manifest) -> list[str]:
     problems = []
-    if manifest.labfleet_version != __version__:
-        problems.append(f"made by labfleet {manifest.labfleet_version}; this is {__version__}")
+    if manifest.labfleet_version != labfleet.__version__:
+        problems.append(
+            f"made by labfleet {manifest.labfleet_version}; this is {labfleet.__version__}"
+        )
     if manifest.jupyterhub_version != jupyterhub.__version__:
         problems.append(
             f"made with JupyterHub {manifest.jupyterhub_version}; "
