@@ -59,8 +59,12 @@ class AccountAwareUserAPIHandler(UserAPIHandler):  # type: ignore[misc]
     @needs_scope("admin:users")  # type: ignore[untyped-decorator]
     async def patch(self, user_name: str) -> None:
         data: Any = self.get_json_body() or {}
+        if isinstance(data, dict) and data.get("name") not in (None, user_name):
+            # the account, its home and its system account are all keyed on the name
+            raise web.HTTPError(
+                400, "Password accounts cannot be renamed: add the new name, remove the old one"
+            )
         await super().patch(user_name)
         if isinstance(data, dict) and "admin" in data:
-            name = data.get("name") or user_name
             with contextlib.suppress(NoSuchAccount):
-                self.authenticator.store.set_admin(name, bool(data["admin"]), record=False)
+                self.authenticator.store.set_admin(user_name, bool(data["admin"]), record=False)

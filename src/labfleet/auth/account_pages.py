@@ -73,7 +73,12 @@ class AccountsPage(_AccountPage):
         accounts = await _blocking(self.store.list)
         invites = await _blocking(open_invites, self.store)
         await self.show_page(
-            "labfleet-accounts.html", accounts=accounts, invites=invites, me=self.current_user, **ns
+            "labfleet-accounts.html",
+            accounts=accounts,
+            invites=invites,
+            me=self.current_user,
+            link_hours=round(self.authenticator.link_ttl / 3600),
+            **ns,
         )
 
     @web.authenticated

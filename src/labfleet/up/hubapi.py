@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -56,14 +58,23 @@ class HubAPI:
                 raise
 
 
-def local_hub(data_dir: Path) -> HubAPI | None:
-    """The running embedded hub of ``data_dir`` (its supervisor token), or None if it is down."""
+def local_hub(data_dir: Path, environ: Mapping[str, str] | None = None) -> HubAPI | None:
+    """The running hub of ``data_dir``, or None if it is down.
+
+    ``labfleet up``: the persisted hub port and the supervisor token file.
+    In the hub pod (``kubectl exec ... labfleet users ...``): the
+    ``LABFLEET_HUB_PORT`` and ``LABFLEET_SECRET_SUPERVISOR_TOKEN`` variables.
+    """
+    env = os.environ if environ is None else environ
     try:
         ports = json.loads((data_dir / "state" / "ports.json").read_text())
         token = (data_dir / "secrets" / "supervisor_token").read_text().strip()
         hub_port = int(ports["hub"])
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        token = env.get("LABFLEET_SECRET_SUPERVISOR_TOKEN", "")
+        hub_port = int(env.get("LABFLEET_HUB_PORT", "0") or 0)
+        if not token or not hub_port:
+            return None
     base = f"http://127.0.0.1:{hub_port}/hub/api"
     try:
         with urllib.request.urlopen(base + "/", timeout=3) as resp:  # noqa: S310 - loopback
