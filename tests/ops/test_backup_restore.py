@@ -219,3 +219,52 @@ def test_postgres_hub_backed_up_with_pg_dump_and_restored(make_platform, tmp_pat
             gus2.close()
         finally:
             again.stop()
+
+
+def _real_backup(tmp_path: Path) -> bytes:
+    data = tmp_path / "src-data"
+    add_user(data, "kai")
+    ensure_secrets(data / "secrets")
+    archive = tmp_path / "src.tar.gz"
+    assert cli("backup", "--data-dir", str(data), "-o", str(archive)).returncode == 0
+    return archive.read_bytes()
+
+
+def test_mismatched_version_needs_force(tmp_path: Path) -> None:
+    from labfleet.ops.archive import pack, unpack
+
+    manifest, members = unpack(_real_backup(tmp_path))
+    manifest.labfleet_version = "0.0.1"
+    old = tmp_path / "old.tar.gz"
+    old.write_bytes(pack(members, manifest))
+    target = tmp_path / "t"
+    refused = cli("restore", str(old), "--data-dir", str(target))
+    assert refused.returncode == 1 and "version mismatch" in refused.stderr
+    assert "--force" in refused.stderr and not target.exists()
+    forced = cli("restore", str(old), "--data-dir", str(target), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "restored despite" in forced.stderr and (target / "accounts.sqlite").exists()
+
+
+def test_tampered_member_with_a_sound_tarball_is_refused(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    blob = _real_backup(tmp_path)
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as src,
+        tarfile.open(fileobj=out, mode="w:gz") as dst,
+    ):
+        for info in src:
+            data = src.extractfile(info).read()  # type: ignore[union-attr]
+            if info.name == "secrets/cookie_secret":
+                data = b"00" * 32 + b"\n"  # an attacker's cookie secret
+            info.size = len(data)
+            dst.addfile(info, io.BytesIO(data))
+    bad = tmp_path / "tampered.tar.gz"
+    bad.write_bytes(out.getvalue())
+    target = tmp_path / "t"
+    result = cli("restore", str(bad), "--data-dir", str(target))
+    assert result.returncode == 1 and "checksum mismatch" in result.stderr
+    assert not target.exists()
