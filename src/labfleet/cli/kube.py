@@ -21,7 +21,7 @@ from labfleet.cli.common import (
     add_data_dir_option,
     load_or_report,
 )
-from labfleet.cli.localstatus import run_local_status
+from labfleet.cli.localstatus import add_local_status_options, run_local_status, wants_local_status
 from labfleet.config.model import FleetConfig
 from labfleet.kube.access import first_admin_hint, how_to_reach
 from labfleet.kube.checks import kube_warnings
@@ -75,6 +75,7 @@ def register(subparsers: Any) -> None:
             )
         if name == "status":
             add_data_dir_option(parser)
+            add_local_status_options(parser)
             where = parser.add_mutually_exclusive_group()
             where.add_argument(
                 "--local",
@@ -122,16 +123,12 @@ def run_cluster_command(args: argparse.Namespace) -> int:
     if args.command in ("plan", "apply"):
         _warn(config)
     if args.command == "status" and _wants_local_status(args):
-        return run_local_status(config, args.data_dir)
+        return run_local_status(config, args.data_dir, args.json)
     return _run_engine(args, config)
 
 
 def _wants_local_status(args: argparse.Namespace) -> bool:
-    if args.local:
-        return True
-    if args.cluster or args.kubeconfig or args.context:
-        return False
-    return bool((args.data_dir / "state").is_dir())
+    return wants_local_status(args)  # cli.localstatus: explicit or running data dirs are local
 
 
 def _warn(config: FleetConfig) -> None:

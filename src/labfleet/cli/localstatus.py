@@ -1,21 +1,48 @@
-"""``labfleet status`` for the embedded platform: isolation, limits, GPUs — never pretend."""
+"""``labfleet status`` for the embedded platform: running or not, who has servers, and
+what this machine really enforces (isolation, limits, GPUs) — never pretend.
+
+Exit codes (an interface: scripts rely on them): 0 when the platform runs, 3 when it
+does not (never started here, stopped, or its hub does not answer).
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 from pathlib import Path
 
-from labfleet.cli.common import EXIT_BAD_INPUT, EXIT_OK
+from labfleet.cli.common import EXIT_NOT_RUNNING, EXIT_OK, is_data_dir
 from labfleet.config.model import FleetConfig
-from labfleet.up.datadir import runtime_for
+from labfleet.runtime import Runtime
+from labfleet.up.running import platform_status, status_text
 from labfleet.up.status import local_status_lines
 
 
-def run_local_status(config: FleetConfig, data_dir: Path) -> int:
-    if not data_dir.is_dir():
-        print(f"error: no data directory at {data_dir}; start one with `labfleet up`")
-        return EXIT_BAD_INPUT
-    runtime = runtime_for(data_dir, "127.0.0.1", 0)
-    print(f"data directory: {runtime.data_dir}")
-    for line in local_status_lines(config, runtime):
+def add_local_status_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+
+
+def wants_local_status(args: argparse.Namespace) -> bool:
+    """Local unless asked for the cluster; the default data dir only when it exists."""
+    if args.local:
+        return True
+    if args.cluster or args.kubeconfig or args.context:
+        return False
+    if getattr(args, "data_dir_source", "--data-dir") != "the default ./labfleet-data":
+        return True  # named explicitly, or the running platform's
+    return bool(is_data_dir(args.data_dir))
+
+
+def run_local_status(config: FleetConfig, data_dir: Path, as_json: bool = False) -> int:
+    status = platform_status(data_dir, config.local.limits)
+    code = EXIT_OK if status.running else EXIT_NOT_RUNNING
+    if as_json:
+        print(json.dumps(status.to_json(), indent=2))
+        return code
+    for line in status_text(status):
         print(line)
-    return EXIT_OK
+    if is_data_dir(data_dir):  # the machine's facts; never create a data dir to show them
+        runtime = Runtime(data_dir=data_dir.resolve())
+        for line in local_status_lines(config, runtime):
+            print(line)
+    return code

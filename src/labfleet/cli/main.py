@@ -8,11 +8,13 @@ returning an exit code). Exit codes: 0 ok, 1 runtime failure, 2 bad input.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
 
 from labfleet import __version__
+from labfleet.cli.common import resolve_data_dir
 
 #: Command modules, in help order. Each must define ``register``.
 COMMAND_MODULES = (
@@ -52,10 +54,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help(sys.stderr)
         return 2
+    refused = resolve_data_dir(args)
+    if refused is not None:
+        return refused
     try:
         code: int = func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `labfleet schema | head`: the reader stopped reading; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return code
 
 

@@ -22,7 +22,7 @@ from labfleet.hub.settings import DEFAULT_HUB_PORT
 from labfleet.ops.migrate import prepare_hub_start
 from labfleet.runtime import Runtime
 from labfleet.secrets import HubSecrets
-from labfleet.up import orphans, resume
+from labfleet.up import orphans, record, resume
 from labfleet.up.hubapi import HubAPI, is_healthy
 
 Say = Callable[[str], None]
@@ -38,6 +38,7 @@ class Supervisor:
     max_restarts: int = 5
     _stop: threading.Event = field(default_factory=threading.Event)
     _proc: subprocess.Popen[bytes] | None = None
+    _reloading: bool = False
 
     @property
     def public_url(self) -> str:
@@ -86,10 +87,18 @@ class Supervisor:
     def request_stop(self, *_: object) -> None:
         self._stop.set()
 
+    def request_reload(self, *_: object) -> None:
+        """SIGHUP (``labfleet reload``): restart only the hub, which resumes users' servers."""
+        self.config_path = record.reload_config(self.runtime.data_dir, self.config_path)
+        if self._proc is not None and self._proc.poll() is None:
+            self._reloading = True
+            os.kill(self._proc.pid, signal.SIGKILL)  # no cleanup: servers and proxy stay
+
     def run(self, on_ready: Callable[[], None] | None = None) -> int:
         """Run until SIGINT/SIGTERM; returns the process exit code."""
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
         restarts: list[float] = []
         first = True
         while not self._stop.is_set():
@@ -101,9 +110,11 @@ class Supervisor:
                     break
                 self.say("error: the hub did not become healthy; see its log above")
                 self._terminate(proc)
+                record.clear_record(self.runtime.data_dir)
                 return 1
             self._stop_orphans()
             if first:
+                record.write_record(self.runtime, self.public_url, self.config_path)
                 self.say(f"labfleet is up at {self.public_url}  (Ctrl-C stops it)")
                 if on_ready:
                     on_ready()
@@ -119,13 +130,19 @@ class Supervisor:
                     break
             if self._stop.is_set():
                 break
+            if self._reloading:
+                self._reloading = False
+                self.say("reloading the config: restarting the hub (servers keep running)")
+                continue
             now = time.monotonic()
             restarts = [t for t in restarts if now - t < 300] + [now]
             if len(restarts) > self.max_restarts:
                 self.say("error: the hub keeps exiting; giving up (users' servers keep running)")
+                record.clear_record(self.runtime.data_dir)
                 return 1
             self.say(f"the hub exited with {proc.returncode}; restarting it (servers keep running)")
         self._shutdown()
+        record.clear_record(self.runtime.data_dir)
         return 0
 
     def _shutdown(self) -> None:
