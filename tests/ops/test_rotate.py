@@ -71,7 +71,7 @@ def test_rotations_keep_and_end_the_right_sessions(make_platform) -> None:
     # crypt-key: everything survives; auth_state now opens with the new key only
     hub_before = _pid(data, "jupyterhub.pid")
     done = cli("rotate", "crypt-key", *args)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stderr + platform.log()[-6000:]
     new_key = _secret(data, "crypt_key")
     assert ";" not in new_key and new_key != old_key
     sealed = _auth_state_token(db, "hal")
@@ -87,7 +87,7 @@ def test_rotations_keep_and_end_the_right_sessions(make_platform) -> None:
     old_proxy_token = _secret(data, "proxy_token")
     proxy_before = _pid(data, "proxy.pid")
     done = cli("rotate", "proxy-token", *args)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stderr + platform.log()[-6000:]
     assert _secret(data, "proxy_token") != old_proxy_token
     assert _pid(data, "proxy.pid") != proxy_before, "the proxy was restarted"
     api_port = json.loads((data / "state" / "ports.json").read_text())["proxy_api"]
@@ -101,7 +101,7 @@ def test_rotations_keep_and_end_the_right_sessions(make_platform) -> None:
 
     # cookie-secret: everyone is logged out on purpose; API tokens and servers stay
     done = cli("rotate", "cookie-secret", *args)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stderr + platform.log()[-6000:]
     assert not _logged_in(hal), "the old browser session must be over"
     assert hub_api(platform.url, token, "/user").json()["name"] == "hal"
     assert hal.run_code(token, "print('still running')").strip() == "still running"

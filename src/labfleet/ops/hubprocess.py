@@ -78,6 +78,25 @@ def hub_health_url(runtime: Runtime, base_url: str = "/") -> str:
     return f"http://127.0.0.1:{port}{base_url}hub/health"
 
 
+def public_health_url(pid: int, base_url: str = "/") -> str | None:
+    """The address `labfleet up` itself polls (through the proxy), read from the hub's env.
+
+    The supervisor treats a hub that dies before it answers *there* as a failed start and
+    gives up, so a restart is over only when this URL answers, not just the hub's own port.
+    """
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    env = dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+    port = env.get("LABFLEET_PORT")
+    if not port:
+        return None
+    ip = env.get("LABFLEET_IP", "127.0.0.1")
+    host = "127.0.0.1" if ip in ("0.0.0.0", "127.0.0.1", "") else ip  # noqa: S104
+    return f"http://{host}:{port}{base_url}hub/health"
+
+
 def _healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own hub
@@ -117,6 +136,9 @@ def restart_hub(
     while time.monotonic() < deadline:
         new = hub_pid(runtime)
         if new is not None and new != pid and _healthy(url):
-            return True
+            public = public_health_url(new, base_url)
+            if public is None or _healthy(public):
+                time.sleep(1.5)  # let the supervisor's own poll (every 0.2 s) see it healthy too
+                return True
         time.sleep(0.25)
     raise RestartError("the hub did not come back healthy; see the `labfleet up` log")
