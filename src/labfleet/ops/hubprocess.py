@@ -1,9 +1,9 @@
 """Find and restart the running hub and proxy of a data directory (``labfleet up``).
 
-Crash-only: the hub is restarted by SIGKILL and its supervisor starts a fresh one, which
-reads the secrets again and finds users' servers still running (a SIGTERM would make
-JupyterHub stop every server first). The proxy, when it must go too, is stopped first with
-SIGTERM so the new hub cannot adopt it.
+Crash-only: ``labfleet up`` is sent SIGHUP, kills the hub without cleanup and starts a
+fresh one, which reads the secrets again and finds users' servers still running (a SIGTERM
+to the hub would make JupyterHub stop every server first). The proxy, when it must go too,
+is stopped first with SIGTERM so the new hub cannot adopt it.
 """
 
 from __future__ import annotations
@@ -56,6 +56,17 @@ def _parent_of(pid: int) -> int | None:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _handles_sighup(pid: int) -> bool:
+    """Whether ``pid`` catches SIGHUP (bit 1 of SigCgt in /proc/PID/status)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) & (1 << (signal.SIGHUP - 1)))
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
 
 
 def supervised(pid: int) -> bool:
@@ -130,7 +141,13 @@ def restart_hub(
         if proxy is not None:
             os.kill(proxy, signal.SIGTERM)
             _wait_gone(proxy, 30)
-    os.kill(pid, signal.SIGKILL)
+    # SIGHUP asks `labfleet up` to restart only the hub (no crash-guard count); it kills the
+    # hub without cleanup itself. A supervisor without that handler: kill the hub ourselves.
+    parent = _parent_of(pid)
+    if parent is not None and _handles_sighup(parent):
+        os.kill(parent, signal.SIGHUP)
+    else:
+        os.kill(pid, signal.SIGKILL)
     _wait_gone(pid, 30)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
