@@ -84,6 +84,12 @@ def run_backup(args: argparse.Namespace) -> int:
     except (PostgresError, OSError) as exc:
         _err(f"backup failed: {exc}")
         return EXIT_FAILURE
+    if result.manifest.hub_db_kind == "none":
+        print(
+            f"warning: no hub database at {target.db_url} (has the hub run here? for a "
+            "PostgreSQL hub give -c with its hub.db_url, or $LABFLEET_DB_URL)",
+            file=sys.stderr,
+        )
     what = "encrypted " if passphrase else ""
     print(
         f"wrote {what}backup {result.path} ({result.size} bytes, hub database: "

@@ -7,6 +7,7 @@ Kubernetes init container with the hub's environment finds the hub's database.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,10 +48,20 @@ def locate(
     if data_dir is not None:
         env["LABFLEET_DATA_DIR"] = str(data_dir)
     runtime = Runtime.from_env(env)
-    path = config_path or env.get("LABFLEET_CONFIG") or None
+    path = config_path or env.get("LABFLEET_CONFIG") or running_config(runtime) or None
     config = load_config(path)
     url = resolve_secret(hub_db_url(config, runtime), env)
     return Target(runtime, config, Path(path).resolve() if path else None, url)
+
+
+def running_config(runtime: Runtime) -> str | None:
+    """The config a running ``labfleet up`` uses (its ``state/platform.json`` record)."""
+    try:
+        record = json.loads((runtime.state_dir / "platform.json").read_text())
+    except (OSError, ValueError):
+        return None
+    config = record.get("config") if isinstance(record, dict) else None
+    return config if isinstance(config, str) and Path(config).is_file() else None
 
 
 def redact(url: str) -> str:
