@@ -8,40 +8,12 @@ The pointer to the running platform goes to a per-test file
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import write_config
+from tests.cli.conftest import PASSWORD, cli
 from tests.support.client import HubUser
-from tests.support.platform import Platform
-
-PASSWORD = "correct horse battery staple"
-
-
-def cli(
-    *args: str, cwd: Path, env: dict[str, str], input: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "labfleet.cli.main", *args],
-        cwd=cwd,
-        env=env,
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("LABFLEET_")}
-    environ["LABFLEET_CURRENT_FILE"] = str(tmp_path / "current")
-    return environ
 
 
 def test_status_of_a_directory_where_nothing_runs_exits_3(tmp_path: Path, env) -> None:
@@ -90,30 +62,6 @@ def test_data_dir_from_environment_variable(tmp_path: Path, env) -> None:
     assert not (tmp_path / "labfleet-data").exists()
 
 
-@pytest.fixture
-def running(tmp_path: Path, env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
-    monkeypatch.setenv("LABFLEET_CURRENT_FILE", env["LABFLEET_CURRENT_FILE"])
-    config = write_config(tmp_path / "labfleet.yaml", "culling: {enabled: false}\n")
-    platform = Platform(data_dir=tmp_path / "data", config=config)
-    result = cli(
-        "users",
-        "add",
-        "dana",
-        "--password-stdin",
-        "--data-dir",
-        str(platform.data_dir),
-        cwd=tmp_path,
-        env=env,
-        input=PASSWORD + "\n",
-    )
-    assert result.returncode == 0, result.stderr
-    platform.start()
-    try:
-        yield platform
-    finally:
-        platform.stop()
-
-
 @pytest.mark.integration
 def test_status_of_the_running_platform_from_anywhere(tmp_path: Path, env, running) -> None:
     dana = HubUser(running.url, "dana")
@@ -143,6 +91,9 @@ def test_status_of_the_running_platform_from_anywhere(tmp_path: Path, env, runni
         )
         assert added.returncode == 0, added.stderr
         assert not (elsewhere / "labfleet-data").exists()
+        # the hub's own log is in the data dir, for `labfleet logs hub`
+        logs = cli("logs", "hub", cwd=elsewhere, env=env)
+        assert logs.returncode == 0 and "JupyterHub" in logs.stdout, logs.stderr
     finally:
         dana.close()
 

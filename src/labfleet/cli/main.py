@@ -26,6 +26,8 @@ COMMAND_MODULES = (
     "labfleet.cli.db",
     "labfleet.cli.rotate",
     "labfleet.cli.service",
+    "labfleet.cli.reload",
+    "labfleet.cli.logs",
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from labfleet.cli.common import (
     add_data_dir_option,
     load_or_report,
 )
+from labfleet.cli.reload import save_applied
 from labfleet.hub.extra_config import check_extra_config
 from labfleet.secrets import ensure_secrets
 from labfleet.up.datadir import runtime_for
@@ -33,6 +35,15 @@ def _say(line: str) -> None:
     print(f"[labfleet] {line}", file=sys.stderr, flush=True)
 
 
+def cli_name() -> str:
+    """``labfleet`` when that name on PATH is this installation, else the full path."""
+    ours = Path(sys.prefix) / "bin" / "labfleet"
+    found = shutil.which("labfleet")
+    if found and ours.exists() and Path(found).resolve() == ours.resolve():
+        return "labfleet"
+    return str(ours) if ours.exists() else "labfleet"
+
+
 def run_up(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
@@ -44,6 +55,7 @@ def run_up(args: argparse.Namespace) -> int:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     runtime = runtime_for(args.data_dir, args.ip, args.port)
+    save_applied(runtime.state_dir, config)
     secrets = ensure_secrets(runtime.secrets_dir)
     _say(f"data directory: {runtime.data_dir}")
     for warning in startup_warnings(config, runtime):
@@ -59,7 +71,8 @@ def run_up(args: argparse.Namespace) -> int:
             _say("created the first account — shown once, only a hash is stored:")
             _say("    username: admin")
             _say(f"    password: {admin_password}")
-            _say("add people with: labfleet users add NAME --password-stdin")
+            _say(f"add people with: {cli_name()} users add NAME --password-stdin")
+        _say(f"status, reload, logs: {cli_name()} status | reload | logs (from any directory)")
 
     config_path = Path(args.config) if args.config else None
     return Supervisor(runtime, secrets, config_path, say=_say).run(on_ready=announce)

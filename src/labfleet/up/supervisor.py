@@ -22,7 +22,7 @@ from labfleet.hub.settings import DEFAULT_HUB_PORT
 from labfleet.ops.migrate import prepare_hub_start
 from labfleet.runtime import Runtime
 from labfleet.secrets import HubSecrets
-from labfleet.up import orphans, record, resume
+from labfleet.up import hublog, orphans, record, resume
 from labfleet.up.hubapi import HubAPI, is_healthy
 
 Say = Callable[[str], None]
@@ -39,6 +39,8 @@ class Supervisor:
     _stop: threading.Event = field(default_factory=threading.Event)
     _proc: subprocess.Popen[bytes] | None = None
     _reloading: bool = False
+    _log_stop: threading.Event = field(default_factory=threading.Event)
+    _log_follower: threading.Thread | None = None
 
     @property
     def public_url(self) -> str:
@@ -58,12 +60,19 @@ class Supervisor:
         env.update(self.runtime.to_env())
         env["LABFLEET_CONFIG"] = str(self.config_path.resolve()) if self.config_path else ""
         entry = Path(labfleet.hub.__file__).with_name("jupyterhub_config.py")
-        return subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(entry)],
-            cwd=self.runtime.data_dir,
-            env=env,
-            start_new_session=True,
-        )
+        log_path = hublog.hub_log_path(self.runtime.logs_dir)
+        with hublog.open_hub_log(self.runtime.logs_dir) as log:  # `labfleet logs hub` reads it
+            if self._log_follower is None:
+                start = log_path.stat().st_size
+                self._log_follower = hublog.follow_to_terminal(log_path, self._log_stop, start)
+            return subprocess.Popen(
+                [sys.executable, "-m", "jupyterhub", "-f", str(entry)],
+                cwd=self.runtime.data_dir,
+                env=env,
+                start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def _wait_healthy(self, proc: subprocess.Popen[bytes]) -> bool:
         deadline = time.monotonic() + self.start_timeout
@@ -108,9 +117,11 @@ class Supervisor:
             if not self._wait_healthy(proc):
                 if self._stop.is_set():
                     break
-                self.say("error: the hub did not become healthy; see its log above")
+                log = self.runtime.logs_dir / "hub.log"
+                self.say(f"error: the hub did not become healthy; see its log above ({log})")
                 self._terminate(proc)
                 record.clear_record(self.runtime.data_dir)
+                self._end_log_follower()
                 return 1
             self._stop_orphans()
             if first:
@@ -139,11 +150,18 @@ class Supervisor:
             if len(restarts) > self.max_restarts:
                 self.say("error: the hub keeps exiting; giving up (users' servers keep running)")
                 record.clear_record(self.runtime.data_dir)
+                self._end_log_follower()
                 return 1
             self.say(f"the hub exited with {proc.returncode}; restarting it (servers keep running)")
         self._shutdown()
         record.clear_record(self.runtime.data_dir)
+        self._end_log_follower()
         return 0
+
+    def _end_log_follower(self) -> None:
+        self._log_stop.set()
+        if self._log_follower is not None:
+            self._log_follower.join(5)
 
     def _shutdown(self) -> None:
         proc = self._proc

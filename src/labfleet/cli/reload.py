@@ -1,0 +1,142 @@
+"""``labfleet reload``: apply a changed labfleet.yaml without stopping anyone's server.
+
+The running supervisor is told which file to use and sent SIGHUP; it
+restarts only the hub, which finds every running server again (their
+processes, routes in the proxy and kernels are untouched). We return once
+the new hub answers, and say which changes only reach a server when it is
+next started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from labfleet.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILURE,
+    EXIT_NOT_RUNNING,
+    EXIT_OK,
+    add_config_option,
+    add_data_dir_option,
+    load_or_report,
+)
+from labfleet.config.model import FleetConfig
+from labfleet.hub.extra_config import check_extra_config
+from labfleet.up.hubapi import is_healthy
+from labfleet.up.record import read_record, request_reload_config
+
+APPLIED_NAME = "applied-config.json"
+
+#: top-level sections → what a change means for servers that run now
+_NEEDS_SERVER_RESTART = {
+    "profiles": "profiles (environment, CPU, memory, GPUs) apply to servers started from now on",
+    "servers": "servers.* (default URL, launcher, timeouts) apply to servers started from now on",
+    "local": "local.* (isolation, limits, GPUs, shared folders) apply to servers started "
+    "from now on",
+    "kubernetes": "kubernetes.* is not used by the embedded platform (run `labfleet apply`)",
+}
+_NEEDS_PLATFORM_RESTART = {
+    "proxy": "proxy.* takes effect when the proxy restarts: stop and start `labfleet up`",
+    "name": "name takes effect at the next `labfleet up`",
+}
+
+
+def register(subparsers: Any) -> None:
+    reload = subparsers.add_parser(
+        "reload", help="apply a changed labfleet.yaml; users' servers keep running"
+    )
+    add_config_option(reload)
+    add_data_dir_option(reload)
+    reload.add_argument(
+        "--timeout", type=float, default=120.0, metavar="SECONDS", help="wait for the hub"
+    )
+    reload.set_defaults(func=run_reload)
+
+
+def save_applied(state_dir: Path, config: FleetConfig) -> None:
+    """The config the hub now runs with, to tell the next reload what changed."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / APPLIED_NAME).write_text(json.dumps(config.model_dump(mode="json")))
+
+
+def load_applied(state_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((state_dir / APPLIED_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def change_notes(old: dict[str, Any] | None, new: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Pure: (sections changed, notes on changes that a hub restart does not apply)."""
+    if old is None:
+        return [], ["the previous config is unknown: restart servers to be sure they use this one"]
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    notes = [_NEEDS_SERVER_RESTART[k] for k in changed if k in _NEEDS_SERVER_RESTART]
+    notes += [_NEEDS_PLATFORM_RESTART[k] for k in changed if k in _NEEDS_PLATFORM_RESTART]
+    return changed, notes
+
+
+def _hub_pid(state_dir: Path) -> int | None:
+    try:
+        return int((state_dir / "jupyterhub.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _wait_new_hub(state_dir: Path, old_pid: int | None, port: int, timeout: float) -> bool:
+    """True once a hub other than ``old_pid`` answers its health check."""
+    deadline = time.monotonic() + timeout
+    health = f"http://127.0.0.1:{port}/hub/health"
+    while time.monotonic() < deadline:
+        pid = _hub_pid(state_dir)
+        if pid is not None and pid != old_pid and is_healthy(health):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def run_reload(args: argparse.Namespace) -> int:
+    data_dir: Path = args.data_dir.resolve()
+    state_dir = data_dir / "state"
+    record = read_record(data_dir)
+    if record is None or not record.alive():
+        print(f"error: no running platform in {data_dir}; start it with `labfleet up`")
+        return EXIT_NOT_RUNNING
+    path = args.config or record.config
+    config = load_or_report(path)
+    if config is None:
+        print("nothing was changed: the running platform keeps its config", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    problems = check_extra_config(config.hub.extra_config)
+    if problems:
+        print("error: hub.extra_config is not valid:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        print("nothing was changed: the running platform keeps its config", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    new = config.model_dump(mode="json")
+    changed, notes = change_notes(load_applied(state_dir), new)
+    old_pid = _hub_pid(state_dir)
+    request_reload_config(data_dir, Path(path) if path else None)
+    os.kill(record.pid, signal.SIGHUP)
+    print(f"reloading {path or 'the default config'}: restarting the hub (servers keep running)…")
+    if not _wait_new_hub(state_dir, old_pid, record.hub_port, args.timeout):
+        print(
+            f"error: the hub did not become healthy within {args.timeout:.0f}s; "
+            f"see `labfleet logs hub` (data directory {data_dir})",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    save_applied(state_dir, config)
+    print("the hub is back: " + (f"changed: {', '.join(changed)}" if changed else "no changes"))
+    for note in notes:
+        print(f"note: {note}")
+    return EXIT_OK
