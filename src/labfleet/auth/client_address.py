@@ -5,12 +5,21 @@ Tornado (with JupyterHub's ``xheaders=True``) believes ``X-Real-Ip`` and
 a trusted hop (by default loopback: labfleet-proxy, which overwrites both
 headers with its own peer's address). Anyone else is keyed on the socket peer,
 so a client cannot pick its own throttle bucket by sending a header.
+
+On one machine every member's kernel can also reach the hub's loopback port
+and claim any ``X-Real-Ip``. So a loopback peer is believed only when the
+connecting socket belongs to the hub's own system user (the proxy runs as
+the hub does; isolated members' servers do not): the owner is read from
+``/proc/net/tcp{,6}`` for that one connection. Where that table cannot be
+read, the network rule alone decides.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -57,12 +66,67 @@ def forwarded_address(headers: Any) -> str | None:
     return None if last is None else str(last)
 
 
+def _proc_hex(address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> str:
+    """An endpoint as ``/proc/net/tcp{,6}`` writes it (32-bit words in host order)."""
+    packed = address.packed
+    words = [packed[i : i + 4][::-1].hex().upper() for i in range(0, len(packed), 4)]
+    return "".join(words) + f":{port:04X}"
+
+
+def socket_owner_uid(
+    peer: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    peer_port: int,
+    proc: Path = Path("/proc/net"),
+) -> int | None:
+    """The uid owning the loopback socket ``peer:peer_port`` (the client end), if listed."""
+    candidates = [("tcp", peer)]
+    if isinstance(peer, ipaddress.IPv4Address):
+        candidates.append(("tcp6", ipaddress.IPv6Address("::ffff:" + str(peer))))
+    for table, address in candidates:
+        wanted = _proc_hex(address, peer_port)
+        try:
+            lines = (proc / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 7 and fields[1] == wanted:
+                try:
+                    return int(fields[7])
+                except ValueError:
+                    return None
+    return None
+
+
+def _peer_port(request: Any) -> int | None:
+    address = getattr(
+        getattr(getattr(request, "connection", None), "context", None), "address", None
+    )
+    if isinstance(address, tuple) and len(address) > 1 and isinstance(address[1], int):
+        return address[1]
+    return None
+
+
+def _same_user_or_unknown(
+    peer: ipaddress.IPv4Address | ipaddress.IPv6Address, request: Any
+) -> bool:
+    """For a loopback peer: False only when the socket is known to belong to another user."""
+    if not peer.is_loopback:
+        return True
+    port = _peer_port(request)
+    if port is None:
+        return True
+    uid = socket_owner_uid(peer, port)
+    return uid is None or uid == os.getuid()
+
+
 def client_address(request: Any, trusted: tuple[Network, ...]) -> str:
     """The client's address: a trusted hop's header, otherwise the socket peer."""
     peer = _ip(socket_peer(request))
     if peer is None:
         return "unknown"
-    if any(peer in network for network in trusted):
+    hop = any(peer in network for network in trusted)
+    if hop and _same_user_or_unknown(peer, request):
         forwarded = forwarded_address(getattr(request, "headers", {}))
         if forwarded is not None:
             return forwarded
