@@ -1,29 +1,42 @@
 # The labfleet hub image: JupyterHub + KubeSpawner + labfleet (which also ships labfleet-proxy).
 #
-#   docker build -f deploy/hub.Dockerfile -t REGISTRY/labfleet-hub:0.1.0 .
-#   # then in labfleet.yaml:  kubernetes: {hub: {image: REGISTRY/labfleet-hub:0.1.0}}
+#   labfleet images build --base docker.io/library/debian:bookworm-slim --prefix REGISTRY/labfleet
+#   # then in labfleet.yaml:  kubernetes: {hub: {image: REGISTRY/labfleet-hub:VERSION}}
 #
-# Not built by the test suite: no container engine runs on the machines that develop and
-# test labfleet. The rendered manifests take the image as a setting, and the entry path
-# below is what they run (labfleet.kube.hub.HUB_CONFIG_IN_IMAGE).
+# `labfleet images build` assembles the build context (pyproject.toml, README.md, src/,
+# deploy/constraints.txt and build-ca/, see below); building by hand works the same way from
+# such a directory. The test suite builds this file FROM a debootstrapped Debian bookworm
+# (tests/containers/), so BASE must be a Debian bookworm userland with apt: its python3 (3.11)
+# is the interpreter of the venv, in both stages, at /usr/bin/python3.
 #
-# Users' servers do not run in this image: they use the images of your profiles
-# (any image with `jupyterhub-singleuser`, e.g. quay.io/jupyter/*-notebook).
+# Users' servers do not run in this image: see deploy/user.Dockerfile for a default one.
 
-ARG PYTHON=3.12
+ARG BASE=docker.io/library/debian:bookworm-slim
 
-FROM python:${PYTHON}-slim AS build
+FROM ${BASE} AS build
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+# build-ca/ca.crt: an extra CA bundle pip must trust (a TLS-inspecting proxy); empty otherwise.
+# Only this stage sees it: the final image does not carry it.
+COPY build-ca/ /tmp/build-ca/
+COPY deploy/constraints.txt /tmp/constraints.txt
+# Dependencies first (pinned; a layer that changes only with constraints.txt), labfleet after.
+RUN if [ -s /tmp/build-ca/ca.crt ]; then export PIP_CERT=/tmp/build-ca/ca.crt; fi \
+ && python3 -m venv /opt/labfleet/venv \
+ && /opt/labfleet/venv/bin/pip install --no-cache-dir --no-compile -r /tmp/constraints.txt
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN python -m venv /opt/labfleet/venv \
- && /opt/labfleet/venv/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/labfleet/venv/bin/pip install --no-cache-dir ".[postgres]"
+RUN if [ -s /tmp/build-ca/ca.crt ]; then export PIP_CERT=/tmp/build-ca/ca.crt; fi \
+ && /opt/labfleet/venv/bin/pip install --no-cache-dir --no-deps .
 
-FROM python:${PYTHON}-slim
+FROM ${BASE}
+ARG DEBIAN_FRONTEND=noninteractive
 # tini reaps zombies and forwards signals, so SIGTERM from the kubelet stops the hub cleanly
 RUN apt-get update \
- && apt-get install -y --no-install-recommends tini \
+ && apt-get install -y --no-install-recommends python3 tini ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 1000 labfleet \
  && useradd --uid 1000 --gid 1000 --home-dir /srv/labfleet --no-create-home --shell /usr/sbin/nologin labfleet \

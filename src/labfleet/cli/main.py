@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "labfleet.cli.service",
     "labfleet.cli.reload",
     "labfleet.cli.logs",
+    "labfleet.cli.images",
 )
 
 
