@@ -1,7 +1,9 @@
 """One system account per hub user, so servers and kernels never run as root.
 
-The account name comes from :func:`labfleet.naming.system_account` (``lf-`` +
-the collision-free slug), and a name is checked three times before
+The account name is scoped to the platform: ``lf`` + a short hash of the data
+directory + ``-`` + the collision-free slug (``lf3fa2c-alice``), so two
+platforms on one host never share a uid for the same name (plain ``lf-<slug>``
+without a data directory, for callers outside a platform). A name is checked three times before
 ``useradd`` sees it: the hub username must be acceptable, it must not be the
 name of a system account, and the derived account name must match a strict
 pattern. An existing account is only reused when labfleet created it (its
@@ -11,6 +13,8 @@ unlucky name can never take over ``root``, ``daemon`` or somebody's login.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import pwd
 import re
@@ -20,14 +24,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from labfleet.naming import system_account
+from labfleet.naming import system_account, user_slug
 from labfleet.usernames import canonical_username, username_problem
 
 #: The GECOS comment of every account labfleet creates (how we recognise ours).
 MARKER = "labfleet user"
-#: What ``useradd`` is ever given: ``lf-`` + a plain slug, at most 32 characters.
-_ACCOUNT_NAME = re.compile(r"lf-[a-z][a-z0-9-]{0,28}")
+#: What ``useradd`` is ever given: ``lf`` + an optional platform tag + ``-`` + a plain
+#: slug, at most 32 characters.
+_ACCOUNT_NAME = re.compile(r"lf(?:[0-9a-f]{5})?-[a-z][a-z0-9-]{0,28}")
+_MAX_ACCOUNT = 32
+_TAG_IN_NAME = 5
 #: Hub usernames that are refused outright, whatever /etc/passwd says.
 _ALWAYS_REFUSED = frozenset({"root", "toor", "daemon", "nobody", "sudo", "wheel", "adm"})
 _DEFAULT_UID_MIN = 1000
@@ -55,6 +63,33 @@ class SystemAccount:
 Lookup = Callable[[str], pwd.struct_passwd]
 
 
+def platform_tag(data_dir: Path) -> str:
+    """The platform's id on this host: a hash of its data directory (also its cgroup parent)."""
+    return hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+
+
+def cgroup_parent_of(data_dir: Path) -> str:
+    """The parent control group of this platform's servers (``labfleet-<tag>``)."""
+    return f"labfleet-{platform_tag(data_dir)}"
+
+
+def platform_marker(tag: str) -> str:
+    """The GECOS comment of this platform's accounts: ours, and whose."""
+    return f"{MARKER} {tag}" if tag else MARKER
+
+
+def account_name(username: str, tag: str = "") -> str:
+    """``lf<tag5>-<slug>`` for a platform's account (``lf-<slug>`` without a tag)."""
+    if not tag:
+        return system_account(username)
+    return f"lf{tag[:_TAG_IN_NAME]}-{user_slug(username)}"
+
+
+def platform_account(data_dir: Path, username: str) -> str:
+    """The system account ``username`` gets on the platform of ``data_dir``."""
+    return account_name(username, platform_tag(data_dir))
+
+
 def uid_min(login_defs: Path = Path("/etc/login.defs")) -> int:
     """First uid for regular users (``UID_MIN`` in login.defs, else 1000)."""
     try:
@@ -74,7 +109,9 @@ def _lookup_or_none(lookup: Lookup, name: str) -> pwd.struct_passwd | None:
         return None
 
 
-def refusal_reason(username: str, lookup: Lookup = pwd.getpwnam, first_uid: int = 0) -> str | None:
+def refusal_reason(
+    username: str, lookup: Lookup = pwd.getpwnam, first_uid: int = 0, tag: str = ""
+) -> str | None:
     """Why ``username`` may not get a system account (None: it may).
 
     Pure apart from ``lookup`` (the passwd database), so the checks are unit-tested
@@ -90,14 +127,14 @@ def refusal_reason(username: str, lookup: Lookup = pwd.getpwnam, first_uid: int 
     same_name = _lookup_or_none(lookup, username)
     if same_name is not None and same_name.pw_uid < (first_uid or uid_min()):
         return f"{username!r} is the name of a system account"
-    account = system_account(username)
-    if not _ACCOUNT_NAME.fullmatch(account):
+    account = account_name(username, tag)
+    if not _ACCOUNT_NAME.fullmatch(account) or len(account) > _MAX_ACCOUNT:
         return f"the derived account name {account!r} is not safe"
     return None
 
 
-def check_existing(entry: pwd.struct_passwd, first_uid: int) -> None:
-    """Reuse an existing account only if labfleet made it and it is unprivileged."""
+def check_existing(entry: pwd.struct_passwd, first_uid: int, tag: str = "") -> None:
+    """Reuse an existing account only if labfleet made it (for this platform), unprivileged."""
     if entry.pw_uid == 0 or entry.pw_gid == 0:
         raise AccountRefused(f"the account {entry.pw_name!r} exists and is privileged")
     if entry.pw_uid < first_uid:
@@ -107,11 +144,16 @@ def check_existing(entry: pwd.struct_passwd, first_uid: int) -> None:
             f"the account {entry.pw_name!r} exists but was not created by labfleet; "
             "rename or remove it, or give it the comment 'labfleet user'"
         )
+    if tag and entry.pw_gecos != platform_marker(tag):
+        raise AccountRefused(
+            f"the account {entry.pw_name!r} belongs to another labfleet platform "
+            f"({entry.pw_gecos!r}); remove it or use another data directory"
+        )
 
 
-def useradd_argv(account: str, home: Path) -> list[str]:
+def useradd_argv(account: str, home: Path, tag: str = "") -> list[str]:
     """The exact ``useradd`` command (no shell; ``--`` ends the options)."""
-    if not _ACCOUNT_NAME.fullmatch(account):
+    if not _ACCOUNT_NAME.fullmatch(account) or len(account) > _MAX_ACCOUNT:
         raise AccountRefused(f"{account!r} is not a safe account name")
     text = str(home)
     if any(ch in text for ch in ":\n\x00") or not home.is_absolute():
@@ -125,7 +167,7 @@ def useradd_argv(account: str, home: Path) -> list[str]:
         "/bin/bash",
         "--user-group",
         "--comment",
-        MARKER,
+        platform_marker(tag),
         "--",
         account,
     ]
@@ -136,22 +178,24 @@ def ensure_account(
     home: Path,
     lookup: Lookup = pwd.getpwnam,
     run: Callable[[list[str]], subprocess.CompletedProcess[str]] | None = None,
+    data_dir: Path | None = None,
 ) -> SystemAccount:
-    """The user's system account, created on first use. Needs root to create.
+    """The user's system account (scoped to ``data_dir``'s platform), created on first use.
 
-    Blocking (``useradd``); call it from a thread in async code.
+    Needs root to create. Blocking (``useradd``); call it from a thread in async code.
     """
-    reason = refusal_reason(username, lookup)
+    tag = platform_tag(data_dir) if data_dir is not None else ""
+    reason = refusal_reason(username, lookup, tag=tag)
     if reason:
         raise AccountRefused(f"no system account for {username!r}: {reason}")
-    account = system_account(username)
+    account = account_name(username, tag)
     first_uid = uid_min()
     with _useradd_lock:
         entry = _lookup_or_none(lookup, account)
         if entry is None:
-            _useradd(useradd_argv(account, home), run or _run)
+            _useradd(useradd_argv(account, home, tag), run or _run)
             entry = lookup(account)
-    check_existing(entry, first_uid)
+    check_existing(entry, first_uid, tag)
     return SystemAccount(name=account, uid=entry.pw_uid, gid=entry.pw_gid)
 
 
@@ -190,3 +234,83 @@ def resolve_isolation(mode: str, root: bool, blocker: str | None = None) -> bool
             )
         return True
     return root and blocker is None
+
+
+# --- removal (``labfleet users remove --purge``, uninstall, tests) ---------------------
+def _kill_uid(uid: int) -> None:
+    """SIGKILL every process of ``uid`` (userdel refuses while the account runs anything)."""
+    import signal
+
+    for _ in range(50):
+        found = False
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                owner = entry.stat().st_uid
+            except OSError:
+                continue
+            if owner == uid:
+                found = True
+                with contextlib.suppress(OSError):
+                    os.kill(int(entry.name), signal.SIGKILL)
+        if not found:
+            return
+        time.sleep(0.05)
+
+
+def _delete_account(entry: pwd.struct_passwd, run: Callable[[list[str]], Any]) -> str | None:
+    _kill_uid(entry.pw_uid)
+    result = run(["userdel", "--", entry.pw_name])
+    if result.returncode != 0:
+        return None
+    return f"system account {entry.pw_name} (uid {entry.pw_uid})"
+
+
+def purge_local_user(data_dir: Path, username: str) -> list[str]:
+    """Remove this platform's system account and control groups of ``username``.
+
+    Only an account this platform created (its GECOS names the platform) is
+    removed; its processes are killed first. The home is left alone (the caller
+    decides whether to keep, rename or archive it). Returns what was removed,
+    in words; empty when there was nothing (or when not root). Blocking.
+    """
+    from labfleet.spawn.limits.platform import remove_user_groups
+    from labfleet.spawn.runtime_dirs import remove_runtime_dir
+
+    if not is_root():
+        return []
+    tag = platform_tag(data_dir)
+    removed = [
+        f"control group {path}"
+        for path in remove_user_groups(cgroup_parent_of(data_dir), user_slug(username))
+    ]
+    entry = _lookup_or_none(pwd.getpwnam, account_name(username, tag))
+    if entry is not None and entry.pw_gecos == platform_marker(tag) and entry.pw_uid != 0:
+        runtime = remove_runtime_dir(tag, entry.pw_uid)
+        if runtime:
+            removed.append(f"runtime directory {runtime}")
+        done = _delete_account(entry, _run)
+        if done:
+            removed.append(done)
+    return removed
+
+
+def purge_platform(data_dir: Path) -> list[str]:
+    """Remove every system account and the cgroup parent of this platform (uninstall)."""
+    from labfleet.spawn.limits.platform import remove_parent
+    from labfleet.spawn.runtime_dirs import remove_runtime_base
+
+    if not is_root():
+        return []
+    tag = platform_tag(data_dir)
+    removed = [f"control group {path}" for path in remove_parent(cgroup_parent_of(data_dir))]
+    for entry in pwd.getpwall():
+        if entry.pw_gecos == platform_marker(tag) and entry.pw_uid != 0:
+            done = _delete_account(entry, _run)
+            if done:
+                removed.append(done)
+    base = remove_runtime_base(tag)
+    if base:
+        removed.append(f"runtime directory {base}")
+    return removed

@@ -26,12 +26,14 @@ from traitlets import Enum, Float, Integer, List, Unicode, observe
 
 from labfleet.config.profiles import Profile
 from labfleet.naming import server_slug, user_slug
+from labfleet.spawn import diagnose
 from labfleet.spawn.accounts import (
     AccountRefused,
     IsolationError,
     SystemAccount,
     ensure_account,
     is_root,
+    platform_tag,
     resolve_isolation,
 )
 from labfleet.spawn.forkserver import launcher_for
@@ -55,6 +57,7 @@ from labfleet.spawn.limits import Limits, LimitsBackend, LimitsError, LimitsProb
 from labfleet.spawn.processes import is_alive, signal_group, start_ticks
 from labfleet.spawn.profile_form import ProfileChoiceMixin
 from labfleet.spawn.readiness import wait_listening
+from labfleet.spawn.runtime_dirs import RuntimeDirError, ensure_runtime_dir
 
 
 def singleuser_command(environment: str | None = None) -> list[str]:
@@ -80,18 +83,20 @@ class EnvironmentMissing(RuntimeError):
     """The profile's Python environment has no ``jupyterhub-singleuser``."""
 
 
-def _spawn_error(exc: BaseException) -> BaseException:
+def _spawn_error(exc: BaseException, user: str = "") -> BaseException:
     """Refusals with a message meant for the user, as JupyterHub relays them (no traceback)."""
     kinds: list[tuple[type[BaseException] | tuple[type[BaseException], ...], str, int]] = [
         (AccountRefused, "account", 403),
         (GpuUnavailable, "gpu", 503),
-        ((IsolationError, LimitsError), "isolation", 500),
+        ((IsolationError, LimitsError, RuntimeDirError), "isolation", 500),
         (EnvironmentMissing, "environment", 500),
     ]
     for kind, reason, status in kinds:
         if isinstance(exc, kind):
-            error: BaseException = SpawnException(str(exc), reason=reason, status_code=status)
+            error: BaseException = diagnose.spawn_error(str(exc), reason=reason, status=status)
             return error
+    if isinstance(exc, Exception) and not isinstance(exc, SpawnException):
+        return diagnose.plain_spawn_error(exc, user)  # never an exception repr on the page
     return exc
 
 
@@ -130,6 +135,8 @@ class Placement:
     account: SystemAccount | None
     hooks: tuple[Any, ...]
     notes: tuple[str, ...] = ()
+    #: private directory for the kernels' ipc sockets (None: TCP loopback, not as root)
+    runtime_dir: Path | None = None
 
 
 class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
@@ -224,6 +231,10 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
     def slug(self) -> str:
         return server_slug(self.user.name, self.name or "")
 
+    def data_dir(self) -> Path:
+        """The platform's data directory (the parent of the homes): scopes accounts."""
+        return Path(self.homes_dir).resolve().parent
+
     def home_path(self) -> Path:
         return Path(self.homes_dir).resolve() / user_slug(self.user.name)
 
@@ -291,7 +302,7 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
             )
         account = owner = None
         if self.isolated():
-            account = ensure_account(self.user.name, home)
+            account = ensure_account(self.user.name, home, data_dir=self.data_dir())
             owner = Owner(account.uid, account.gid)
         prepare_home(home, owner)
         links = self.shared_links()
@@ -304,7 +315,11 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
         if backend is not None:
             backend.create(self.slug, self.limits())
             hooks = (backend.join_hook(self.slug),)
-        return Placement(home=home, account=account, hooks=hooks, notes=tuple(notes))
+        runtime_dir = None
+        if is_root():  # kernels on ipc sockets only their account can reach
+            ids = (account.uid, account.gid) if account else (os.getuid(), os.getgid())
+            runtime_dir = ensure_runtime_dir(platform_tag(self.data_dir()), *ids)
+        return Placement(home, account, hooks, tuple(notes), runtime_dir)
 
     def _check_usable_by(self, account: SystemAccount, home: Path) -> None:
         """Refuse with a clear reason rather than let the server die unseen."""
@@ -373,6 +388,9 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
         env.update(gpu_env(gpus, self.gpu_mode, fraction))
         uid = account.uid if account else None
         argv = [*command, *self.get_args(), *self.extra_args(uid)]
+        if placement.runtime_dir is not None:
+            env["JUPYTER_RUNTIME_DIR"] = str(placement.runtime_dir)
+            argv.append("--KernelManager.transport=ipc")
         return LaunchSpec(
             argv=argv,
             env=env,
@@ -404,16 +422,39 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
             self.pid = await asyncio.to_thread(self.get_launcher().launch, spec)
         except BaseException as exc:
             await asyncio.to_thread(self.cleanup)
-            raise _spawn_error(exc) from exc
+            raise _spawn_error(exc, self.user.name) from exc
         self.pid_ticks = start_ticks(self.pid) or 0
         if gpus:
             await asyncio.to_thread(self.gpu_ledger().bind, self.slug, self.pid, self.pid_ticks)
         self._write_pid_file()
         # answer as soon as the server listens, instead of JupyterHub's slower HTTP polling
-        await wait_listening(
+        listening = await wait_listening(
             self.ip or "127.0.0.1", self.port, self.pid, self.pid_ticks or None, self.start_timeout
         )
+        if not listening and not is_alive(self.pid, self.pid_ticks or None):
+            raise await asyncio.to_thread(self._start_failure)  # at once, with its log tail
+        diagnose.clear_end(self._state_dir(), self.slug)
         return (self.ip or "127.0.0.1", self.port)
+
+    # --- diagnosis (spawn.diagnose): why a server ended, in plain words ----------
+    def _state_dir(self) -> Path:
+        return Path(self.run_dir).resolve().parent
+
+    def _log_path(self) -> Path:
+        return Path(self.logs_dir).resolve() / f"{self.slug}.log"
+
+    def _start_failure(self) -> BaseException:
+        memory = self._profile.memory if self._profile else None
+        backend = self.limits_backend_in_use()
+        return diagnose.start_failure(self.user.name, self.slug, self._log_path(), backend, memory)
+
+    def _note_end(self) -> None:
+        memory = self._profile.memory if self._profile else None
+        end = diagnose.note_end(
+            self._state_dir(), self.slug, self.limits_backend_in_use(), memory, self._log_path()
+        )
+        if end is not None:
+            self.log.warning("server %s ended: %s", self.slug, end.message)
 
     async def poll(self) -> int | None:
         if self.pid and is_alive(self.pid, self.pid_ticks or None):
@@ -422,6 +463,7 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
         self.clear_state()
         self._remove_pid_file()
         if had_server:
+            await asyncio.to_thread(self._note_end)  # before cleanup removes its cgroup
             await asyncio.to_thread(self.cleanup)
         return 0
 
