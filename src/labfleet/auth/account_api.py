@@ -23,7 +23,7 @@ from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from labfleet.auth.accounts import NoSuchAccount
-from labfleet.auth.hub_access import apply_changes, revoke_credentials, stop_all_servers
+from labfleet.auth.hub_access import apply_changes, end_sessions
 
 
 class AccessChangesAPIHandler(APIHandler):  # type: ignore[misc]
@@ -50,8 +50,7 @@ class AccountAwareUserAPIHandler(UserAPIHandler):  # type: ignore[misc]
             raise web.HTTPError(404)
         if user.name == self.current_user.name:
             raise web.HTTPError(400, "Cannot delete yourself!")
-        await stop_all_servers(self, user)
-        revoke_credentials(self.db, user.orm_user)
+        await end_sessions(self, user)
         name = user.name
         await super().delete(user_name)
         self.authenticator.forget_member(name)

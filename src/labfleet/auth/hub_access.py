@@ -71,6 +71,8 @@ def set_hub_admin(db: Any, user: Any, admin: bool) -> None:
 
 
 async def end_sessions(handler: Any, user: Any) -> None:
+    """Revoke first (the next request is refused), stop servers, revoke what appeared meanwhile."""
+    revoke_credentials(handler.db, user.orm_user)
     await stop_all_servers(handler, user)
     revoke_credentials(handler.db, user.orm_user)
 

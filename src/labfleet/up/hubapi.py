@@ -44,7 +44,8 @@ class HubAPI:
 
     def apply_access_changes(self) -> list[str]:
         """Make the hub enforce recorded account changes now (see labfleet.auth.hub_access)."""
-        answer = self.request("POST", "/labfleet/access", {}) or {}
+        # stopping a member's servers may take a while; the hub finishes it either way
+        answer = self.request("POST", "/labfleet/access", {}, timeout=120) or {}
         return list(answer.get("applied", []))
 
     def start_server(self, user: str, server: str = "") -> None:
