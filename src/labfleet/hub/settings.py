@@ -155,8 +155,15 @@ def local_spawner_settings(config: FleetConfig, runtime: Runtime) -> Settings:
         # relative shared folders live in the data directory
         return str(runtime.data_dir / path) if path else ""
 
+    from labfleet.spawn.diagnose import TEMPLATES, LastEndLookup
+
     return {
-        "JupyterHub": {"spawner_class": "labfleet.spawn.local.LocalSpawner"},
+        "JupyterHub": {
+            "spawner_class": "labfleet.spawn.local.LocalSpawner",
+            # the "server not running" page says why it stopped (spawn.diagnose)
+            "template_paths": [str(TEMPLATES)],
+            "template_vars": {"labfleet_last_end": LastEndLookup(str(runtime.state_dir))},
+        },
         "LocalSpawner": {
             "homes_dir": str(runtime.homes_dir),
             "logs_dir": str(runtime.logs_dir / "servers"),

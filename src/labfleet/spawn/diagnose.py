@@ -13,11 +13,16 @@ import json
 import re
 import time
 from dataclasses import asdict, dataclass
+from html import escape
 from pathlib import Path
+
+from jupyterhub.spawner import SpawnException
 
 from labfleet.spawn.limits import LimitsBackend
 
 TAIL_LINES = 15
+#: page templates that show what this module finds (see hub.settings)
+TEMPLATES = Path(__file__).with_name("templates")
 
 
 def log_tail(path: Path, lines: int = TAIL_LINES, max_bytes: int = 64_000) -> list[str]:
@@ -177,3 +182,98 @@ def clear_end(state_dir: Path, slug: str) -> None:
 
 def oom_end(slug: str, memory: int | None) -> ServerEnd:
     return ServerEnd(slug=slug, when=time.time(), message=oom_message(memory), oom=True)
+
+
+# --- what the spawner raises and records ------------------------------------------------
+
+
+def spawn_error(message: str, *, reason: str, status: int, html: str | None = None) -> Exception:
+    """A SpawnException whose pages show ``message`` alone (JupyterHub's str() is a repr)."""
+    exc: Exception = SpawnException(message, reason=reason, status_code=status)
+    exc.jupyterhub_message = message  # type: ignore[attr-defined]
+    if html:
+        exc.jupyterhub_html_message = html  # type: ignore[attr-defined]
+    return exc
+
+
+ASK_ADMIN = (
+    "Try again; if it keeps happening, an administrator can read the whole log with: "
+    "labfleet logs {user}"
+)
+
+
+def start_failure(
+    user: str, slug: str, log_path: Path, backend: LimitsBackend | None, memory: int | None
+) -> Exception:
+    """The server exited before it listened: say why, with the end of its log."""
+    tail = log_tail(log_path)
+    oom = backend is not None and backend.oom_kills(slug) > 0
+    cause = oom_message(memory) if oom else likely_cause(tail, None, memory)
+    shown = tail[-8:]
+    message = f"Your server exited while starting. Likely cause: {cause}."
+    if shown:
+        message += " Last lines of its log: " + " | ".join(line.strip() for line in shown)
+    message += " " + ASK_ADMIN.format(user=user)
+    html = (
+        f"<p>Your server exited while starting.</p><p><strong>Likely cause:</strong> "
+        f"{escape(cause)}.</p>"
+        + (
+            f"<p>Last lines of its log:</p><pre>{escape(chr(10).join(shown))}</pre>"
+            if shown
+            else ""
+        )
+        + f"<p>{escape(ASK_ADMIN.format(user=user))}</p>"
+    )
+    return spawn_error(message, reason="exited", status=500, html=html)
+
+
+def plain_spawn_error(exc: BaseException, user: str) -> Exception:
+    """Any other failure in plain words: no exception repr reaches the member."""
+    what = str(exc).strip() or type(exc).__name__
+    message = (
+        f"Your server could not be started: {what}. Try again in a moment. "
+        + ASK_ADMIN.format(user=user)
+    )
+    return spawn_error(message, reason="error", status=500)
+
+
+def note_end(
+    state_dir: Path,
+    slug: str,
+    backend: LimitsBackend | None,
+    memory: int | None,
+    log_path: Path,
+) -> ServerEnd | None:
+    """A server we did not stop is gone: record why (OOM kill or its log tail)."""
+    tail = tuple(log_tail(log_path, 8))
+    if backend is not None and backend.oom_kills(slug) > 0:
+        end = ServerEnd(slug, time.time(), oom_message(memory), True, tail)
+    else:
+        end = ServerEnd(
+            slug,
+            time.time(),
+            "stopped unexpectedly: " + likely_cause(list(tail), None),
+            False,
+            tail,
+        )
+    record_end(state_dir, end)
+    return end
+
+
+@dataclass(frozen=True)
+class LastEndLookup:
+    """A ``JupyterHub.template_vars`` value: the last unexpected end of a user's server.
+
+    A value object (compared by its state dir), so the settings builder stays pure.
+    """
+
+    state_dir: str
+
+    def __call__(self, user: object) -> dict[str, object] | None:
+        name = getattr(user, "name", None)
+        if not name:
+            return None
+        from labfleet.naming import server_slug
+
+        end = last_end(Path(self.state_dir), server_slug(str(name), ""))
+        return None if end is None else asdict(end)

@@ -29,6 +29,7 @@ from tornado import web
 from traitlets import Dict, HasTraits, List, default
 
 from labfleet.config.profiles import Profile
+from labfleet.spawn.diagnose import human_bytes
 from labfleet.spawn.policy import (
     PROFILE_OPTION,
     PolicyError,
@@ -47,7 +48,7 @@ def _summary(profile: Profile) -> str:
     if profile.cpu:
         parts.append(f"{profile.cpu:g} CPU")
     if profile.memory:
-        parts.append(f"{profile.memory / 2**30:.3g} GiB memory")
+        parts.append(f"{human_bytes(profile.memory)} memory")
     if profile.gpus:
         parts.append(f"{profile.gpus} GPU" + ("s" if profile.gpus > 1 else ""))
     if profile.image:
