@@ -70,13 +70,15 @@ def remove_member(
 ) -> Outcome:
     """Remove the account, then (hub) servers, sessions, tokens and the hub user, then the home.
 
-    Running it again after a failed hub request retries the enforcement.
+    Running it again after a failed hub request retries the enforcement;
+    with ``purge`` it also cleans up after a member removed earlier without it.
     """
     key = normalize_username(name)
     try:
         store.remove(key)
     except NoSuchAccount:
-        if not any(c.name == key and c.action == REMOVE for c in store.access_changes()):
+        pending = any(c.name == key and c.action == REMOVE for c in store.access_changes())
+        if not pending and purge is None:
             raise
     outcome = _enforce(hub, Outcome(name=key, enforced_now=False))
     where = dispose_home(homes_dir, key, home)

@@ -208,12 +208,9 @@ def _hub(args: argparse.Namespace) -> HubAPI | None:
 
 def _purge() -> lifecycle.Purge:
     """``labfleet.spawn.accounts.purge_local_user``: the member's system account and cgroups."""
-    from labfleet.spawn import accounts
+    from labfleet.spawn.accounts import purge_local_user
 
-    purge: lifecycle.Purge | None = getattr(accounts, "purge_local_user", None)
-    if purge is None:
-        raise ImportError("purge_local_user")
-    return purge
+    return purge_local_user
 
 
 def _report(outcome: lifecycle.Outcome, done: str) -> int:
@@ -239,8 +236,6 @@ def run_remove(args: argparse.Namespace) -> int:
         return _fail(f"{exc}", EXIT_BAD_INPUT)
     except (NoSuchAccount, lifecycle.HubUnreachable) as exc:
         return _fail(f"{exc}", EXIT_FAILURE)
-    except ImportError:
-        return _fail("--purge is not available in this version", EXIT_FAILURE)
     return _report(outcome, f"removed {outcome.name}: servers stopped, sessions and tokens revoked")
 
 
