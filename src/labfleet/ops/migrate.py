@@ -111,13 +111,27 @@ def status(db_url: str) -> DbStatus:
     return DbStatus(DbState.AHEAD, revision, head)
 
 
+def marker_backup(target: Target, marker: dict[str, str]) -> Path | None:
+    """The pre-upgrade backup a marker names; the newest one when the marker is bare.
+
+    On sqlite the marker table is created outside the transaction that fills it (the
+    driver does not wrap DDL), so a kill in between leaves the table without its row:
+    still a marker, with the details found again from the backup directory.
+    """
+    if marker.get("backup"):
+        return Path(marker["backup"])
+    found = sorted(backup_dir(target).glob("pre-upgrade-*.tar.gz"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
 def interrupted_message(target: Target, marker: dict[str, str]) -> str:
+    source, dest = marker.get("from", "?"), marker.get("to", "?")
     return (
         f"the hub database {redact(target.db_url)} is half-migrated: an upgrade from schema "
-        f"{marker.get('from')} to {marker.get('to')} started at {marker.get('started')} and "
-        "did not finish, so the hub will not start on it. Roll back to the backup taken just "
-        f"before it ({marker.get('backup')}) with `labfleet db upgrade --rollback`, fix the "
-        "cause (see the error above or the upgrade log), then start again."
+        f"{source} to {dest} started and did not finish, so the hub will not start on it. "
+        f"Roll back to the backup taken just before it ({marker_backup(target, marker)}) with "
+        "`labfleet db upgrade --rollback`, fix the cause (see the error above or the upgrade "
+        "log), then start again."
     )
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, inspect, text
 from labfleet.ops import pg
 from labfleet.ops.archive import ArchiveError, unpack
 from labfleet.ops.backup import HUB_PGDUMP, HUB_SQLITE
-from labfleet.ops.migrate import UpgradeError, read_marker
+from labfleet.ops.migrate import UpgradeError, marker_backup, read_marker
 from labfleet.ops.target import Target
 
 
@@ -34,9 +34,11 @@ def rollback(target: Target, archive: Path | None = None, passphrase: str | None
     """Restore the hub database from ``archive`` (default: the marker's backup)."""
     if archive is None:
         marker = read_marker(target.db_url)
-        if not marker or not marker.get("backup"):
+        if marker is None:
             raise UpgradeError("no interrupted upgrade to roll back (and no --from archive given)")
-        archive = Path(marker["backup"])
+        archive = marker_backup(target, marker)
+        if archive is None:
+            raise UpgradeError("the interrupted upgrade left no backup here: give --from FILE")
     try:
         _, members = unpack(archive.read_bytes(), passphrase)
     except (OSError, ArchiveError) as exc:
