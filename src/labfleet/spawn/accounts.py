@@ -296,6 +296,18 @@ def purge_local_user(data_dir: Path, username: str) -> list[str]:
     return removed
 
 
+def remove_platform_leftovers(data_dir: Path) -> list[str]:
+    """After a clean stop (every server gone): remove the cgroup parent and runtime dirs."""
+    from labfleet.spawn.limits.platform import remove_parent
+    from labfleet.spawn.runtime_dirs import remove_runtime_base
+
+    if not is_root():
+        return []
+    removed = remove_parent(cgroup_parent_of(data_dir))
+    base = remove_runtime_base(platform_tag(data_dir))
+    return [*removed, base] if base else removed
+
+
 def purge_platform(data_dir: Path) -> list[str]:
     """Remove every system account and the cgroup parent of this platform (uninstall)."""
     from labfleet.spawn.limits.platform import remove_parent

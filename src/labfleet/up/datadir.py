@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 from pathlib import Path
 
 from labfleet.runtime import Runtime
@@ -31,7 +32,43 @@ def prepare(data_dir: Path) -> Path:
     # homes must be traversable by the per-user accounts that own their own 0700 home
     os.chmod(data_dir, 0o711)  # noqa: S103 - traverse only, no listing
     os.chmod(data_dir / "homes", 0o711)  # noqa: S103
+    protect_private(data_dir)
     return data_dir
+
+
+#: directories of the data dir that only labfleet (root) may read, with all they hold
+PRIVATE_DIRS = ("secrets", "state", "logs", "backups")
+
+
+def protect_private(data_dir: Path) -> list[str]:
+    """Strip group/other access from every private file: the hub DB and its journals,
+    the account store, secrets, state, logs and backups (0600 files, 0700 directories).
+
+    The data dir is traversable (0711) so users reach their homes; any file in it
+    that a tool created 0644 (JupyterHub creates ``jupyterhub.sqlite`` so) would be
+    readable by every user's kernel. Run at every start and after the hub is up
+    (SQLite gives later ``-wal``/``-journal`` files the database's mode). Returns
+    the paths it repaired. Never follows symlinks; homes and shared folders are untouched.
+    """
+    fixed: list[str] = []
+
+    def strip(path: str) -> None:
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISLNK(mode) and mode & 0o077:
+            os.chmod(path, stat.S_IMODE(mode) & ~0o077)
+            fixed.append(path)
+
+    for entry in os.scandir(data_dir):
+        if entry.is_symlink():
+            continue
+        if entry.is_file():
+            strip(entry.path)
+        elif entry.is_dir() and entry.name in PRIVATE_DIRS:
+            strip(entry.path)
+            for root, dirs, files in os.walk(entry.path):
+                for name in (*dirs, *files):
+                    strip(os.path.join(root, name))
+    return fixed
 
 
 def internal_ports(data_dir: Path) -> tuple[int, int]:

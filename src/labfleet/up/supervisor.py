@@ -22,7 +22,8 @@ from labfleet.hub.settings import DEFAULT_HUB_PORT
 from labfleet.ops.migrate import prepare_hub_start
 from labfleet.runtime import Runtime
 from labfleet.secrets import HubSecrets
-from labfleet.up import hublog, orphans, record, resume
+from labfleet.spawn.accounts import remove_platform_leftovers
+from labfleet.up import datadir, hublog, orphans, record, resume
 from labfleet.up.hubapi import HubAPI, is_healthy
 
 Say = Callable[[str], None]
@@ -123,6 +124,7 @@ class Supervisor:
                 record.clear_record(self.runtime.data_dir)
                 self._end_log_follower()
                 return 1
+            datadir.protect_private(self.runtime.data_dir)  # a new hub DB is created 0644
             self._stop_orphans()
             if first:
                 record.write_record(self.runtime, self.public_url, self.config_path)
@@ -175,6 +177,7 @@ class Supervisor:
             self.say(f"warning: could not record running servers: {exc}")
         self.say("stopping the hub, the proxy and users' servers…")
         self._terminate(proc)
+        remove_platform_leftovers(self.runtime.data_dir)  # servers are stopped: no cgroups left
         self.say("stopped.")
 
     @staticmethod
