@@ -22,6 +22,12 @@ def register(subparsers: Any) -> None:
 
     check = subparsers.add_parser("check", help="validate a config file (exit 2 if invalid)")
     check.add_argument("path", nargs="?", default="labfleet.yaml")
+    check.add_argument(
+        "--no-machine",
+        dest="machine",
+        action="store_false",
+        help="skip the checks against this machine (CPUs, memory, GPUs, environments)",
+    )
     check.set_defaults(func=run_check)
 
     schema = subparsers.add_parser("schema", help="print the JSON Schema of labfleet.yaml")
@@ -43,6 +49,13 @@ def run_check(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_BAD_INPUT
     problems = check_extra_config(config.hub.extra_config)
+    if args.machine:
+        from labfleet.up.status import machine_check
+
+        errors, warnings = machine_check(config)
+        problems += errors
+        for warning in warnings:
+            print(f"warning (this machine): {warning}", file=sys.stderr)
     if problems:
         print(f"error: {args.path} is not a valid labfleet config:", file=sys.stderr)
         for problem in problems:

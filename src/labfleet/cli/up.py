@@ -18,7 +18,7 @@ from labfleet.cli.reload import save_applied
 from labfleet.hub.extra_config import check_extra_config
 from labfleet.secrets import ensure_secrets
 from labfleet.up.datadir import runtime_for
-from labfleet.up.status import startup_warnings
+from labfleet.up.status import machine_check, startup_warnings
 from labfleet.up.supervisor import Supervisor
 
 
@@ -48,9 +48,9 @@ def run_up(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return EXIT_BAD_INPUT
-    problems = check_extra_config(config.hub.extra_config)
+    problems = check_extra_config(config.hub.extra_config) + machine_check(config)[0]
     if problems:
-        print("error: hub.extra_config is not valid:", file=sys.stderr)
+        print("error: the config cannot run here:", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from pydantic import Field, field_validator
 
 from labfleet.config.base import Section
 from labfleet.config.units import Size
 
 SLUG_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
+#: below this a JupyterLab server cannot even start (it needs ~100 MiB before any kernel)
+MIN_SERVER_MEMORY = 128 * 2**20
 
 
 class Profile(Section):
@@ -45,6 +50,55 @@ class Profile(Section):
         if value is not None and (not value or any(ch.isspace() for ch in value)):
             raise ValueError(f"{value!r} is not an image reference")
         return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_can_run_a_server(cls, value: int | None) -> int | None:
+        if value is not None and value < MIN_SERVER_MEMORY:
+            raise ValueError(
+                f"{value} bytes is too little for a server (JupyterLab needs at least 128Mi "
+                "before any kernel runs); write e.g. '2G'"
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What one machine offers servers (found by ``up.status.machine_facts``)."""
+
+    cpus: int
+    memory: int  # bytes
+    gpus: int
+
+
+def machine_problems(profiles: list[Profile], machine: Machine) -> tuple[list[str], list[str]]:
+    """(errors that cannot work here, warnings) for the embedded platform.
+
+    Pure but for one look at the file system: whether each environment exists.
+    """
+    errors: list[str] = []
+    warnings: list[str] = []
+    for index, profile in enumerate(profiles):
+        where = f"profiles[{index}] ({profile.slug})"
+        if profile.environment and not Path(profile.environment).is_dir():
+            errors.append(
+                f"{where}.environment: {profile.environment} does not exist on this machine"
+            )
+        if profile.cpu and profile.cpu > machine.cpus:
+            warnings.append(
+                f"{where} asks for {profile.cpu:g} CPUs; this machine has {machine.cpus}"
+            )
+        if profile.memory and profile.memory > machine.memory:
+            warnings.append(
+                f"{where} asks for {profile.memory / 2**30:.1f} GiB of memory; "
+                f"this machine has {machine.memory / 2**30:.1f} GiB"
+            )
+        if profile.gpus > machine.gpus:
+            warnings.append(
+                f"{where} asks for {profile.gpus} GPU(s) but {machine.gpus} were found on this "
+                "machine: it is hidden from the spawn form and its servers are refused"
+            )
+    return errors, warnings
 
 
 def default_profiles() -> list[Profile]:

@@ -113,16 +113,34 @@ class ProfileChoiceMixin(HasTraits):
 
     # -- the form ---------------------------------------------------------------
 
+    def gpus_on_this_machine(self) -> int | None:
+        """GPUs servers can get here (None: unknown, e.g. on Kubernetes: hide nothing).
+
+        Profiles asking for more are left off the form: they could never start.
+        """
+        ledger = getattr(self, "gpu_ledger", None)
+        if ledger is None:
+            return None
+        try:
+            return len(ledger().devices)
+        except (OSError, ValueError):
+            return None
+
     async def get_options_form(self) -> str:
         """The form, or "" (no form, spawn at once) when at most one profile is available."""
         who = self.requester()
-        choices = allowed_profiles(self.profiles, who)
+        gpus = self.gpus_on_this_machine()
+        choices = [
+            p for p in allowed_profiles(self.profiles, who) if gpus is None or p.gpus <= gpus
+        ]
         if len(choices) <= 1:
             return ""
         previous = (self.user_options or {}).get(PROFILE_OPTION)
         selected = next(
             (p.slug for p in choices if p.slug == previous), default_for(self.profiles, who).slug
         )
+        if selected not in {p.slug for p in choices}:  # the default needs absent hardware
+            selected = choices[0].slug
         return render_profile_form(choices, selected)
 
     @default("options_from_form")

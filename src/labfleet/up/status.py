@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from labfleet.config.model import FleetConfig
+from labfleet.config.profiles import Machine, machine_problems
 from labfleet.hub.settings import cgroup_parent
 from labfleet.runtime import Runtime
 from labfleet.spawn.accounts import is_root, resolve_isolation
@@ -73,6 +74,27 @@ def gpu_facts(config: FleetConfig) -> Detected:
         return Detected([], f"unreadable device list: {exc}")
 
 
+def machine_facts(config: FleetConfig) -> Machine:
+    """CPUs we may run on, total memory, GPUs found: what profiles are checked against."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    memory = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return Machine(cpus=cpus, memory=memory or 2**62, gpus=len(gpu_facts(config).devices))
+
+
+def machine_check(config: FleetConfig) -> tuple[list[str], list[str]]:
+    """(errors, warnings) of the profiles against this machine."""
+    return machine_problems(config.profiles, machine_facts(config))
+
+
 def _wants_limits(config: FleetConfig) -> bool:
     return any(p.cpu or p.memory for p in config.profiles)
 
@@ -107,14 +129,7 @@ def startup_warnings(config: FleetConfig, runtime: Runtime | None = None) -> lis
         warnings.append(
             f"{limits.backend.name}: no {missing} controller; those limits are NOT enforced"
         )
-    gpus_wanted = max((p.gpus for p in config.profiles), default=0)
-    if gpus_wanted:
-        found = gpu_facts(config)
-        if len(found.devices) < gpus_wanted:
-            warnings.append(
-                f"a profile asks for {gpus_wanted} GPU(s) but {len(found.devices)} were found "
-                f"({found.source}); its servers will be refused"
-            )
+    warnings.extend(machine_check(config)[1])
     if config.local.shared.data and not isolated:
         warnings.append("the shared data folder is writable by users (no isolation)")
     return warnings
