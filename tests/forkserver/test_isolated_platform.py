@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from labfleet.naming import server_slug, system_account, user_slug
+from labfleet.naming import server_slug, user_slug
+from labfleet.spawn.accounts import platform_account
 from tests.local.conftest import needs_root, shared_tmp, user_environment  # noqa: F401
 from tests.local.platforms import add_and_login, new_platform, remove_accounts, unique_names
 from tests.support.client import run_code
@@ -53,7 +54,7 @@ def test_forked_server_runs_as_the_user_inside_its_cgroup(platform: Platform) ->
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         assert b"labfleet.spawn.forkserver_main" in cmdline, platform.log()
 
-        account = pwd.getpwnam(system_account(name))
+        account = pwd.getpwnam(platform_account(platform.data_dir, name))
         status = Path(f"/proc/{pid}/status").read_text()
         assert f"\nUid:\t{account.pw_uid}\t{account.pw_uid}\t{account.pw_uid}" in status
         assert f"\nGid:\t{account.pw_gid}\t{account.pw_gid}\t{account.pw_gid}" in status
@@ -77,4 +78,4 @@ def test_forked_server_runs_as_the_user_inside_its_cgroup(platform: Platform) ->
     finally:
         user.close()
         platform.stop()
-        remove_accounts([name])
+        remove_accounts([name], platform.data_dir)

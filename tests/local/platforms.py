@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from labfleet.naming import system_account
+from labfleet.spawn.accounts import purge_local_user
 from tests.integration.conftest import write_config
 from tests.support.client import HubUser
 from tests.support.platform import Platform, labfleet
@@ -37,7 +38,12 @@ def add_and_login(platform: Platform, name: str) -> HubUser:
     return user
 
 
-def remove_accounts(names: list[str]) -> None:
-    """Delete the system accounts labfleet made for ``names`` (after their servers stopped)."""
+def remove_accounts(names: list[str], data_dir: Path | None = None) -> None:
+    """Delete the system accounts labfleet made for ``names`` (after their servers stopped).
+
+    With ``data_dir``: that platform's scoped accounts and control groups (``purge_local_user``).
+    """
     for name in names:
+        if data_dir is not None:
+            purge_local_user(data_dir, name)
         subprocess.run(["userdel", "--", system_account(name)], capture_output=True, check=False)

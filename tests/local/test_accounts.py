@@ -10,12 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from labfleet.naming import system_account
+from labfleet.naming import system_account, user_slug
 from labfleet.spawn.accounts import (
     MARKER,
     AccountRefused,
+    account_name,
+    cgroup_parent_of,
     check_existing,
     ensure_account,
+    platform_account,
+    platform_marker,
+    platform_tag,
+    purge_local_user,
+    purge_platform,
     refusal_reason,
     resolve_isolation,
     useradd_argv,
@@ -123,3 +130,56 @@ def test_foreign_account_with_our_name_is_not_taken_over(username: str, tmp_path
     )
     with pytest.raises(AccountRefused, match="not created by labfleet"):
         ensure_account(username, tmp_path / "home")
+
+
+# --- accounts scoped to a platform (one data directory) ------------------------------
+def test_account_names_are_scoped_to_the_platform_and_fit_useradd() -> None:
+    one, two = Path("/srv/labfleet-one/data"), Path("/srv/labfleet-two/data")
+    assert platform_account(one, "alice") != platform_account(two, "alice")
+    assert platform_account(one, "alice").endswith("-alice")
+    for name in ("alice", "x" * 120, "alice.smith@example.org"):
+        account = platform_account(one, name)
+        assert len(account) <= 32
+        assert refusal_reason(name, _no_passwd, first_uid=1000, tag=platform_tag(one)) is None
+    argv = useradd_argv(platform_account(one, "alice"), Path("/h"), platform_tag(one))
+    assert argv[argv.index("--comment") + 1] == platform_marker(platform_tag(one))
+
+
+def test_another_platforms_account_is_not_reused() -> None:
+    tag = platform_tag(Path("/srv/a/data"))
+    entry = _entry(account_name("alice", tag), 1500, platform_marker("0" * 8))
+    with pytest.raises(AccountRefused, match="another labfleet platform"):
+        check_existing(entry, 1000, tag)
+    check_existing(_entry(entry.pw_name, 1500, platform_marker(tag)), 1000, tag)
+
+
+@pytest.mark.root
+@needs_root
+def test_two_platforms_get_two_uids_and_purge_removes_only_its_own(tmp_path: Path) -> None:
+    """One name on two platforms: two uids; ``purge_local_user`` removes one, with its groups."""
+    name = f"twin-{uuid.uuid4().hex[:6]}"
+    one, two = tmp_path / "one", tmp_path / "two"
+    try:
+        first = ensure_account(name, tmp_path / "h1", data_dir=one)
+        second = ensure_account(name, tmp_path / "h2", data_dir=two)
+        assert first.uid != second.uid and first.name != second.name
+        groups = [m / cgroup_parent_of(one) / user_slug(name) for m in _v1_mounts()]
+        for group in groups:
+            group.mkdir(parents=True)
+        removed = purge_local_user(one, name)
+        assert f"system account {first.name} (uid {first.uid})" in removed
+        assert all(f"control group {g}" in removed for g in groups)
+        assert not any(g.exists() for g in groups)
+        with pytest.raises(KeyError):
+            pwd.getpwnam(first.name)
+        assert pwd.getpwnam(second.name).pw_uid == second.uid, "the other platform keeps its own"
+        assert purge_local_user(one, name) == []
+        assert purge_platform(two) == [f"system account {second.name} (uid {second.uid})"]
+    finally:
+        for data_dir in (one, two):
+            purge_platform(data_dir)
+    assert not [e for e in pwd.getpwall() if e.pw_name in (first.name, second.name)]
+
+
+def _v1_mounts() -> list[Path]:
+    return [p for p in (Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup/pids")) if p.is_dir()]

@@ -133,4 +133,4 @@ def test_exclusive_assignment_refusal_restart_and_release(platform: Platform) ->
         for user in users:
             user.close()
         platform.stop()
-        remove_accounts(names)
+        remove_accounts(names, platform.data_dir)

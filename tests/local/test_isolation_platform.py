@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from labfleet.hub.settings import cgroup_parent_for
-from labfleet.naming import system_account, user_slug
+from labfleet.naming import user_slug
+from labfleet.spawn.accounts import platform_account
 from labfleet.spawn.limits import probe
 from tests.local.conftest import needs_root
 from tests.local.platforms import add_and_login, new_platform, remove_accounts, unique_names
@@ -91,12 +92,12 @@ def pair(platform: Platform) -> Iterator[tuple[Member, Member]]:
         for user in members:
             user.close()
         platform.stop()
-        remove_accounts(names)
+        remove_accounts(names, platform.data_dir)
 
 
 def test_servers_and_kernels_run_as_their_own_accounts(pair: tuple[Member, Member]) -> None:
     for member in pair:
-        account = pwd.getpwnam(system_account(member.user.name))
+        account = pwd.getpwnam(platform_account(member.platform.data_dir, member.user.name))
         status = Path(f"/proc/{member.server_pid()}/status").read_text()
         assert f"\nUid:\t{account.pw_uid}\t{account.pw_uid}" in status
         assert member.run("import os; print(os.getuid(), os.getgid(), os.getgroups())").split() == [
@@ -214,7 +215,7 @@ def test_reserved_name_is_refused_before_any_account_exists(platform: Platform) 
         assert refused.status_code == 403
         assert "reserved for the operating system" in refused.json()["message"]
         with pytest.raises(KeyError):
-            pwd.getpwnam(system_account("daemon"))
+            pwd.getpwnam(platform_account(platform.data_dir, "daemon"))
         assert not (platform.data_dir / "homes" / "daemon").exists()
     finally:
         user.close()
