@@ -86,6 +86,18 @@ def token_works(platform: Platform, token: str) -> bool:
     return with_token(platform, token, "/user").status_code == 200
 
 
+def open_server_in_browser(user: HubUser) -> None:
+    """Visit the server like a browser: OAuth with the hub, then the server's own cookie."""
+    landed = user.http.get(user.server_url("lab"))
+    assert landed.status_code == 200 and f"/user/{user.name}/" in str(landed.url), landed.url
+
+
+def server_cookie_works(user: HubUser) -> bool:
+    """Does the browser's cookie still open the member's server (not bounced to the hub)?"""
+    response = user.http.get(user.server_url("api/contents"))
+    return response.status_code == 200 and f"/user/{user.name}/" in str(response.url)
+
+
 def running_member(platform: Platform, who: str, *flags: str) -> tuple[HubUser, str]:
     add(platform, who, *flags)
     user = signed_in(platform, who)
@@ -102,6 +114,8 @@ def test_remove_ends_cookie_token_and_server_and_a_readded_name_gets_nothing_old
     user, token = running_member(platform, who)
     assert user.contents_put(token, "secret.txt", "bob's secret").status_code in (200, 201)
     assert cookie_works(user) and token_works(platform, token)
+    open_server_in_browser(user)
+    assert server_cookie_works(user)
 
     out = users(platform, "remove", who)
     assert "removed" in out
@@ -109,6 +123,7 @@ def test_remove_ends_cookie_token_and_server_and_a_readded_name_gets_nothing_old
     assert user.api("GET", "/user").status_code in (401, 403)
     assert with_token(platform, token, "/user").status_code in (401, 403)
     assert user.contents_get(token, "secret.txt").status_code != 200
+    assert not server_cookie_works(user)
     assert not (platform.data_dir / "homes" / who).exists()
     archived = list((platform.data_dir / "homes" / ".removed").glob(f"{who}.removed-*"))
     assert len(archived) == 1 and (archived[0] / "secret.txt").exists()
@@ -155,7 +170,10 @@ def test_revoking_admin_applies_to_the_next_request(platform: Platform) -> None:
 def test_passwd_ends_sessions_and_tokens_by_default(platform: Platform) -> None:
     who = name("dave")
     user, token = running_member(platform, who)
+    open_server_in_browser(user)
+    assert server_cookie_works(user)
     users(platform, "passwd", who, "--password-stdin", stdin=NEW_PASSWORD + "\n")
+    assert not server_cookie_works(user)
     assert not cookie_works(user)
     assert not token_works(platform, token)
     assert user.contents_get(token, "").status_code != 200
