@@ -26,10 +26,14 @@ _DIGITS_RE: Final = re.compile(rb"[0-9]{1,20}\Z")  # and below 2**64, as llhttp
 _HOST_RE: Final = re.compile(
     r"(?:[A-Za-z0-9\-._~!$&'()*+,;=%]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z"
 )
-_CHUNK_SIZE_RE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[\x20-\x7e\t]*)?\Z")
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_QUOTED = rb'"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e]|\\[\t\x20-\x7e])*"'
+# chunk-size, then ;name[=token|"quoted"] extensions without whitespace (as llhttp)
+_CHUNK_EXT = rb"(?:;" + _TOKEN + rb"+(?:=(?:" + _TOKEN + rb"*|" + _QUOTED + rb"))?)*"
+_CHUNK_SIZE_RE: Final = re.compile(rb"([0-9A-Fa-f]{1,16})" + _CHUNK_EXT + rb"\Z")
 
 # what a chunk-size line may look like before its CRLF has arrived
-_CHUNK_PREFIX_RE: Final = re.compile(rb"[0-9A-Fa-f]{0,16}(?:[ \t]*(?:;[\x20-\x7e\t]*)?)?\r?\Z")
+_CHUNK_PREFIX_RE: Final = re.compile(rb"[0-9A-Fa-f]{0,16}(?:;[\x21-\x7e\t ]*)?\r?\Z")
 
 # The request methods llhttp (and so Node CHP) knows, minus RTSP's. Anything else
 # is refused with 501 instead of being passed to a backend whose parser may differ.
