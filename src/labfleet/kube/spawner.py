@@ -38,6 +38,13 @@ _CREATE = {
 }
 
 
+def _literal(value: Any) -> Any:
+    """Escape ``{`` and ``}`` so KubeSpawner's template expansion leaves ``value`` as is."""
+    if isinstance(value, str):
+        return value.replace("{", "{{").replace("}", "}}")
+    return value
+
+
 class LabfleetKubeSpawner(ProfileChoiceMixin, KubeSpawner):  # type: ignore[misc]
     labfleet_profile_overrides: Dict[str, Any] = Dict(
         config=True,
@@ -68,11 +75,46 @@ class LabfleetKubeSpawner(ProfileChoiceMixin, KubeSpawner):  # type: ignore[misc
     #: Set by labfleet's GitHub authenticator in ``pre_spawn_start`` (may stay None).
     labfleet_posix_identity: Any = None
 
+    #: The environment labfleet itself last set (config, then each profile's).
+    _labfleet_managed_env: dict[str, Any] | None = None
+    #: Sign-in values already escaped for KubeSpawner's template expansion.
+    _labfleet_escaped: dict[str, Any] = {}  # noqa: RUF012 - replaced, never mutated
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._labfleet_managed_env = dict(self.environment)
+
     def apply_profile(self, profile: Profile) -> None:
-        """Set every trait the profile controls (replace, never merge)."""
+        """Set every trait the profile controls (replace, never merge).
+
+        One exception keeps sign-in working: environment entries that someone other than
+        labfleet's profiles put there (GitHub's git identity and ``GITHUB_TOKEN``, set by
+        the authenticator's ``pre_spawn_start`` before or after this runs) stay on top of
+        the profile's environment. A previous profile's own variables still go away.
+        """
+        added = self._signin_environment()
         for trait, value in self.labfleet_profile_overrides.get(profile.slug, {}).items():
             setattr(self, trait, copy.deepcopy(value))
+        self._labfleet_managed_env = dict(self.environment)
+        if added:
+            self.environment = {**self.environment, **added}
         self._profile_applied = True
+
+    def _signin_environment(self) -> dict[str, Any]:
+        """Entries labfleet did not set itself (config or profile): sign-in's."""
+        managed = self._labfleet_managed_env or {}
+        missing = object()
+        return {k: v for k, v in self.environment.items() if managed.get(k, missing) != v}
+
+    def _escape_signin_environment(self) -> None:
+        """KubeSpawner expands {placeholders} in environment values; sign-in values are
+        literal (git's credential helper is a shell function with braces)."""
+        escaped = {
+            k: v if self._labfleet_escaped.get(k) == v else _literal(v)
+            for k, v in self._signin_environment().items()
+        }
+        self._labfleet_escaped = escaped
+        self.environment = {**self.environment, **escaped}
 
     async def load_user_options(self) -> None:
         """Called by KubeSpawner's start: profile (if the pre-spawn hook did not), identity."""
@@ -81,6 +123,7 @@ class LabfleetKubeSpawner(ProfileChoiceMixin, KubeSpawner):  # type: ignore[misc
             self.chosen_profile = profile
             self.apply_profile(profile)
         self._profile_applied = False  # the next spawn checks and applies again
+        self._escape_signin_environment()
         identity = self.labfleet_posix_identity
         if identity is not None:
             if identity.uid is not None:
