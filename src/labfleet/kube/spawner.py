@@ -78,7 +78,7 @@ class LabfleetKubeSpawner(ProfileChoiceMixin, KubeSpawner):  # type: ignore[misc
     #: The environment labfleet itself last set (config, then each profile's).
     _labfleet_managed_env: dict[str, Any] | None = None
     #: Sign-in values already escaped for KubeSpawner's template expansion.
-    _labfleet_escaped: dict[str, Any] = {}  # noqa: RUF012 - replaced, never mutated
+    _labfleet_escaped: dict[str, Any] = {}  # replaced, never mutated
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
