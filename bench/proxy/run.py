@@ -210,6 +210,9 @@ def main() -> int:
     parser.add_argument("--ws-clients", type=int, default=8)
     parser.add_argument("--ws-messages", type=int, default=2000)
     parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument(
+        "--small-only", action="store_true", help="only the small-response rows (a quick check)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
@@ -266,6 +269,10 @@ def main() -> int:
             wrk(base + "/user/bench/warmup", 16, 1)
             for c in conns:
                 measure("small", "/user/bench/small", c)
+            if args.small_only:
+                if proc:
+                    proc.stop()
+                continue
             measure("churn (new conn/req)", "/user/bench/churn", 64, ["Connection: close"])
             measure("64 MiB streamed", "/user/bench/big", 4)
             w = asyncio.run(

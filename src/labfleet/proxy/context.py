@@ -61,6 +61,8 @@ class ProxyContext:
         self.debug = log.isEnabledFor(logging.DEBUG)
         self.default_route = Route(("<default>",), options.default_target or "", {}, 0.0)
         self.extra_headers = [f"{k}: {v}".encode("latin-1") for k, v in options.custom_headers]
+        hsts = options.hsts_max_age
+        self.hsts_line = b"" if hsts is None else b"Strict-Transport-Security: max-age=%d" % hsts
         self.pools: PoolManager[Any] = make_pools(self)
         self.tasks: set[asyncio.Task[Any]] = set()
 

@@ -403,7 +403,10 @@ class ClientProtocol(asyncio.Protocol):
         self.status = head.status
         if until_close or self.ctx.shutting_down or self.body_pending:
             self.keep_alive = False
-        return messages.response_head(head, chunked=chunked, close=not self.keep_alive)
+        out = messages.response_head(head, chunked=chunked, close=not self.keep_alive)
+        if self.ctx.hsts_line and self.scheme == b"https":
+            out = out[:-2] + self.ctx.hsts_line + b"\r\n\r\n"
+        return out
 
     def response_done(self, up: UpstreamProtocol, reusable: bool) -> None:
         ctx = self.ctx

@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     a("--error-target", help="Fetch error pages from {error_target}/{code}?url=...")
     a("--redirect-port", type=int, help="Plain-HTTP port that redirects to https")
     a("--redirect-to", type=int, help="https port to redirect to (default: --port)")
+    a(
+        "--ssl-reload-interval",
+        type=_ms,
+        default=0.0,
+        help="ms: look for a changed --ssl-cert/--ssl-key this often (0: never)",
+    )
+    a("--hsts-max-age", type=int, help="s: send Strict-Transport-Security over https")
     a("--pid-file")
     a("--no-x-forward", dest="x_forward", action="store_false")
     a("--no-prepend-path", dest="prepend_path", action="store_false")
@@ -167,6 +174,8 @@ def options_from_args(args: argparse.Namespace, token: str) -> ProxyOptions:
         pid_file=args.pid_file,
         redirect_port=args.redirect_port,
         redirect_to=args.redirect_to,
+        ssl_reload_interval_s=args.ssl_reload_interval,
+        hsts_max_age=args.hsts_max_age,
         workers=workers,
         auth_token=token,
     )

@@ -60,6 +60,10 @@ class ProxyOptions:
     pid_file: str | None = None
     redirect_port: int | None = None
     redirect_to: int | None = None
+    # re-read --ssl-cert/--ssl-key when they change (0: never); new handshakes get them
+    ssl_reload_interval_s: float = 0.0
+    # Strict-Transport-Security on responses over https (None: not sent)
+    hsts_max_age: int | None = None
     workers: int = 1
     auth_token: str = ""
 

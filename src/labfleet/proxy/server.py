@@ -21,7 +21,7 @@ from labfleet.proxy.pool import PoolManager
 from labfleet.proxy.redirect import start_redirect
 from labfleet.proxy.routes import RouteTable
 from labfleet.proxy.runtime import log
-from labfleet.proxy.tls import client_context, server_context
+from labfleet.proxy.tls import client_context, server_context, watch_cert_files
 from labfleet.proxy.upstream import UpstreamProtocol
 
 
@@ -29,6 +29,8 @@ async def start_public(ctx: ProxyContext, *, reuse_port: bool) -> asyncio.Server
     opts = ctx.options
     ssl_ctx = server_context(opts.public_tls)
     scheme = b"https" if ssl_ctx is not None else b"http"
+    if ssl_ctx is not None and opts.ssl_reload_interval_s > 0:
+        ctx.spawn(watch_cert_files(ssl_ctx, opts.public_tls, opts.ssl_reload_interval_s))
 
     def factory() -> ClientProtocol:
         return ClientProtocol(ctx, scheme)

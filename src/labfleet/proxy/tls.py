@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import ssl
 
 from labfleet.proxy.options import TLSFiles
+from labfleet.proxy.runtime import log
 
 
 def server_context(files: TLSFiles) -> ssl.SSLContext | None:
@@ -32,3 +35,41 @@ def client_context(files: TLSFiles, *, insecure: bool) -> ssl.SSLContext | None:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def _stamp(files: TLSFiles) -> tuple[tuple[int, int, int], ...]:
+    """What tells us a file changed: inode, size and mtime of cert and key."""
+    out = []
+    for path in (files.cert, files.key):
+        st = os.stat(path or "")
+        out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+async def watch_cert_files(ctx: ssl.SSLContext, files: TLSFiles, interval: float) -> None:
+    """Load a changed certificate chain into the live context.
+
+    New handshakes use the new chain; connections already open keep theirs,
+    so nothing is dropped. A half-written pair (key and cert not matching
+    yet) is skipped and tried again at the next tick, keeping the old one.
+    """
+    try:
+        seen = _stamp(files)
+    except OSError:
+        seen = ()
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            now = _stamp(files)
+        except OSError as exc:
+            log.warning("TLS files unreadable, keeping the loaded certificate: %s", exc)
+            continue
+        if now == seen:
+            continue
+        try:
+            ctx.load_cert_chain(files.cert or "", files.key)
+        except (OSError, ssl.SSLError) as exc:
+            log.warning("new TLS files not loaded yet (keeping the old ones): %s", exc)
+            continue
+        seen = now
+        log.info("loaded the changed certificate %s", files.cert)
