@@ -75,4 +75,9 @@ def run_up(args: argparse.Namespace) -> int:
         _say(f"status, reload, logs: {cli_name()} status | reload | logs (from any directory)")
 
     config_path = Path(args.config) if args.config else None
-    return Supervisor(runtime, secrets, config_path, say=_say).run(on_ready=announce)
+    if config.tls is None:
+        return Supervisor(runtime, secrets, config_path, say=_say).run(on_ready=announce)
+    from labfleet.cli.tlsup import run_with_tls
+
+    supervisor = Supervisor(runtime, secrets, config_path, say=_say, scheme="https")
+    return run_with_tls(config.tls, supervisor, announce, _say)

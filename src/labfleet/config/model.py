@@ -15,6 +15,7 @@ from labfleet.config.base import Section
 from labfleet.config.kube import KubernetesField, KubernetesSection
 from labfleet.config.local import LocalSection
 from labfleet.config.profiles import Profile, default_profiles
+from labfleet.config.tls import TLSSection
 from labfleet.config.units import Duration
 
 
@@ -121,6 +122,7 @@ class FleetConfig(Section):
     culling: CullingSection = Field(default_factory=CullingSection)
     kubernetes: KubernetesField = Field(default_factory=KubernetesSection)
     local: LocalSection = Field(default_factory=LocalSection)
+    tls: TLSSection | None = None
 
     @field_validator("profiles")
     @classmethod

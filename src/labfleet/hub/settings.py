@@ -200,6 +200,11 @@ def build_hub_settings(config: FleetConfig, runtime: Runtime, secrets: HubSecret
     settings: Settings = {}
     merge(settings, core_settings(config, runtime, secrets))
     merge(settings, proxy_settings(config.proxy, runtime, secrets))
+    if config.tls is not None and runtime.platform == "local":
+        from labfleet.tls.settings import apply_tls
+
+        ours = config.proxy.kind == "labfleet"
+        apply_tls(settings, config.tls, runtime.data_dir, labfleet_proxy=ours)
     merge(settings, spawner_settings(config, runtime))
     merge(settings, build_auth_settings(config.auth, runtime))
     merge(settings, services_settings(config, secrets))

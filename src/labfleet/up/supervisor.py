@@ -22,6 +22,7 @@ from labfleet.hub.settings import DEFAULT_HUB_PORT
 from labfleet.ops.migrate import prepare_hub_start
 from labfleet.runtime import Runtime
 from labfleet.secrets import HubSecrets
+from labfleet.tls.probe import healthy_over_https
 from labfleet.spawn.accounts import remove_platform_leftovers
 from labfleet.up import datadir, hublog, orphans, record, resume
 from labfleet.up.hubapi import HubAPI, is_healthy
@@ -37,6 +38,7 @@ class Supervisor:
     say: Say = print
     start_timeout: float = 90
     max_restarts: int = 5
+    scheme: str = "http"  # https with `tls:` (the proxy terminates it)
     _stop: threading.Event = field(default_factory=threading.Event)
     _proc: subprocess.Popen[bytes] | None = None
     _reloading: bool = False
@@ -46,7 +48,7 @@ class Supervisor:
     @property
     def public_url(self) -> str:
         host = "localhost" if self.runtime.ip in ("0.0.0.0", "127.0.0.1") else self.runtime.ip  # noqa: S104
-        return f"http://{host}:{self.runtime.port}/"
+        return f"{self.scheme}://{host}:{self.runtime.port}/"
 
     @property
     def api(self) -> HubAPI:
@@ -54,7 +56,7 @@ class Supervisor:
         return HubAPI(f"http://127.0.0.1:{port}/hub/api", self.secrets.supervisor_token)
 
     def _health_url(self) -> str:
-        return f"http://127.0.0.1:{self.runtime.port}/hub/health"
+        return f"{self.scheme}://127.0.0.1:{self.runtime.port}/hub/health"
 
     def _spawn_hub(self) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
@@ -80,7 +82,7 @@ class Supervisor:
         while time.monotonic() < deadline and not self._stop.is_set():
             if proc.poll() is not None:
                 return False
-            if is_healthy(self._health_url()):
+            if (healthy_over_https if self.scheme == "https" else is_healthy)(self._health_url()):
                 return True
             time.sleep(0.2)
         return False
