@@ -96,7 +96,7 @@ def test_existing_accounts_are_reused_only_when_ours(
 def test_isolation_modes() -> None:
     assert resolve_isolation("auto", root=True) is True
     assert resolve_isolation("auto", root=False) is False
-    assert resolve_isolation("auto", root=True, blocker="/root is 0700") is False
+    assert resolve_isolation("auto", root=True, blocker="/root is 0700") is True  # refuses
     assert resolve_isolation("none", root=True) is False
     assert resolve_isolation("system-users", root=True, blocker="x") is True
     with pytest.raises(RuntimeError, match="not running as root"):

@@ -221,7 +221,8 @@ def is_root() -> bool:
 def resolve_isolation(mode: str, root: bool, blocker: str | None = None) -> bool:
     """Whether servers run as per-user system accounts.
 
-    ``auto``: when root and nothing blocks it (``blocker`` says what would);
+    ``auto``: whenever root — a blocker (``blocker`` says what) then refuses the
+    server instead of running it as root: only ``none`` runs servers as root;
     ``system-users``: always, and an error when not root; ``none``: never.
     """
     if mode == "none":
@@ -233,7 +234,7 @@ def resolve_isolation(mode: str, root: bool, blocker: str | None = None) -> bool
                 "run it as root or set local.isolation: none"
             )
         return True
-    return root and blocker is None
+    return root
 
 
 # --- removal (``labfleet users remove --purge``, uninstall, tests) ---------------------

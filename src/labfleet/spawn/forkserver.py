@@ -40,6 +40,7 @@ from labfleet.spawn.forkserver_main import (
 )
 from labfleet.spawn.hookwire import WIRE_TAG, HookNotPortable, encode_hooks
 from labfleet.spawn.launch import ExecLauncher, Launcher, LaunchSpec
+from labfleet.spawn.server_env import default_singleuser
 
 #: variables passed on from the hub (no secrets: its memory is every server's); the
 #: import-time ones come from the servers' own environment instead (see ``signature``)
@@ -322,7 +323,7 @@ def launcher_for(kind: str, log: logging.Logger | None = None) -> Launcher:
     if kind not in _launchers:
         if kind == "forkserver":
             launcher = ForkServerLauncher(log)
-            launcher.prestart()
+            launcher.prestart(default_singleuser().parent)  # the env users' servers run from
             _launchers[kind] = launcher
         elif kind == "exec":
             _launchers[kind] = ExecLauncher()

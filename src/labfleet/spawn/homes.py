@@ -166,9 +166,10 @@ def isolation_blocker(executable: Path, homes_dir: Path) -> str | None:
     problem = command_unusable_reason(executable)
     if problem:
         return (
-            f"{problem}, so system users cannot run {executable}; install the Python "
-            "environment where every user can read it (e.g. /opt/labfleet) or point a "
-            "profile's 'environment' at such a place"
+            f"{problem}, so system users cannot run {executable}; labfleet up provisions a "
+            "world-readable one under /opt/labfleet when a system python3 is present "
+            "(python -m labfleet.spawn.server_env), or point a profile's 'environment' at "
+            "one; local.isolation: none runs servers as root instead"
         )
     problem = unreachable_reason(homes_dir)
     if problem:

@@ -58,6 +58,7 @@ from labfleet.spawn.processes import is_alive, signal_group, start_ticks
 from labfleet.spawn.profile_form import ProfileChoiceMixin
 from labfleet.spawn.readiness import wait_listening
 from labfleet.spawn.runtime_dirs import RuntimeDirError, ensure_runtime_dir
+from labfleet.spawn.server_env import default_singleuser
 
 
 def singleuser_command(environment: str | None = None) -> list[str]:
@@ -261,23 +262,20 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
     def command(self) -> list[str]:
         if self.profile.environment:
             return singleuser_command(self.profile.environment)
-        return list(self.cmd)
+        command = list(self.cmd)
+        if command == singleuser_command() and self.isolation != "none":
+            command[0] = str(default_singleuser())  # the provisioned env when ours is private
+        return command
 
     # --- isolation, limits, GPUs -------------------------------------------------
     def isolated(self) -> bool:
         """Whether this server runs as its user's system account.
 
-        ``auto`` isolates when labfleet runs as root and the account could use the
-        server's Python environment and home; otherwise it says why in the log (and
-        the start-up banner says so too). ``system-users`` never falls back.
+        ``auto`` and ``system-users`` isolate whenever labfleet runs as root; a server
+        its account could not run is refused (``place``), never started as root.
+        Only ``none`` runs servers as labfleet's own account.
         """
-        blocker = None
-        if self.isolation == "auto" and is_root():
-            blocker = isolation_blocker(Path(self.command()[0]), self.home_path().parent)
-        isolated = resolve_isolation(self.isolation, is_root(), blocker)
-        if blocker:
-            self.log.warning("%s is NOT isolated (runs as root): %s", self.slug, blocker)
-        return isolated
+        return resolve_isolation(self.isolation, is_root())
 
     def limits_backend_in_use(self) -> LimitsBackend | None:
         return limits_probe(self.limits_backend, self.cgroup_parent).backend

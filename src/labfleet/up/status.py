@@ -10,7 +10,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import sys
 from pathlib import Path
 
 from labfleet.config.model import FleetConfig
@@ -22,11 +21,13 @@ from labfleet.spawn.gpus import Detected, detect_devices
 from labfleet.spawn.homes import isolation_blocker
 from labfleet.spawn.limits import Limits, LimitsProbe, probe
 from labfleet.spawn.processes import is_alive
+from labfleet.spawn.server_env import default_singleuser
 
 
 def _commands(config: FleetConfig) -> list[Path]:
     """Every ``jupyterhub-singleuser`` a profile may run (ours plus profile environments)."""
-    prefixes = {Path(sys.prefix)} | {Path(p.environment) for p in config.profiles if p.environment}
+    default = default_singleuser().parent.parent  # ours, or the provisioned one (/opt/labfleet)
+    prefixes = {default} | {Path(p.environment) for p in config.profiles if p.environment}
     return sorted(prefix / "bin" / "jupyterhub-singleuser" for prefix in prefixes)
 
 

@@ -22,8 +22,9 @@ from labfleet.hub.settings import DEFAULT_HUB_PORT
 from labfleet.ops.migrate import prepare_hub_start
 from labfleet.runtime import Runtime
 from labfleet.secrets import HubSecrets
-from labfleet.tls.probe import healthy_over_https
+from labfleet.spawn import server_env
 from labfleet.spawn.accounts import remove_platform_leftovers
+from labfleet.tls.probe import healthy_over_https
 from labfleet.up import datadir, hublog, orphans, record, resume
 from labfleet.up.hubapi import HubAPI, is_healthy
 
@@ -113,6 +114,7 @@ class Supervisor:
         signal.signal(signal.SIGHUP, self.request_reload)
         restarts: list[float] = []
         first = True
+        server_env.prepare_for_platform(self.config_path, self.say)  # once per host: minutes
         while not self._stop.is_set():
             if not prepare_hub_start(self.runtime.data_dir, self.config_path, self.say):
                 return 1  # a schema upgrade failed or was interrupted: never start on it

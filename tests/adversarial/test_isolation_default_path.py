@@ -1,0 +1,71 @@
+"""The README path: ``labfleet up`` as root with labfleet in a private venv isolates users.
+
+labfleet here runs from a virtualenv whose interpreter lives under a 0700
+``/root`` (pyenv), which system accounts cannot execute. ``isolation: auto``
+used to fall back to running every user's server as root; now ``labfleet up``
+provisions a world-readable server environment under /opt/labfleet (once per
+host, cached: the session fixture below pays it before any platform starts)
+and each user's server runs as their own platform-scoped account.
+"""
+
+from __future__ import annotations
+
+import pwd
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labfleet.naming import user_slug
+from labfleet.spawn import server_env
+from labfleet.spawn.accounts import platform_account, purge_platform
+from tests.local.conftest import needs_root, shared_tmp  # noqa: F401
+from tests.local.platforms import add_and_login, new_platform, unique_names
+from tests.support.client import run_code
+from tests.support.platform import Platform
+
+pytestmark = [pytest.mark.integration, pytest.mark.root, needs_root]
+
+
+@pytest.fixture(scope="module")
+def provisioned() -> Path:
+    if not server_env.needed():
+        pytest.skip("labfleet's own environment is usable by every account here")
+    if server_env.default_plan() is None:
+        pytest.skip("no system python3 with venv to provision a server environment from")
+    path = server_env.ensure_for_up()
+    assert path is not None
+    return path
+
+
+@pytest.fixture(scope="module")
+def platform(shared_tmp: Path, provisioned: Path) -> Iterator[Platform]:  # noqa: F811
+    running = new_platform(shared_tmp, "culling: {enabled: false}\n")  # isolation: auto
+    running.start()
+    yield running
+    running.stop()
+    purge_platform(running.data_dir)
+
+
+def test_default_config_as_root_runs_servers_as_their_own_accounts(
+    platform: Platform, provisioned: Path
+) -> None:
+    [name] = unique_names("dora")
+    user = add_and_login(platform, name)
+    try:
+        user.start_server().raise_for_status()
+        user.wait_ready(timeout=180)
+        token = user.new_token()
+        account = pwd.getpwnam(platform_account(platform.data_dir, name))
+        pid_file = platform.data_dir / "state" / "servers" / f"{user_slug(name)}.pid"
+        status = Path(f"/proc/{pid_file.read_text().split()[0]}/status").read_text()
+        assert f"\nUid:\t{account.pw_uid}\t" in status, platform.log()[-3000:]
+        out = run_code(user.server_url(), token, "import os, sys; print(os.getuid(), sys.prefix)")
+        assert out.split() == [str(account.pw_uid), str(provisioned)]
+        user.stop_server().raise_for_status()
+        user.wait_stopped(timeout=90)
+    except Exception:
+        print(platform.log())
+        raise
+    finally:
+        user.close()
