@@ -327,3 +327,25 @@ def purge_platform(data_dir: Path) -> list[str]:
     if base:
         removed.append(f"runtime directory {base}")
     return removed
+
+
+def purge_orphaned_accounts() -> list[str]:
+    """Remove labfleet platform accounts whose data directory no longer exists.
+
+    A platform's account has its home at ``<data_dir>/homes/<slug>``; when that data
+    directory is gone (deleted by hand, a finished test run), nothing can use the
+    account any more. Accounts of existing data directories are never touched.
+    """
+    if not is_root():
+        return []
+    removed: list[str] = []
+    for entry in pwd.getpwall():
+        if not entry.pw_gecos.startswith(f"{MARKER} ") or entry.pw_uid == 0:
+            continue
+        data_dir = Path(entry.pw_dir).parent.parent
+        if data_dir.exists() or platform_marker(platform_tag(data_dir)) != entry.pw_gecos:
+            continue
+        done = _delete_account(entry, _run)
+        if done:
+            removed.append(done)
+    return removed
