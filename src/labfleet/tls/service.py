@@ -127,3 +127,14 @@ def certificate_status(tls: TLSSection | None, data_dir: Path) -> CertSummary | 
         return read_summary(cert)
     except (OSError, ValueError):
         return None
+
+
+def certificate_line(tls: TLSSection | None, data_dir: Path) -> str | None:
+    """One ``labfleet status`` line: the served certificate's issuer, names and expiry."""
+    if tls is None:
+        return None
+    summary = certificate_status(tls, data_dir)
+    if summary is None:
+        cert, _ = served_files(tls, data_dir)
+        return f"https: no readable certificate at {cert}"
+    return f"https certificate: {summary.line()}"

@@ -22,6 +22,7 @@ from labfleet.spawn.homes import isolation_blocker
 from labfleet.spawn.limits import Limits, LimitsProbe, probe
 from labfleet.spawn.processes import is_alive
 from labfleet.spawn.server_env import default_singleuser
+from labfleet.tls.service import certificate_line
 
 
 def _commands(config: FleetConfig) -> list[Path]:
@@ -159,6 +160,9 @@ def _gpu_assignments(state_dir: Path) -> dict[str, str]:
 def local_status_lines(config: FleetConfig, runtime: Runtime) -> list[str]:
     """A few lines on isolation, limits, GPUs and shared folders, as found now."""
     lines: list[str] = []
+    tls_line = certificate_line(config.tls, runtime.data_dir)  # issuer, names, expiry
+    if tls_line:
+        lines.append(tls_line)
     isolated, problems = isolation_facts(config, runtime.homes_dir)
     if isolated:
         lines.append(
