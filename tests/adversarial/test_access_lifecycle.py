@@ -209,7 +209,8 @@ def test_admin_page_add_user_makes_an_account_completed_with_a_link(platform: Pl
     root = signed_in(platform, name("root"))
     added = root.api("POST", "/users", json={"usernames": [who]})
     assert added.status_code == 201, added.text
-    assert who in users(platform, "list").split()
+    listing = users(platform, "list")
+    assert f"{who}\tuser\tno password yet" in listing
     assert HubUser(platform.url, who).login("").status_code == 403
     assert HubUser(platform.url, who).login("!").status_code == 403
     page = accounts_form(root, action="link", name=who)

@@ -198,7 +198,8 @@ def run_add(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     for account in _store(args).list():
-        print(f"{account.name}\t{'admin' if account.admin else 'user'}")
+        pending = "" if account.has_password else "\tno password yet (link on /hub/accounts)"
+        print(f"{account.name}\t{'admin' if account.admin else 'user'}{pending}")
     return EXIT_OK
 
 
