@@ -52,7 +52,12 @@ def _imported_packages(path: Path) -> Iterator[tuple[str, int]]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module]
             if node.module == "labfleet":
-                names = [f"labfleet.{alias.name}" for alias in node.names]
+                # ``from labfleet import naming`` names a module; ``__version__`` is the façade's.
+                names = [
+                    f"labfleet.{alias.name}"
+                    for alias in node.names
+                    if (SRC / alias.name).is_dir() or (SRC / f"{alias.name}.py").is_file()
+                ]
         for name in names:
             parts = name.split(".")
             if parts[0] == "labfleet" and len(parts) > 1:
@@ -67,9 +72,7 @@ def _edges() -> dict[tuple[str, str], list[str]]:
         source = _package_of(path)
         for target, line in _imported_packages(path):
             if target != source:
-                edges.setdefault((source, target), []).append(
-                    f"{path.relative_to(ROOT)}:{line}"
-                )
+                edges.setdefault((source, target), []).append(f"{path.relative_to(ROOT)}:{line}")
     return edges
 
 
