@@ -164,9 +164,11 @@ def local_status_lines(config: FleetConfig, runtime: Runtime) -> list[str]:
     if tls_line:
         lines.append(tls_line)
     isolated, problems = isolation_facts(config, runtime.homes_dir)
-    if isolated:
+    if isolated and problems:  # never a fallback to root: those servers are refused
+        lines.append(f"isolation: on, but users' servers are REFUSED until fixed: {problems[0]}")
+    elif isolated:
         lines.append(
-            "isolation: on — each user's server runs as system account lf-<user>, home 0700"
+            "isolation: on — each user's server runs as system account lf<tag>-<user>, home 0700"
         )
     else:
         reason = (
