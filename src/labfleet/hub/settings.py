@@ -210,5 +210,8 @@ def build_hub_settings(config: FleetConfig, runtime: Runtime, secrets: HubSecret
     merge(settings, services_settings(config, secrets))
     # spawners that offer profiles read them from this trait (list of plain dicts)
     merge(settings, {"Spawner": {"labfleet_profiles": profiles_setting(config.profiles)}})
-    merge(settings, config.hub.extra_config)
+    # dicts and named lists are merged; a clash with our names is refused (hub/extra_config)
+    from labfleet.hub.extra_config import merge_extra_config
+
+    merge_extra_config(settings, config.hub.extra_config)
     return settings
