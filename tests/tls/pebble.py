@@ -70,7 +70,11 @@ class Pebble:
 
     def root_ca(self) -> bytes:
         """The CA that signs issued certificates (changes with every Pebble start)."""
-        resp = httpx.get(f"{self.management}/roots/0", verify=ssl.create_default_context(cafile=str(self.listener_ca)), timeout=10)
+        resp = httpx.get(
+            f"{self.management}/roots/0",
+            verify=ssl.create_default_context(cafile=str(self.listener_ca)),
+            timeout=10,
+        )
         resp.raise_for_status()
         return resp.content
 
@@ -117,7 +121,9 @@ def start_pebble(work: Path, http_port: int, validity_s: int | None = None) -> P
         if proc.poll() is not None:
             raise RuntimeError(f"pebble exited: {log_path.read_text()}")
         try:
-            httpx.get(pebble.directory, verify=ssl.create_default_context(cafile=str(cert)), timeout=2).raise_for_status()
+            httpx.get(
+                pebble.directory, verify=ssl.create_default_context(cafile=str(cert)), timeout=2
+            ).raise_for_status()
             return pebble
         except httpx.HTTPError:
             time.sleep(0.1)
