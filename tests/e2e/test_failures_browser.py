@@ -58,6 +58,8 @@ def failing_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platf
         base / "labfleet.yaml",
         "culling: {enabled: false}\n"
         "servers: {start_timeout: 60}\n"
+        # isolation is not what these tests are about (pytest's tmp root is 0700)
+        "local: {isolation: none}\n"
         "hub: {extra_config: {Spawner: {poll_interval: 1}}}\n"
         "profiles:\n"
         "  - {slug: small, display_name: Small, memory: 400Mi, default: true}\n"

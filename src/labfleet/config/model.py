@@ -110,6 +110,25 @@ class ServersSection(Section):
     named_server_limits: NamedServerLimits = Field(default_factory=NamedServerLimits)
 
 
+class BrandingSection(Section):
+    """How the hub's pages look: a name, a logo, one announcement for everyone."""
+
+    name: str | None = Field(
+        default=None, max_length=80, description="Shown in page titles and on the dashboard."
+    )
+    logo: str | None = Field(default=None, description="Path to a PNG/SVG logo for the nav bar.")
+    announcement: str | None = Field(
+        default=None, max_length=500, description="A banner on every hub page (plain text)."
+    )
+
+
+class DashboardSection(Section):
+    """The usage dashboard at /services/dashboard/ (embedded platform)."""
+
+    enabled: bool = True
+    sample_every: Duration = Field(default=30, description="Seconds between usage samples.")
+
+
 class FleetConfig(Section):
     """The root of ``labfleet.yaml``."""
 
@@ -122,6 +141,8 @@ class FleetConfig(Section):
     culling: CullingSection = Field(default_factory=CullingSection)
     kubernetes: KubernetesField = Field(default_factory=KubernetesSection)
     local: LocalSection = Field(default_factory=LocalSection)
+    branding: BrandingSection = Field(default_factory=BrandingSection)
+    dashboard: DashboardSection = Field(default_factory=DashboardSection)
     tls: TLSSection | None = None
 
     @field_validator("profiles")

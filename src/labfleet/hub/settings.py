@@ -193,6 +193,23 @@ def spawner_settings(config: FleetConfig, runtime: Runtime) -> Settings:
     return local_spawner_settings(config, runtime)
 
 
+def _add_dashboard_and_branding(settings: Settings, config: FleetConfig, runtime: Runtime) -> None:
+    """The usage dashboard service and the branding (services.settings), appended."""
+    from labfleet.hub.service_settings import branding_settings, dashboard_services
+
+    hub = settings.setdefault("JupyterHub", {})
+    services, roles = dashboard_services(config, runtime, runtime.hub_port or DEFAULT_HUB_PORT)
+    hub["services"] = [*hub.get("services", []), *services]
+    hub["load_roles"] = [*hub.get("load_roles", []), *roles]
+    traits, variables = branding_settings(config)
+    hub.update(traits)
+    hub["template_vars"] = {**hub.get("template_vars", {}), **variables}
+    if runtime.platform != "local":  # the local spawner's builder adds them there
+        from labfleet.spawn.diagnose import TEMPLATES
+
+        hub.setdefault("template_paths", [str(TEMPLATES)])
+
+
 def build_hub_settings(config: FleetConfig, runtime: Runtime, secrets: HubSecrets) -> Settings:
     """Everything JupyterHub needs, from the typed config; ``extra_config`` wins last."""
     from labfleet.auth.settings import build_auth_settings
@@ -208,6 +225,7 @@ def build_hub_settings(config: FleetConfig, runtime: Runtime, secrets: HubSecret
     merge(settings, spawner_settings(config, runtime))
     merge(settings, build_auth_settings(config.auth, runtime))
     merge(settings, services_settings(config, secrets))
+    _add_dashboard_and_branding(settings, config, runtime)
     # spawners that offer profiles read them from this trait (list of plain dicts)
     merge(settings, {"Spawner": {"labfleet_profiles": profiles_setting(config.profiles)}})
     # dicts and named lists are merged; a clash with our names is refused (hub/extra_config)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import time
 from dataclasses import asdict, dataclass
@@ -140,9 +141,24 @@ def group_usage(backend: LimitsBackend | None, group: str) -> Usage | None:
                 key, _, value = line.partition(" ")
                 if key == "usage_usec":
                     cpu = int(value) / 1e6
+    if cpu is None:  # no cpuacct controller (a v1 cpu-only hierarchy): add up its processes
+        cpu = _cpu_of_processes(backend.pids(group))
     if memory is None and cpu is None:
         return None
     return Usage(memory, cpu)
+
+
+def _cpu_of_processes(pids: list[int]) -> float | None:
+    """User + system CPU seconds of live processes (what ``ps`` shows), None if none."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, seen = 0, False
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rfind(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])
+            seen = True
+    return total / ticks if seen else None
 
 
 # --- the last end of each server, kept for the member's page, the admin view and status ----

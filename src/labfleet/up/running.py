@@ -108,7 +108,7 @@ def _gpus(state_dir: Path) -> dict[str, str]:
         return {}
 
 
-def _add_usage(rows: list[ServerInfo], data_dir: Path, limits_mode: str) -> None:
+def add_usage(rows: list[ServerInfo], data_dir: Path, limits_mode: str) -> None:
     backend = probe(limits_mode, cgroup_parent_for(data_dir)).backend
     gpus = _gpus(data_dir / "state")
     for row in rows:
@@ -156,7 +156,7 @@ def platform_status(data_dir: Path, limits_mode: str = "auto") -> PlatformStatus
         status.reason = f"could not list servers: {exc}"
         return status
     status.servers = servers_from_users(users or [], time.time())
-    _add_usage(status.servers, data_dir, limits_mode)
+    add_usage(status.servers, data_dir, limits_mode)
     for end_file in sorted((state_dir / "ends").glob("*.json")):
         end = last_end(state_dir, end_file.stem)
         if end is not None:

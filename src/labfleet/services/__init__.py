@@ -1,0 +1,1 @@
+"""Services the hub runs next to itself: the usage dashboard."""
