@@ -193,7 +193,12 @@ def test_forwarding_headers_from_a_trusted_hop_are_kept(backends: dict[str, Back
 
 def test_bad_trusted_proxy_option_refuses_to_start() -> None:
     p = Proxy("--trusted-proxy", "not-a-network", wait=False)
-    assert p.proc.wait(30) == 2
+    try:
+        assert p.proc.wait(30) == 2
+    finally:
+        if p.proc.poll() is None:  # (the old proxy ignored the option and kept running)
+            p.proc.kill()
+            p.proc.wait()
 
 
 # -- head limit ------------------------------------------------------------------
