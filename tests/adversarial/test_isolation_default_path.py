@@ -58,8 +58,11 @@ def test_default_config_as_root_runs_servers_as_their_own_accounts(
         token = user.new_token()
         account = pwd.getpwnam(platform_account(platform.data_dir, name))
         pid_file = platform.data_dir / "state" / "servers" / f"{user_slug(name)}.pid"
-        status = Path(f"/proc/{pid_file.read_text().split()[0]}/status").read_text()
+        pid = pid_file.read_text().split()[0]
+        status = Path(f"/proc/{pid}/status").read_text()
         assert f"\nUid:\t{account.pw_uid}\t" in status, platform.log()[-3000:]
+        # forked from the fork-server warmed in the provisioned env (not a slow exec)
+        assert b"labfleet.spawn.forkserver_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
         out = run_code(user.server_url(), token, "import os, sys; print(os.getuid(), sys.prefix)")
         assert out.split() == [str(account.pw_uid), str(provisioned)]
         user.stop_server().raise_for_status()
