@@ -155,6 +155,9 @@ def test_oom_kill_is_shown_to_the_member(
         notice = page.locator("#labfleet-last-end")
         expect(notice).to_contain_text("killed: used more than 400 MiB", timeout=30_000)
         _shot(page, artifacts_dir, "failure-oom-kill.png")
+        # and on the usage dashboard (an admin sees everyone's; the member their own)
+        page.goto(f"{failing_platform.url}/services/dashboard/")
+        expect(page.locator("#lf-ends")).to_contain_text("killed: used more than 400 MiB")
     finally:
         page.close()
     status = labfleet("status", data_dir=failing_platform.data_dir)

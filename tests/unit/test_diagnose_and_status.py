@@ -86,3 +86,17 @@ def test_status_rows_and_text() -> None:
     assert "running since" in text and "dana" in text and "big" in text
     stopped = "\n".join(status_text(PlatformStatus(False, "/d", reason="not started")))
     assert "NOT running — not started" in stopped
+
+
+def test_dashboard_page_shows_ends_to_admins_and_owners_only() -> None:
+    from labfleet.services.dashboard import render_page
+
+    ends = [
+        ServerEnd("bob", 1.0, oom_message(2**31), True),
+        ServerEnd("eve", 2.0, "stopped unexpectedly: x", False),
+    ]
+    admin = render_page([], "", "root", True, "Team", ends)
+    assert "killed: used more than 2 GiB" in admin and "eve" in admin
+    bob = render_page([], "", "bob", False, "Team", ends)
+    assert "killed: used more than 2 GiB" in bob and "stopped unexpectedly: x" not in bob
+    assert bob.count("<svg") == 6

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import ioloop, web
 
+from labfleet.naming import server_slug
 from labfleet.services.history import (
     HISTORY_NAME,
     HistoryFile,
@@ -32,7 +33,7 @@ from labfleet.services.history import (
     spawn_histogram,
 )
 from labfleet.services.plots import bar_chart, line_chart
-from labfleet.spawn.diagnose import human_bytes
+from labfleet.spawn.diagnose import ServerEnd, human_bytes, last_end
 from labfleet.up.hubapi import HubAPI
 from labfleet.up.running import add_usage, servers_from_users
 
@@ -86,6 +87,7 @@ def render_page(
     viewer: str,
     admin: bool,
     title: str,
+    ends: list[ServerEnd] | None = None,
 ) -> str:
     """Pure: the dashboard page for ``viewer`` (everyone's rows when ``admin``)."""
 
@@ -124,6 +126,12 @@ def render_page(
         f"<td>{'{:.1f} s'.format(v['cpu']) if v.get('cpu') is not None else '-'}</td></tr>"
         for k, v in sorted(latest.items())
     )
+    mine = server_slug(viewer, "")
+    shown_ends = [e for e in ends or [] if admin or e.slug == mine or e.slug.startswith(mine + "-")]
+    end_rows = "".join(
+        f"<tr><td>{escape(e.slug)}</td><td>{_clock(e.when)}</td><td>{escape(e.message)}</td></tr>"
+        for e in sorted(shown_ends, key=lambda e: -e.when)
+    )
     figures = "".join(
         f'<figure class="lf-figure"><figcaption>{escape(c)}</figcaption>{svg}</figure>'
         for c, svg in plots
@@ -146,6 +154,9 @@ td, th {{ border: 1px solid #ddd; padding: .25rem .6rem; text-align: left; }}
 <h2>Servers now</h2>
 <table id="lf-servers"><tr><th>server</th><th>profile</th><th>state</th><th>memory</th>
 <th>CPU time</th></tr>{rows or '<tr><td colspan="5">none running</td></tr>'}</table>
+<h2>Servers that stopped unexpectedly</h2>
+<table id="lf-ends"><tr><th>server</th><th>when</th><th>what happened</th></tr>
+{end_rows or '<tr><td colspan="3">none</td></tr>'}</table>
 </body></html>"""
 
 
@@ -156,7 +167,9 @@ class DashboardHandler(HubOAuthenticated, web.RequestHandler):  # type: ignore[m
         app: DashboardApp = self.settings["labfleet_dashboard"]
         admin = await asyncio.to_thread(app.is_admin, viewer)
         metrics = await asyncio.to_thread(_metrics, app.api_url, app.token)
-        page = render_page(app.collector.history.read(), metrics, viewer, admin, app.title)
+        ends = await asyncio.to_thread(app.ends)
+        history = app.collector.history.read()
+        page = render_page(history, metrics, viewer, admin, app.title, ends)
         self.set_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
         self.finish(page)
 
@@ -173,6 +186,11 @@ class DashboardApp:
         data_dir = Path(environ["LABFLEET_DATA_DIR"])
         self.collector = Collector(api, data_dir, environ.get("LABFLEET_LIMITS", "auto"))
         self.api = api
+
+    def ends(self) -> list[ServerEnd]:
+        state = self.collector.data_dir / "state"
+        found = (last_end(state, path.stem) for path in sorted((state / "ends").glob("*.json")))
+        return [end for end in found if end is not None]
 
     def is_admin(self, name: str) -> bool:
         from urllib.parse import quote
