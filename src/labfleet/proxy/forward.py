@@ -20,6 +20,7 @@ from typing import Final, cast
 
 from labfleet.proxy import messages
 from labfleet.proxy.context import ProxyContext
+from labfleet.proxy.deadlines import Deadlines
 from labfleet.proxy.errors import fetch_error_page
 from labfleet.proxy.http_parse import (
     ChunkedTracker,
@@ -37,7 +38,6 @@ from labfleet.proxy.runtime import log
 from labfleet.proxy.targets import Target
 from labfleet.proxy.trust import TrustedProxies
 from labfleet.proxy.upstream import UpstreamProtocol
-from labfleet.proxy.wsframes import PING
 
 IDLE: Final = ClientState.IDLE
 CONNECTING: Final = ClientState.CONNECTING
@@ -54,7 +54,7 @@ _HEALTH: Final = b"/_chp_healthz"
 IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 
 
-class ClientProtocol(asyncio.Protocol):
+class ClientProtocol(Deadlines, asyncio.Protocol):
     """A downstream (browser-side) connection, possibly many requests long.
 
     Its state lives in ``self.lc`` (:mod:`labfleet.proxy.lifecycle`); every
@@ -599,62 +599,6 @@ class ClientProtocol(asyncio.Protocol):
             )
         )
         self._exchange_done()
-
-    # -- deadlines ---------------------------------------------------------
-    def check_timeouts(self, now: float) -> None:
-        """Called about once a second by the server's sweeper: one deadline per phase."""
-        opts = self.ctx.options
-        state = self.lc.state
-        if state is IDLE:
-            if self.buf:
-                if now - self.head_started > opts.header_timeout_s:
-                    self.ctx.counters.error("head_timeout")
-                    self._close_with(408, "request head timeout")
-            elif now - self.last_io > opts.keep_alive_timeout_s or self.ctx.shutting_down:
-                self.lc.fire(Event.CLOSE)
-                self.transport.close()
-        elif state is SENDING_BODY:
-            if not self.transport.is_reading():
-                self.last_io = now  # paused by back-pressure: the target is the slow one
-            elif now - self.last_io > opts.body_timeout_s:
-                self.ctx.counters.error("body_timeout")
-                log.info("408 %s: request body stalled", _log_url(self.head))
-                self._abort(408, "request body timeout", counted=True)
-                return
-            self._check_target(now)
-        elif state is AWAITING:
-            self._check_target(now)
-        elif state is TUNNEL and opts.websocket_idle_timeout_s > 0:
-            self._check_tunnel(now, opts.websocket_idle_timeout_s)
-
-    def _check_target(self, now: float) -> None:
-        timeout = self.ctx.options.proxy_timeout_s
-        up = self.upstream
-        if timeout and up is not None and now - up.last_io > timeout and not up.got_head:
-            self.ctx.counters.error("timeout")
-            self._send_error(504, "target timed out")
-
-    def _check_tunnel(self, now: float, timeout: float) -> None:
-        """Half the timeout silent: ping the client; no answer in the other half: close."""
-        up = self.upstream
-        activity = max(self.last_io, up.last_io if up is not None else 0.0)
-        half = timeout / 2
-        if self.ping_at > activity:  # pinged, nothing since
-            if now - self.ping_at >= half:
-                self.ctx.counters.error("websocket_idle")
-                self.lc.fire(Event.CLOSE)
-                self.transport.close()
-            return
-        if now - activity < half:
-            return
-        frames = up.frames if up is not None else None
-        if frames is not None and frames.at_boundary:
-            self.transport.write(PING)
-            self.ping_at = now
-        elif now - activity >= timeout:
-            self.ctx.counters.error("websocket_idle")
-            self.lc.fire(Event.CLOSE)
-            self.transport.close()
 
 
 def _url(head: Head | None) -> str:
