@@ -11,6 +11,8 @@ and each user's server runs as their own platform-scoped account.
 from __future__ import annotations
 
 import pwd
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,7 +42,14 @@ def provisioned() -> Path:
 
 @pytest.fixture(scope="module")
 def platform(shared_tmp: Path, provisioned: Path) -> Iterator[Platform]:  # noqa: F811
-    running = new_platform(shared_tmp, "culling: {enabled: false}\n")  # isolation: auto
+    running = new_platform(  # isolation: auto (the default)
+        shared_tmp,
+        "culling: {enabled: false}\n"
+        "profiles:\n"
+        "  - {slug: small, display_name: Small, default: true}\n"
+        # labfleet's own private venv (its interpreter is under the 0700 /root)
+        f"  - {{slug: private, display_name: Private, environment: {sys.prefix}}}\n",
+    )
     running.start()
     yield running
     running.stop()
@@ -70,5 +79,26 @@ def test_default_config_as_root_runs_servers_as_their_own_accounts(
     except Exception:
         print(platform.log())
         raise
+    finally:
+        user.close()
+
+
+def test_auto_refuses_a_server_it_cannot_isolate_instead_of_running_it_as_root(
+    platform: Platform,
+) -> None:
+    [name] = unique_names("eve")
+    user = add_and_login(platform, name)
+    try:
+        refused = user.start_server({"profile": "private"})
+        if refused.status_code < 400:  # a slow spawn reports its failure on the server model
+            deadline = time.monotonic() + 60
+            while user.server_model().get("pending") and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert not user.server_model().get("ready"), "started a server it cannot isolate"
+        else:
+            assert "cannot start its server" in refused.json()["message"], refused.text
+            assert "isolation: none" in refused.json()["message"]
+        pid_file = platform.data_dir / "state" / "servers" / f"{user_slug(name)}.pid"
+        assert not pid_file.exists(), "no server process, as root or otherwise"
     finally:
         user.close()
