@@ -44,7 +44,10 @@ def env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def running(tmp_path: Path, env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
     monkeypatch.setenv("LABFLEET_CURRENT_FILE", env["LABFLEET_CURRENT_FILE"])
-    config = write_config(tmp_path / "labfleet.yaml", "culling: {enabled: false}\n")
+    # isolation is not what these tests are about (pytest's tmp root is 0700)
+    config = write_config(
+        tmp_path / "labfleet.yaml", "culling: {enabled: false}\nlocal: {isolation: none}\n"
+    )
     platform = Platform(data_dir=tmp_path / "data", config=config)
     result = cli(
         "users",

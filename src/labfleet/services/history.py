@@ -24,7 +24,7 @@ MAX_SAMPLES = 2000
 HISTORY_NAME = "dashboard-history.jsonl"
 
 _BUCKET = re.compile(
-    r'^jupyterhub_server_spawn_duration_seconds_bucket\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$'
+    r"^jupyterhub_server_spawn_duration_seconds_bucket\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$"
 )
 _LE = re.compile(r'le="(?P<le>[^"]+)"')
 _STATUS = re.compile(r'status="(?P<status>[^"]+)"')
