@@ -8,6 +8,7 @@ new process and runs with the new config.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import httpx
@@ -77,6 +78,13 @@ def test_reload_keeps_kernels_and_applies_the_new_config(
         # the same kernel, still alive, still holding x
         assert _run(dana.server_url(), token, kernel, "print(x)").strip() == "1"
         assert dana.server_model().get("ready")
+        # the hub's services came back with it (the dashboard answers with a login redirect)
+        for _ in range(60):
+            dashboard = httpx.get(f"{running.url}/services/dashboard/", timeout=10)
+            if dashboard.status_code in (302, 303):
+                break
+            time.sleep(0.5)
+        assert dashboard.status_code in (302, 303), dashboard.status_code
         status = cli("status", "--data-dir", str(running.data_dir), cwd=tmp_path, env=env)
         assert status.returncode == 0 and "dana" in status.stdout
     finally:

@@ -29,7 +29,8 @@ from labfleet.cli.common import (
 )
 from labfleet.config.model import FleetConfig
 from labfleet.hub.extra_config import check_extra_config
-from labfleet.up.hubapi import is_healthy
+from labfleet.secrets import read_secrets
+from labfleet.up.hubapi import HubAPI, is_healthy
 from labfleet.up.record import read_record, request_reload_config
 
 APPLIED_NAME = "applied-config.json"
@@ -103,6 +104,38 @@ def _wait_new_hub(state_dir: Path, old_pid: int | None, port: int, timeout: floa
     return False
 
 
+def _wait_routes(data_dir: Path, hub_port: int, timeout: float) -> bool:
+    """True once the proxy routes every running server again.
+
+    JupyterHub replaces the proxy when it starts and then restores the routes;
+    until then a member's open tab gets a 404 instead of their (still running) server.
+    """
+    try:
+        secrets = read_secrets(data_dir / "secrets")
+        proxy_api = int(json.loads((data_dir / "state" / "ports.json").read_text())["proxy_api"])
+    except (OSError, ValueError, KeyError):
+        return True  # nothing to check against: the hub's health is all we can wait for
+    hub = HubAPI(f"http://127.0.0.1:{hub_port}/hub/api", secrets.supervisor_token)
+    proxy = HubAPI(f"http://127.0.0.1:{proxy_api}/api", secrets.proxy_token)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            users = hub.request("GET", "/users?state=active") or []
+            wanted = {
+                server["url"].rstrip("/")
+                for user in users
+                for server in (user.get("servers") or {}).values()
+                if server.get("ready") and server.get("url")
+            }
+            routes = set(proxy.request("GET", "/routes") or {})
+            if wanted <= {route.rstrip("/") for route in routes}:
+                return True
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    return False
+
+
 def run_reload(args: argparse.Namespace) -> int:
     data_dir: Path = args.data_dir.resolve()
     state_dir = data_dir / "state"
@@ -135,6 +168,8 @@ def run_reload(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILURE
+    if not _wait_routes(data_dir, record.hub_port, args.timeout):
+        print("warning: the proxy does not route every running server yet", file=sys.stderr)
     save_applied(state_dir, config)
     print("the hub is back: " + (f"changed: {', '.join(changed)}" if changed else "no changes"))
     for note in notes:

@@ -10,7 +10,10 @@ that history, ``/hub/metrics`` and the hub's log as inline SVG.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import os
+import signal
 import sys
 import time
 import urllib.request
@@ -36,6 +39,8 @@ from labfleet.services.plots import bar_chart, line_chart
 from labfleet.spawn.diagnose import ServerEnd, human_bytes, last_end
 from labfleet.up.hubapi import HubAPI
 from labfleet.up.running import add_usage, servers_from_users
+
+PR_SET_PDEATHSIG = 1
 
 
 class Collector:
@@ -229,7 +234,21 @@ async def _main() -> None:
     await app.sample_forever()
 
 
+def die_with_the_hub() -> None:
+    """Ask the kernel to end us when the hub (our parent) dies, even by SIGKILL.
+
+    A reload or crash restarts the hub, which starts a fresh dashboard with a
+    fresh token; an old one left running would hold the port with a dead token.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() == 1:  # the hub died before we asked
+        sys.exit(0)
+
+
 def main() -> None:
+    die_with_the_hub()
     ioloop.IOLoop.current()  # the asyncio loop tornado uses
     asyncio.run(_main())
 
