@@ -34,3 +34,16 @@ def make_platform(tmp_path: Path) -> Iterator[object]:
     yield make
     for platform in started:
         platform.stop()
+
+
+@pytest.fixture
+def open_data_dir() -> Iterator[Path]:
+    """A data dir whose parents other users can traverse (pytest's tmp root is
+    0700), so servers isolated as their own accounts can reach their homes."""
+    import shutil
+    import tempfile
+
+    parent = Path(tempfile.mkdtemp(prefix="labfleet-crash-"))
+    parent.chmod(0o711)
+    yield parent / "data"
+    shutil.rmtree(parent, ignore_errors=True)

@@ -458,6 +458,12 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
         if self.pid and is_alive(self.pid, self.pid_ticks or None):
             return None
         had_server = bool(self.pid)
+        if not had_server:
+            # no pid saved: a hub killed between launch and saving state. A pid file
+            # with a live process is a server the hub does not believe in: stop it
+            # (deleting the file alone would hide it from the orphan sweep).
+            await self._kill_orphan()
+            return 0
         self.clear_state()
         self._remove_pid_file()
         if had_server:

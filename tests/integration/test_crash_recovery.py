@@ -1,0 +1,73 @@
+"""Crash-only posture of `labfleet up`: each test reproduces one bug of issue 11
+on a real platform (real hub, proxy, servers) and checks the converged state."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from labfleet.spawn.processes import is_alive
+from tests.integration.test_embedded_flow import PASSWORD, add_user
+from tests.support.client import HubUser
+from tests.support.platform import Platform
+
+pytestmark = pytest.mark.integration
+
+
+def _hub_pid(data_dir: Path) -> int:
+    return int((data_dir / "state" / "jupyterhub.pid").read_text())
+
+
+def _wait_for(check, timeout: float = 90, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_hub_killed_before_saving_state_leaves_no_orphan(make_platform, open_data_dir) -> None:
+    """The hub dies after launching a server but before saving its pid: the
+    restarted hub polls a spawner without a pid. That poll used to delete the
+    pid file, hiding the live server from the orphan sweep for good."""
+    platform: Platform = make_platform("culling: {enabled: false}\n", open_data_dir)
+    platform.start()
+    assert platform.proc is not None
+    add_user(platform.data_dir, "olga")
+    olga = HubUser(platform.url, "olga")
+    olga.login(PASSWORD)
+    olga.start_server().raise_for_status()
+    olga.wait_ready()
+    pid_file = platform.data_dir / "state" / "servers" / "olga.pid"
+    pid, ticks = (int(v) for v in pid_file.read_text().split())
+
+    # freeze the supervisor so the hub stays down while we make the DB look like
+    # "killed between launch and saving state" (server row present, no pid saved)
+    os.kill(platform.proc.pid, signal.SIGSTOP)
+    try:
+        old_hub = _hub_pid(platform.data_dir)
+        os.kill(old_hub, signal.SIGKILL)
+        _wait_for(lambda: not is_alive(old_hub), 30, "the hub to die")
+        with sqlite3.connect(platform.data_dir / "jupyterhub.sqlite") as db:
+            db.execute("UPDATE spawners SET state = '{}' WHERE name = ''")
+    finally:
+        os.kill(platform.proc.pid, signal.SIGCONT)
+
+    _wait_for(lambda: not is_alive(pid, ticks), 90, "the unrecorded server to be stopped")
+    assert not pid_file.exists()
+    # and olga can start again and run code
+    olga.close()
+    _wait_for(platform._healthy, 90, "the restarted hub")
+    olga = HubUser(platform.url, "olga")
+    olga.login(PASSWORD)
+    _wait_for(lambda: olga.start_server().status_code in (201, 202), 60, "a new start")
+    olga.wait_ready(timeout=90)
+    token = olga.new_token()
+    assert olga.run_code(token, "print(6*7)").strip() == "42"
+    olga.close()
