@@ -71,3 +71,38 @@ def test_hub_killed_before_saving_state_leaves_no_orphan(make_platform, open_dat
     token = olga.new_token()
     assert olga.run_code(token, "print(6*7)").strip() == "42"
     olga.close()
+
+
+def test_second_up_refuses_and_restart_after_supervisor_kill_stops_the_old_hub(
+    make_platform, open_data_dir
+) -> None:
+    """No single-instance guard used to let a second `labfleet up` (or one started
+    after the supervisor was SIGKILLed) print "up" on the old hub's health and
+    crash-loop on EADDRINUSE, leaving the old hub unsupervised."""
+    first: Platform = make_platform("culling: {enabled: false}\n", open_data_dir)
+    first.start()
+    assert first.proc is not None
+
+    second: Platform = make_platform("culling: {enabled: false}\n", open_data_dir)
+    with pytest.raises(RuntimeError) as refused:
+        second.start(timeout=60)
+    assert "already running" in str(refused.value)
+    assert f"pid {first.proc.pid}" in str(refused.value)
+
+    old_hub = _hub_pid(open_data_dir)
+    os.kill(first.proc.pid, signal.SIGKILL)  # the supervisor dies; its hub lives on
+    first.proc.wait()
+    assert is_alive(old_hub)
+
+    third: Platform = make_platform("culling: {enabled: false}\n", open_data_dir)
+    third.start()
+    assert f"stopped the hub (pid {old_hub})" in third.log()
+    assert not is_alive(old_hub)
+    assert _hub_pid(open_data_dir) != old_hub
+    add_user(open_data_dir, "pia")
+    pia = HubUser(third.url, "pia")
+    pia.login(PASSWORD)
+    pia.start_server().raise_for_status()
+    pia.wait_ready()
+    assert pia.run_code(pia.new_token(), "print(6*7)").strip() == "42"
+    pia.close()

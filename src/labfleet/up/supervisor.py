@@ -25,7 +25,7 @@ from labfleet.secrets import HubSecrets
 from labfleet.spawn import server_env
 from labfleet.spawn.accounts import remove_platform_leftovers
 from labfleet.tls.probe import healthy_over_https
-from labfleet.up import datadir, hublog, orphans, record, resume
+from labfleet.up import components, datadir, hublog, instance, orphans, record, resume
 from labfleet.up.hubapi import HubAPI, is_healthy
 
 Say = Callable[[str], None]
@@ -38,7 +38,8 @@ class Supervisor:
     config_path: Path | None
     say: Say = print
     start_timeout: float = 90
-    max_restarts: int = 5
+    max_restarts: int = 5  # within 5 minutes before restarts back off
+    backoff_cap: float = 60
     scheme: str = "http"  # https with `tls:` (the proxy terminates it)
     _stop: threading.Event = field(default_factory=threading.Event)
     _proc: subprocess.Popen[bytes] | None = None
@@ -83,10 +84,19 @@ class Supervisor:
         while time.monotonic() < deadline and not self._stop.is_set():
             if proc.poll() is not None:
                 return False
+            if not self._is_our_hub(proc):
+                time.sleep(0.2)  # an older hub may still answer: health must be our child's
+                continue
             if (healthy_over_https if self.scheme == "https" else is_healthy)(self._health_url()):
                 return True
             time.sleep(0.2)
         return False
+
+    def _is_our_hub(self, proc: subprocess.Popen[bytes]) -> bool:
+        try:
+            return int((self.runtime.state_dir / "jupyterhub.pid").read_text()) == proc.pid
+        except (OSError, ValueError):
+            return False
 
     def _stop_orphans(self) -> None:
         try:
@@ -109,6 +119,20 @@ class Supervisor:
 
     def run(self, on_ready: Callable[[], None] | None = None) -> int:
         """Run until SIGINT/SIGTERM; returns the process exit code."""
+        try:
+            lock = instance.acquire(self.runtime.data_dir, self.runtime.state_dir)
+        except instance.AlreadyRunning as exc:
+            self.say(f"error: {exc}")
+            return 1
+        try:
+            left = instance.stop_leftover_hub(self.runtime.state_dir)
+            if left:
+                self.say(f"stopped the hub (pid {left}) left by a previous labfleet up that died")
+            return self._run(on_ready)
+        finally:
+            instance.release(lock)
+
+    def _run(self, on_ready: Callable[[], None] | None) -> int:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGHUP, self.request_reload)
@@ -119,6 +143,8 @@ class Supervisor:
             if not prepare_hub_start(self.runtime.data_dir, self.config_path, self.say):
                 return 1  # a schema upgrade failed or was interrupted: never start on it
             self._proc = proc = self._spawn_hub()
+            instance.record_hub(self.runtime.state_dir, proc.pid)
+            components.write(self.runtime.state_dir, "hub", "starting", f"pid {proc.pid}")
             if not self._wait_healthy(proc):
                 if self._stop.is_set():
                     break
@@ -129,6 +155,7 @@ class Supervisor:
                 self._end_log_follower()
                 return 1
             datadir.protect_private(self.runtime.data_dir)  # a new hub DB is created 0644
+            components.write(self.runtime.state_dir, "hub", "up", f"pid {proc.pid}")
             self._stop_orphans()
             if first:
                 record.write_record(self.runtime, self.public_url, self.config_path)
@@ -153,13 +180,22 @@ class Supervisor:
                 continue
             now = time.monotonic()
             restarts = [t for t in restarts if now - t < 300] + [now]
+            reason = f"the hub exited with {proc.returncode}"
             if len(restarts) > self.max_restarts:
-                self.say("error: the hub keeps exiting; giving up (users' servers keep running)")
-                record.clear_record(self.runtime.data_dir)
-                self._end_log_follower()
-                return 1
-            self.say(f"the hub exited with {proc.returncode}; restarting it (servers keep running)")
+                # a crash loop: back off (capped) instead of leaving the platform unsupervised
+                delay = min(self.backoff_cap, 2.0 ** (len(restarts) - self.max_restarts))
+                components.write(
+                    self.runtime.state_dir, "hub", "down", f"{reason}; retrying in {delay:.0f} s"
+                )
+                self.say(f"{reason} again; the hub keeps exiting, retrying in {delay:.0f} s")
+                if self._stop.wait(delay):
+                    break
+                continue
+            components.write(self.runtime.state_dir, "hub", "restarting", reason)
+            self.say(f"{reason}; restarting it (servers keep running)")
         self._shutdown()
+        instance.forget_hub(self.runtime.state_dir)
+        components.write(self.runtime.state_dir, "hub", "stopped", "labfleet up was stopped")
         record.clear_record(self.runtime.data_dir)
         self._end_log_follower()
         return 0
