@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from labfleet.spawn.processes import is_alive
+from labfleet.spawn.processes import is_alive, start_ticks
 from tests.integration.test_embedded_flow import PASSWORD, add_user
 from tests.support.client import HubUser
 from tests.support.platform import Platform
@@ -106,3 +106,41 @@ def test_second_up_refuses_and_restart_after_supervisor_kill_stops_the_old_hub(
     pia.wait_ready()
     assert pia.run_code(pia.new_token(), "print(6*7)").strip() == "42"
     pia.close()
+
+
+def _children(pid: int) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            status = (proc / "status").read_text()
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        ppid = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid"))
+        if ppid == pid:
+            found[int(proc.name)] = cmd
+    return found
+
+
+def test_services_die_with_a_killed_hub(make_platform, open_data_dir) -> None:
+    """Every hub crash used to leak a culler (and the dashboard) that kept running
+    with a valid token and stale settings."""
+    platform: Platform = make_platform("culling: {enabled: true}\n", open_data_dir)
+    platform.start()
+    hub = _hub_pid(open_data_dir)
+    services = {
+        pid: cmd
+        for pid, cmd in _children(hub).items()
+        if "idle_culler" in cmd or "labfleet.services" in cmd
+    }
+    assert any("idle_culler" in cmd for cmd in services.values()), _children(hub)
+    ticks = {pid: start_ticks(pid) for pid in services}
+    os.kill(hub, signal.SIGKILL)
+    _wait_for(
+        lambda: not any(is_alive(pid, ticks[pid]) for pid in services),
+        30,
+        f"the services {services} to die with their hub",
+    )
+    _wait_for(platform._healthy, 90, "the restarted hub")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -42,6 +43,7 @@ class Platform:
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
+    _started_ticks: int | None = None
 
     @property
     def url(self) -> str:
@@ -65,6 +67,10 @@ class Platform:
         self.proc = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        if self._started_ticks is None:
+            from labfleet.spawn.processes import start_ticks
+
+            self._started_ticks = start_ticks(self.proc.pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -89,6 +95,12 @@ class Platform:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
     def stop(self, timeout: float = 60) -> int:
+        try:
+            return self._stop_supervisor(timeout)
+        finally:
+            self.stop_leftovers()
+
+    def _stop_supervisor(self, timeout: float) -> int:
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0
         self.proc.send_signal(signal.SIGINT)
@@ -97,6 +109,41 @@ class Platform:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             return self.proc.wait()
+
+    def stop_leftovers(self) -> list[int]:
+        """Kill, by recorded pid + start ticks, what a killed or hung platform left:
+        the hub, the proxy, users' servers (never by name). Returns the pids killed."""
+        from labfleet.spawn.processes import is_alive, start_ticks
+
+        state = self.data_dir / "state"
+        entries: list[tuple[int, int | None]] = []
+        for path in [state / "hub.launch", *sorted((state / "servers").glob("*.pid"))]:
+            try:
+                pid_text, ticks_text = path.read_text().split()
+                entries.append((int(pid_text), int(ticks_text)))
+            except (OSError, ValueError):
+                pass
+        since = self._started_ticks
+        for path in (state / "jupyterhub.pid", state / "proxy.pid"):
+            try:
+                pid = int(path.read_text().strip())
+            except (OSError, ValueError):
+                continue
+            # no start ticks recorded: only a process started after this platform's supervisor
+            ticks = start_ticks(pid)
+            if ticks is not None and since is not None and ticks >= since:
+                entries.append((pid, ticks))
+        killed: list[int] = []
+        for pid, ticks in entries:
+            if is_alive(pid, ticks):
+                for kill in (os.killpg, os.kill):
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(is_alive(p, t) for p, t in entries):
+            time.sleep(0.05)
+        return killed
 
     def admin_password(self) -> str | None:
         for line in self.log().splitlines():

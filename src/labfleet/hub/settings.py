@@ -210,6 +210,16 @@ def _add_dashboard_and_branding(settings: Settings, config: FleetConfig, runtime
         hub.setdefault("template_paths", [str(TEMPLATES)])
 
 
+def _services_die_with_hub(settings: Settings) -> None:
+    """Managed services exec through a parent-death-signal wrapper (labfleet up)."""
+    import sys
+
+    for service in settings.get("JupyterHub", {}).get("services", []):
+        command = service.get("command")
+        if command and "labfleet.up.die_with_parent" not in command:
+            service["command"] = [sys.executable, "-m", "labfleet.up.die_with_parent", *command]
+
+
 def build_hub_settings(config: FleetConfig, runtime: Runtime, secrets: HubSecrets) -> Settings:
     """Everything JupyterHub needs, from the typed config; ``extra_config`` wins last."""
     from labfleet.auth.settings import build_auth_settings
@@ -226,6 +236,8 @@ def build_hub_settings(config: FleetConfig, runtime: Runtime, secrets: HubSecret
     merge(settings, build_auth_settings(config.auth, runtime))
     merge(settings, services_settings(config, secrets))
     _add_dashboard_and_branding(settings, config, runtime)
+    if runtime.platform == "local":
+        _services_die_with_hub(settings)
     # spawners that offer profiles read them from this trait (list of plain dicts)
     merge(settings, {"Spawner": {"labfleet_profiles": profiles_setting(config.profiles)}})
     # dicts and named lists are merged; a clash with our names is refused (hub/extra_config)
