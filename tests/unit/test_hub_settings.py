@@ -57,7 +57,9 @@ def test_culler_service_from_config() -> None:
     s = build("culling: {timeout: 30m, every: 1m, max_age: 1d, users: true}")
     services = {svc["name"]: svc for svc in s["JupyterHub"]["services"]}
     cmd = services["idle-culler"]["command"]
-    assert cmd[:3] == [sys.executable, "-m", "jupyterhub_idle_culler"]
+    # labfleet up runs it through the wrapper that makes it die with the hub
+    assert cmd[:3] == [sys.executable, "-m", "labfleet.up.die_with_parent"]
+    assert cmd[3:6] == [sys.executable, "-m", "jupyterhub_idle_culler"]
     assert {"--timeout=1800", "--cull-every=60", "--max-age=86400", "--cull-users"} <= set(cmd)
     roles = {r["name"]: r for r in s["JupyterHub"]["load_roles"]}
     assert "delete:servers" in roles["idle-culler"]["scopes"]
