@@ -160,6 +160,9 @@ def _gpu_assignments(state_dir: Path) -> dict[str, str]:
 def local_status_lines(config: FleetConfig, runtime: Runtime) -> list[str]:
     """A few lines on isolation, limits, GPUs and shared folders, as found now."""
     lines: list[str] = []
+    from labfleet.up.components import down_lines  # what is down and why (supervisor's record)
+
+    lines += [f"DOWN {line}" for line in down_lines(runtime.state_dir)]
     tls_line = certificate_line(config.tls, runtime.data_dir)  # issuer, names, expiry
     if tls_line:
         lines.append(tls_line)
