@@ -22,7 +22,8 @@ RUN apt-get update \
 # Only this stage sees it: the final image does not carry it.
 COPY build-ca/ /tmp/build-ca/
 COPY deploy/constraints.txt /tmp/constraints.txt
-# Dependencies first (pinned; a layer that changes only with constraints.txt), labfleet after.
+# Dependencies first (pinned; a layer that changes only with constraints.txt), then labfleet
+# with whatever it needs beyond them (dependencies added to pyproject.toml since).
 RUN if [ -s /tmp/build-ca/ca.crt ]; then export PIP_CERT=/tmp/build-ca/ca.crt; fi \
  && python3 -m venv /opt/labfleet/venv \
  && /opt/labfleet/venv/bin/pip install --no-cache-dir --no-compile -r /tmp/constraints.txt
@@ -30,7 +31,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN if [ -s /tmp/build-ca/ca.crt ]; then export PIP_CERT=/tmp/build-ca/ca.crt; fi \
- && /opt/labfleet/venv/bin/pip install --no-cache-dir --no-deps .
+ && /opt/labfleet/venv/bin/pip install --no-cache-dir -c /tmp/constraints.txt .
 
 FROM ${BASE}
 ARG DEBIAN_FRONTEND=noninteractive

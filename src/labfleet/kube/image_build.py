@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +103,8 @@ Runner = Callable[[Sequence[str]], int]
 
 
 def _run(argv: Sequence[str]) -> int:
-    return subprocess.run(list(argv), check=False).returncode
+    """The engine's progress goes to stderr: stdout carries only the built tags."""
+    return subprocess.run(list(argv), check=False, stdout=sys.stderr).returncode
 
 
 def build_images(

@@ -1,0 +1,127 @@
+"""Fixtures that build labfleet's images with podman from a debootstrapped Debian base.
+
+Everything slow is cached outside the checkout (``LABFLEET_TEST_CACHE``, default
+/var/cache/labfleet-test), so a fresh clone on the same machine builds nothing again:
+the debootstrapped root file system (a tarball), the imported base image, and podman's own
+layer cache, which makes ``labfleet images build`` a matter of seconds when only labfleet's
+source changed (its dependencies are a layer of their own, keyed by deploy/constraints.txt).
+Skipped, with the reason, only where podman or debootstrap is not installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("LABFLEET_TEST_CACHE", "/var/cache/labfleet-test"))
+PREFIX = "localhost/labfleet-test"
+CONTAINERS_CONF = """\
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def debian_mirror() -> str:
+    """The first Debian mirror named in the host's apt sources."""
+    sources = [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]
+    for path in sources:
+        if not path.is_file():
+            continue
+        for line in path.read_text().splitlines():
+            words = line.split()
+            for word in words:
+                if word.startswith("http") and "security" not in word:
+                    return word
+    return "http://deb.debian.org/debian"
+
+
+def _run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, check=True, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload, no-any-return]
+
+
+@pytest.fixture(scope="session")
+def podman_env() -> Iterator[dict[str, str]]:
+    missing = [tool for tool in ("podman", "runc", "debootstrap") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"container tests need {', '.join(missing)} (scripts/test installs them)")
+    if os.geteuid() != 0:
+        pytest.skip("container tests run podman as root (rootless podman is not set up here)")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    conf = CACHE / "containers.conf"
+    conf.write_text(CONTAINERS_CONF)
+    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+    yield env
+
+
+def _podman(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], env=env, text=True, capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def base_image(podman_env: dict[str, str]) -> str:
+    """Debian bookworm minbase, debootstrapped once and imported into podman."""
+    key = hashlib.sha256(f"bookworm minbase {debian_mirror()}".encode()).hexdigest()[:12]
+    tag = f"{PREFIX}/bookworm-minbase:{key}"
+    if _podman(podman_env, "image", "exists", tag).returncode == 0:
+        return tag
+    tarball = CACHE / f"bookworm-minbase-{key}.tar"
+    if not tarball.is_file():
+        rootfs = CACHE / f"rootfs-{key}.tmp"
+        shutil.rmtree(rootfs, ignore_errors=True)
+        _run(["nice", "debootstrap", "--variant=minbase", "bookworm", str(rootfs), debian_mirror()])
+        partial = tarball.with_suffix(".partial")
+        _run(["tar", "-C", str(rootfs), "-cf", str(partial), "."])
+        partial.rename(tarball)
+        shutil.rmtree(rootfs, ignore_errors=True)
+    _run(["podman", "import", str(tarball), tag], env=podman_env)
+    return tag
+
+
+@pytest.fixture(scope="session")
+def images(podman_env: dict[str, str], base_image: str) -> dict[str, str]:
+    """Both images, built through the documented command (``labfleet images build``)."""
+    from labfleet import __version__
+
+    result = subprocess.run(
+        [
+            "nice",
+            sys.executable,
+            "-m",
+            "labfleet.cli.main",
+            "images",
+            "build",
+            "--base",
+            base_image,
+            "--prefix",
+            PREFIX,
+            "--engine",
+            "podman",
+            "--ca-bundle",
+            str(CA_BUNDLE),
+            "--source",
+            str(REPO),
+        ],
+        env=podman_env,
+        text=True,
+        capture_output=True,
+        check=False,
+        timeout=1500,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    tags = result.stdout.split()
+    expected = [f"{PREFIX}/labfleet-hub:{__version__}", f"{PREFIX}/labfleet-user:{__version__}"]
+    assert tags == expected
+    return {"hub": tags[0], "user": tags[1]}
