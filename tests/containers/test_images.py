@@ -25,7 +25,8 @@ def _in(image: str, env: dict[str, str], script: str) -> str:
 def test_hub_image_runs_labfleet_and_jupyterhub_as_non_root(
     images: dict[str, str], podman_env: dict[str, str]
 ) -> None:
-    out = _in(images["hub"], podman_env, "id -u; labfleet --version 2>&1; jupyterhub --version 2>&1")
+    script = "id -u; labfleet --version 2>&1; jupyterhub --version 2>&1"
+    out = _in(images["hub"], podman_env, script)
     uid, labfleet, jupyterhub = out.split("\n")[:3]
     assert uid != "0"
     assert labfleet.startswith("labfleet ")
