@@ -95,9 +95,10 @@ class LabfleetKubeSpawner(ProfileChoiceMixin, KubeSpawner):  # type: ignore[misc
         added = self._signin_environment()
         for trait, value in self.labfleet_profile_overrides.get(profile.slug, {}).items():
             setattr(self, trait, copy.deepcopy(value))
-        self._labfleet_managed_env = dict(self.environment)
+        profile_env: dict[str, Any] = dict(getattr(self, "environment", {}))
+        self._labfleet_managed_env = profile_env
         if added:
-            self.environment = {**self.environment, **added}
+            self.environment = {**profile_env, **added}
         self._profile_applied = True
 
     def _signin_environment(self) -> dict[str, Any]:
