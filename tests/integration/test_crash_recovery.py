@@ -32,7 +32,7 @@ def _wait_for(check, timeout: float = 90, what: str = "condition") -> None:  # t
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_hub_killed_before_saving_state_leaves_no_orphan(make_platform, open_data_dir) -> None:
+def test_hub_killed_before_saving_state_leaves_no_orphan(open_data_dir, make_platform) -> None:
     """The hub dies after launching a server but before saving its pid: the
     restarted hub polls a spawner without a pid. That poll used to delete the
     pid file, hiding the live server from the orphan sweep for good."""
@@ -74,7 +74,7 @@ def test_hub_killed_before_saving_state_leaves_no_orphan(make_platform, open_dat
 
 
 def test_second_up_refuses_and_restart_after_supervisor_kill_stops_the_old_hub(
-    make_platform, open_data_dir
+    open_data_dir, make_platform
 ) -> None:
     """No single-instance guard used to let a second `labfleet up` (or one started
     after the supervisor was SIGKILLed) print "up" on the old hub's health and
@@ -124,7 +124,7 @@ def _children(pid: int) -> dict[int, str]:
     return found
 
 
-def test_services_die_with_a_killed_hub(make_platform, open_data_dir) -> None:
+def test_services_die_with_a_killed_hub(open_data_dir, make_platform) -> None:
     """Every hub crash used to leak a culler (and the dashboard) that kept running
     with a valid token and stale settings."""
     platform: Platform = make_platform("culling: {enabled: true}\n", open_data_dir)
