@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CHP = REPO / ".node" / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -36,6 +37,14 @@ def labfleet(
     )
 
 
+def _traversable_by_others(path: Path) -> bool:
+    """Whether every existing ancestor of ``path`` lets other accounts pass (o+x)."""
+    for folder in [path, *path.parents]:
+        if folder.exists() and not folder.stat().st_mode & 0o001:
+            return False
+    return True
+
+
 @dataclass
 class Platform:
     data_dir: Path
@@ -49,6 +58,31 @@ class Platform:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def config_for_this_machine(self) -> Path | None:
+        """The config to run, with ``local.isolation: none`` added where isolation cannot work.
+
+        As root, ``isolation: auto`` now refuses a server whose home its account
+        cannot reach (never running it as root instead). pytest's tmp dirs sit
+        under a 0700 ``/tmp/pytest-of-root`` that pytest re-tightens every run,
+        so a platform there can isolate nobody. Tests of other features run such
+        platforms with isolation off, said in the config they run; tests of the
+        boundary itself use a world-traversable data dir (see
+        ``tests/adversarial``) or set ``local.isolation`` themselves, which is
+        then left as it is.
+        """
+        if os.geteuid() != 0 or _traversable_by_others(self.data_dir):
+            return self.config
+        settings: dict[str, object] = {}
+        if self.config is not None:
+            settings = yaml.safe_load(self.config.read_text()) or {}
+        local = settings.setdefault("local", {})
+        if not isinstance(local, dict) or "isolation" in local:
+            return self.config
+        local["isolation"] = "none"
+        out = self.data_dir.parent / f"labfleet-noisolation-{self.port}.yaml"
+        out.write_text(yaml.safe_dump(settings))
+        return out
+
     def start(self, timeout: float = 90) -> Platform:
         self.log_path = self.log_path or self.data_dir.parent / f"up-{self.port}.log"
         args = [
@@ -61,8 +95,9 @@ class Platform:
             "--data-dir",
             str(self.data_dir),
         ]
-        if self.config:
-            args += ["-c", str(self.config)]
+        config = self.config_for_this_machine()
+        if config:
+            args += ["-c", str(config)]
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed by the child's lifetime
         self.proc = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
