@@ -70,11 +70,3 @@ def user_environment(shared_tmp: Path) -> Path:
     env_base = shared_tmp / "envs"
     env_base.mkdir(mode=0o755)
     return world_usable_environment(env_base)
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Leave no system accounts behind: remove those of platforms whose data dir is gone."""
-    if IS_ROOT:
-        from labfleet.spawn.accounts import purge_orphaned_accounts
-
-        purge_orphaned_accounts()

@@ -329,6 +329,28 @@ def purge_platform(data_dir: Path) -> list[str]:
     return removed
 
 
+def purge_accounts_under(root: Path) -> list[str]:
+    """Remove every labfleet platform account whose home lies under ``root``.
+
+    For a tree of data directories that is going away as a whole (a test
+    session's temporary folder, an uninstalled prefix): their platforms can no
+    longer run, so their accounts go, processes first. Returns what was removed.
+    """
+    if not is_root():
+        return []
+    root = root.resolve()
+    removed: list[str] = []
+    for entry in pwd.getpwall():
+        if not entry.pw_gecos.startswith(f"{MARKER} ") or entry.pw_uid == 0:
+            continue
+        if not Path(entry.pw_dir).resolve().is_relative_to(root):
+            continue
+        done = _delete_account(entry, _run)
+        if done:
+            removed.append(done)
+    return removed
+
+
 def purge_orphaned_accounts() -> list[str]:
     """Remove labfleet platform accounts whose data directory no longer exists.
 
