@@ -30,9 +30,23 @@ def test_refusals_keep_their_message(error: Exception, status: int) -> None:
     assert relayed.message == str(error)
 
 
-def test_other_errors_pass_through_unchanged() -> None:
-    bug = KeyError("a bug stays a bug, with its traceback")
-    assert _spawn_error(bug) is bug
+def test_other_errors_reach_the_member_in_plain_words() -> None:
+    """An unexpected error is no exception repr on the page (issue 17).
+
+    The spawner raises the relayed error ``from`` the original, so the hub's log
+    keeps the bug's traceback.
+    """
+    bug = KeyError("slot")
+    relayed = _spawn_error(bug, "alice")
+    assert isinstance(relayed, SpawnException)
+    assert relayed.status_code == 500
+    assert "KeyError(" not in relayed.message
+    assert relayed.message.startswith("Your server could not be started:")
+
+
+def test_spawn_exceptions_pass_through_unchanged() -> None:
+    already = SpawnException("a message the hub already phrased", reason="error")
+    assert _spawn_error(already) is already
 
 
 def test_profile_environment_selects_its_own_singleuser() -> None:
