@@ -34,6 +34,10 @@ SHOW_ENV = (
 @pytest.fixture(scope="module")
 def platform(shared_tmp: Path, user_environment: Path) -> Iterator[Platform]:
     env = user_environment
+    # An environment folder that exists (check refuses a missing one) but holds no
+    # server: the spawn-time check must still name what is missing.
+    hollow = shared_tmp / "hollow-env"
+    hollow.mkdir(exist_ok=True)
     running = new_platform(
         shared_tmp,
         (
@@ -42,7 +46,7 @@ def platform(shared_tmp: Path, user_environment: Path) -> Iterator[Platform]:
             "profiles:\n"
             f"  - {{slug: cpu, display_name: CPU, default: true, environment: {env}}}\n"
             f"  - {{slug: gpu, display_name: One GPU, gpus: 1, environment: {env}}}\n"
-            "  - {slug: broken, display_name: Broken, environment: /nonexistent/env}\n"
+            f"  - {{slug: broken, display_name: Broken, environment: {hollow}}}\n"
         ),
     )
     devices = running.data_dir.parent / "devices.json"
@@ -111,7 +115,7 @@ def test_exclusive_assignment_refusal_restart_and_release(platform: Platform) ->
         assert not third.server_model(), "a refused spawn leaves no server behind"
         broken = third.start_server({"profile": "broken"})
         assert broken.status_code == 500
-        assert "/nonexistent/env/bin/jupyterhub-singleuser is missing" in broken.json()["message"]
+        assert "hollow-env/bin/jupyterhub-singleuser is missing" in broken.json()["message"]
 
         held = _ledger(platform)
         assert sorted(d for devices in held.values() for d in devices) == sorted([GPU, MIG])
