@@ -10,7 +10,12 @@ address locks only that address.
 
 from __future__ import annotations
 
+import json
+import os
+import pwd
 import secrets
+import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -85,3 +90,48 @@ def test_a_flood_for_many_accounts_locks_only_the_flooding_address(platform: Pla
         assert attempt(flooder, OTHER, PASSWORD) == 429
     with client_from(platform, "127.0.0.5") as member:
         assert attempt(member, OTHER, PASSWORD) == 302
+
+
+def _forged_request_as(uid: int, port: int, forged: str) -> None:
+    """From a child that dropped to ``uid`` (a member's kernel), dial the hub's port directly."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 1
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(
+                    f"GET /hub/login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Real-Ip: {forged}\r\n"
+                    f"X-Forwarded-For: {forged}\r\nConnection: close\r\n\r\n".encode()
+                )
+                while sock.recv(65536):
+                    pass
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.root
+def test_a_kernel_dialling_the_hub_cannot_forge_its_address_in_the_request_log(
+    platform: Platform,
+) -> None:
+    """Issue 10: the hub's request log names the socket's address, not a member's header."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another system user")
+    nobody = pwd.getpwnam("nobody").pw_uid
+    record = json.loads((platform.data_dir / "state" / "platform.json").read_text())
+    forged = "203.0.113.77"
+    _forged_request_as(nobody, int(record["hub_port"]), forged)
+    with client_from(platform, "127.0.0.5") as member:  # through the proxy: its address is kept
+        member.get("/hub/login?from=proxy")
+    hub_log = platform.data_dir / "logs" / "hub.log"
+    deadline = time.monotonic() + 10
+    while "GET /hub/login" not in hub_log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    text = hub_log.read_text()
+    assert forged not in text, [line for line in text.splitlines() if forged in line]
+    assert "@127.0.0.1)" in text
+    assert any("from=proxy" in line and "@127.0.0.5)" in line for line in text.splitlines())

@@ -16,6 +16,7 @@ read, the network rule alone decides.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 from collections.abc import Iterable
@@ -107,27 +108,59 @@ def _peer_port(request: Any) -> int | None:
     return None
 
 
-def _same_user_or_unknown(
-    peer: ipaddress.IPv4Address | ipaddress.IPv6Address, request: Any
+def _loopback_owner(request: Any) -> int | None:
+    """The uid owning the client end of this request's loopback connection, cached per connection.
+
+    Cached on the connection's stream so a keep-alive connection (the proxy's pool) reads
+    ``/proc/net/tcp`` once, and a later look (the request log, after the client may have
+    closed its end) still sees the owner found while the connection was live.
+    """
+    connection = getattr(request, "connection", None)
+    stream = getattr(connection, "stream", None)
+    cached = getattr(stream, "_labfleet_peer_owner", _UNSET)
+    if cached is not _UNSET:
+        return cached if isinstance(cached, int) else None
+    peer = _ip(socket_peer(request))
+    port = _peer_port(request)
+    uid = None if peer is None or port is None else socket_owner_uid(peer, port)
+    if stream is not None and uid is not None:
+        with contextlib.suppress(AttributeError):
+            stream._labfleet_peer_owner = uid
+    return uid
+
+
+_UNSET = object()
+
+
+def _same_user(
+    peer: ipaddress.IPv4Address | ipaddress.IPv6Address, request: Any, strict: bool
 ) -> bool:
-    """For a loopback peer: False only when the socket is known to belong to another user."""
+    """For a loopback peer: whether its socket is the hub's own user's.
+
+    Unknown owner (no ``/proc/net`` entry): believed unless ``strict``.
+    """
     if not peer.is_loopback:
         return True
-    port = _peer_port(request)
-    if port is None:
-        return True
-    uid = socket_owner_uid(peer, port)
-    return uid is None or uid == os.getuid()
+    uid = _loopback_owner(request)
+    if uid is None:
+        return not strict
+    return uid == os.getuid()
 
 
-def client_address(request: Any, trusted: tuple[Network, ...]) -> str:
-    """The client's address: a trusted hop's header, otherwise the socket peer."""
+def client_address(request: Any, trusted: tuple[Network, ...], strict: bool = False) -> str:
+    """The client's address: a trusted hop's header, otherwise the socket peer.
+
+    ``strict``: a loopback hop whose socket owner cannot be read is not believed (for
+    records such as the request log, where a wrong "trusted" answer lets a member write
+    any address, and a wrong "untrusted" one only shows the proxy's address).
+    """
     peer = _ip(socket_peer(request))
     if peer is None:
         return "unknown"
+    forwarded = forwarded_address(getattr(request, "headers", {}))
+    if forwarded is None:
+        return str(peer)
     hop = any(peer in network for network in trusted)
-    if hop and _same_user_or_unknown(peer, request):
-        forwarded = forwarded_address(getattr(request, "headers", {}))
-        if forwarded is not None:
-            return forwarded
+    if hop and _same_user(peer, request, strict):
+        return forwarded
     return str(peer)

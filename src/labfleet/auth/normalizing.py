@@ -15,6 +15,7 @@ from traitlets import List, Unicode
 
 from labfleet.auth.client_address import DEFAULT_TRUSTED_HOPS, client_address, parse_networks
 from labfleet.auth.log_redaction import install_redaction
+from labfleet.auth.request_log import install_request_log
 from labfleet.usernames import canonical_username, username_problem
 
 
@@ -35,6 +36,12 @@ class NormalizingAuthenticator(Authenticator):  # type: ignore[misc]
         super().__init__(**kwargs)
         install_redaction()
         self._trusted = parse_networks(self.trusted_hops)
+
+    def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        """Also install the trusted-address request log (:mod:`labfleet.auth.request_log`)."""
+        install_request_log(app.tornado_settings, self._trusted)
+        handlers: list[tuple[str, Any]] = list(super().get_handlers(app))
+        return handlers
 
     def normalize_username(self, username: str) -> str:
         name = canonical_username(username)
