@@ -3,6 +3,10 @@
 Format: ``scrypt$<n>$<r>$<p>$<salt b64>$<key b64>``. Storing ``n, r, p``
 with each hash lets the defaults rise later: old hashes still verify, and
 :func:`needs_rehash` tells the login path to upgrade them.
+
+The hub hands the scrypt work to worker processes (:func:`offload_to`, see
+:mod:`labfleet.auth.hash_pool`); everything else (the CLI, tests) derives
+in-process. Either way the same bytes come out.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _SCHEME = "scrypt"
@@ -46,9 +51,31 @@ class ScryptParams:
 DEFAULT_PARAMS = ScryptParams()
 
 
+class OffloadError(RuntimeError):
+    """The hash could not be computed elsewhere; the caller derives in-process instead."""
+
+
+#: (secret, salt, params, key length) → key, computed outside this thread's process
+Deriver = Callable[[bytes, bytes, ScryptParams, int], bytes]
+_offload: Deriver | None = None
+
+
+def offload_to(deriver: Deriver | None) -> None:
+    """Compute every later hash of this process with ``deriver`` (None: in-process again)."""
+    global _offload
+    _offload = deriver
+
+
 def _derive(password: str, salt: bytes, params: ScryptParams) -> bytes:
+    secret = password.encode("utf-8", "surrogatepass")
+    deriver = _offload
+    if deriver is not None:
+        try:
+            return deriver(secret, salt, params, _KEY_BYTES)
+        except OffloadError:
+            pass  # a broken worker never breaks sign-in: same work, here
     return hashlib.scrypt(
-        password.encode("utf-8", "surrogatepass"),
+        secret,
         salt=salt,
         n=params.n,
         r=params.r,

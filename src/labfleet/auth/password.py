@@ -6,23 +6,28 @@ password" message; repeated failures lock the name and the client address
 out for ``lockout`` seconds (HTTP 429, the same for existing and unknown
 names): the name *from that address*, and an address that sprays many names.
 Other addresses are only slowed down (see :mod:`labfleet.auth.throttle`), so
-an attacker never locks the owner out. Hashing runs in a thread, at most
-``max_concurrent_hashes`` at a time, so a burst of logins cannot stall the hub or exhaust memory.
+an attacker never locks the owner out. Hashing runs in worker processes, one
+per core by default (``max_concurrent_hashes``; :mod:`labfleet.auth.hash_pool`),
+reached from a small thread pool of the authenticator's own: never on the event
+loop nor in the default thread pool, so a login storm is bounded by the cores
+and cannot stall the hub or exhaust memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from jupyterhub import orm
 from tornado import web
-from traitlets import Float, Integer, List, Unicode, default
+from traitlets import Bool, Float, Integer, List, Unicode, default
 
 from labfleet.auth.accounts import DEFAULT_MIN_LENGTH, Account, AccountStore, NoSuchAccount
-from labfleet.auth.hashing import DEFAULT_PARAMS, ScryptParams
+from labfleet.auth.hash_pool import shared_pool
+from labfleet.auth.hashing import DEFAULT_PARAMS, ScryptParams, offload_to
 from labfleet.auth.home_archive import HomeDisposal, dispose_home
 from labfleet.auth.hub_access import apply_at_start
 from labfleet.auth.invites import DEFAULT_TTL
@@ -63,7 +68,12 @@ class PasswordAuthenticator(NormalizingAuthenticator):
     scrypt_n = Integer(
         DEFAULT_PARAMS.n, config=True, help="scrypt cost for new hashes (power of two)."
     )
-    max_concurrent_hashes = Integer(2, config=True, help="Password hashes computed at once.")
+    max_concurrent_hashes = Integer(
+        0, config=True, help="Password hashes computed at once (0: one per core)."
+    )
+    hash_in_processes = Bool(
+        True, config=True, help="Hash in worker processes (False: in this process's threads)."
+    )
     homes_dir = Unicode(
         "", config=True, help="Where members' homes live (archived or deleted on removal)."
     )
@@ -90,6 +100,7 @@ class PasswordAuthenticator(NormalizingAuthenticator):
         self._store: AccountStore | None = None
         self._throttle: LoginThrottle | None = None
         self._hash_slots: asyncio.Semaphore | None = None
+        self._login_threads: ThreadPoolExecutor | None = None
 
     @property
     def store(self) -> AccountStore:
@@ -125,17 +136,29 @@ class PasswordAuthenticator(NormalizingAuthenticator):
             raise web.HTTPError(429, LOCKED_OUT_MESSAGE)
         if decision.delay:
             await asyncio.sleep(decision.delay)
-        if self._hash_slots is None:
-            self._hash_slots = asyncio.Semaphore(max(1, self.max_concurrent_hashes))
-        async with self._hash_slots:
+        slots, threads = self._hashing()
+        async with slots:
             account = await asyncio.get_running_loop().run_in_executor(
-                None, self.store.verify, username, password
+                threads, self.store.verify, username, password
             )
         if account is None:
             self.throttle.failure(key, address)
             return None
         self.throttle.success(key, address)
         return account
+
+    def _hashing(self) -> tuple[asyncio.Semaphore, ThreadPoolExecutor]:
+        """The hash slots and the login threads (made on first use, sized to the pool)."""
+        if self._hash_slots is None or self._login_threads is None:
+            pool = shared_pool(max(0, self.max_concurrent_hashes))
+            size = self.max_concurrent_hashes or pool.size
+            if self.hash_in_processes:
+                offload_to(pool.derive)
+            self._hash_slots = asyncio.Semaphore(max(1, size))
+            self._login_threads = ThreadPoolExecutor(
+                max_workers=max(1, size), thread_name_prefix="labfleet-login"
+            )
+        return self._hash_slots, self._login_threads
 
     async def authenticate(
         self, handler: Any, data: dict[str, Any] | None
