@@ -180,9 +180,15 @@ def test_kubespawner_spawns_and_stops_a_user_pod(tmp_path: Path, case: Case) -> 
                     lambda: double.get("v1", "Pod", pod_name, namespace) is None,
                 )
                 assert status(cluster, applied.target).user_pods == ()
+            # Deleting the hub user (admin page, API, culling.users) keeps their files, and
+            # their own namespace with them: only delete_data_with_user would delete them.
+            deleted = api.delete(f"/users/{quoted}")
+            assert deleted.status_code == 204, deleted.text
+            claim = claims[0]["metadata"]["name"]
+            assert double.get("v1", "PersistentVolumeClaim", claim, namespace) is not None
+            assert double.get("v1", "Namespace", namespace) is not None
 
         # Users' files outlive their servers and a destroy without --delete-user-data.
-        claim = claims[0]["metadata"]["name"]
         result = destroy(cluster, applied.target)
         assert claim in {k.ref.name for k in result.kept}
         assert double.get("v1", "PersistentVolumeClaim", claim, namespace) is not None

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from labfleet.config.base import Section
+from labfleet.config.kube_load_balancer import LoadBalancerOptions
 from labfleet.config.units import Size
 
 DNS_LABEL = r"^[a-z]([a-z0-9-]{0,28}[a-z0-9])?$"
@@ -103,6 +104,11 @@ class PvcStorage(Section):
     storage_class: str | None = Field(default=None, description="None: the cluster default.")
     access_mode: Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"] = "ReadWriteOnce"
     claim_prefix: str = Field(default="home", pattern=DNS_LABEL)
+    claim_per: Literal["user", "server"] = Field(
+        default="user",
+        description="server: one claim per (named) server, <claim_prefix>-<user>--<server>, so "
+        "two servers of one user never share a ReadWriteOnce volume (Multi-Attach).",
+    )
     mount_path: str = Field(default="/home/jovyan", pattern=r"^/\S*$")
 
 
@@ -319,6 +325,7 @@ class AccessSection(Section):
         pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
     )
     load_balancer_source_ranges: list[IpNetwork] = Field(default_factory=list)
+    load_balancer: LoadBalancerOptions = Field(default_factory=LoadBalancerOptions)
     ingress: IngressOptions = Field(default_factory=IngressOptions)
     gke: GkeIngressOptions = Field(default_factory=GkeIngressOptions)
 
@@ -339,7 +346,21 @@ class PerUserNamespace(Section):
     quota_cpu: float | None = Field(default=None, gt=0)
     quota_memory: Size | None = None
     quota_pods: int | None = Field(default=4, ge=1)
-    delete_on_user_delete: bool = True
+    delete_on_user_delete: bool | None = Field(
+        default=None,
+        description="Removed: user data is kept by default; see users.delete_data_with_user.",
+    )
+
+    @field_validator("delete_on_user_delete")
+    @classmethod
+    def _renamed(cls, value: bool | None) -> bool | None:
+        if value:
+            raise ValueError(
+                "per_user.delete_on_user_delete was replaced: deleting a user now keeps their "
+                "namespace and home volume; to delete them with the user, set "
+                "kubernetes.users.delete_data_with_user: true"
+            )
+        return value
 
     @field_validator("template")
     @classmethod
@@ -364,6 +385,12 @@ class UserPods(Section):
     environment: dict[str, str] = Field(default_factory=dict)
     namespaces: Literal["shared", "per-user"] = "shared"
     per_user: PerUserNamespace = Field(default_factory=PerUserNamespace)
+    delete_data_with_user: bool = Field(
+        default=False,
+        description="Deleting a hub user (admin page, API, culling.users) also deletes their "
+        "home volume, and with per-user namespaces their whole namespace. Off: their files "
+        "are kept until an admin purges them (docs/kubernetes.md).",
+    )
     workload_identity: str | None = Field(
         default=None,
         description="Google service account for users' pods (Workload Identity). Shared "

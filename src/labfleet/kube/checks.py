@@ -54,6 +54,7 @@ def kube_warnings(config: FleetConfig) -> list[str]:
         "'env:VAR' with kubernetes.hub.env_from_secrets to keep it in a Secret"
         for path in literal_secrets(config)
     ]
+    warnings += user_data_warnings(config)
     if config.auth.kind == "iap" and kube.access.kind != "gke-ingress":
         warnings.append(
             "auth.kind is iap but kubernetes.access.kind is not gke-ingress: "
@@ -65,3 +66,22 @@ def kube_warnings(config: FleetConfig) -> list[str]:
             "to sign in a second time"
         )
     return warnings
+
+
+def user_data_warnings(config: FleetConfig) -> list[str]:
+    """Deleting a hub user deletes their files only on an explicit flag: say so loudly."""
+    users = config.kubernetes.users
+    if not users.delete_data_with_user:
+        return []
+    what = (
+        "their namespace and everything in it"
+        if users.namespaces == "per-user"
+        else ("their home volume")
+    )
+    who = "an admin deleting a user on the admin page or through the API"
+    if config.culling.enabled and config.culling.users:
+        who += ", and culling.users deleting every idle user,"
+    return [
+        f"kubernetes.users.delete_data_with_user is on: {who} deletes {what}, their files "
+        "included, with no way back; leave it off to keep users' files until you purge them"
+    ]

@@ -13,7 +13,8 @@
   and supplemental groups.
 * With per-user namespaces, the user's ServiceAccount, NetworkPolicy and
   ResourceQuota (built by :mod:`labfleet.kube.user_namespace`) are created
-  before the first pod, and the namespace is deleted with the user.
+  before the first pod. Deleting the user keeps the namespace (it holds their
+  home volume) unless ``kubernetes.users.delete_data_with_user`` opts in.
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ class LabfleetKubeSpawner(ProfileChoiceMixin, KubeSpawner):  # type: ignore[misc
         "{user_slug} is expanded. Built by labfleet.kube.spawner_settings.",
     )
     labfleet_delete_user_namespace = Bool(
-        False, config=True, help="Delete the user's namespace when the user is deleted."
+        False,
+        config=True,
+        help="Delete the user's namespace (their home volume included) when the user is "
+        "deleted; off unless kubernetes.users.delete_data_with_user.",
     )
 
     def labfleet_slugs(self) -> dict[str, str]:

@@ -144,7 +144,7 @@ def namespace_settings(config: FleetConfig) -> dict[str, Any]:
         "user_namespace_template": user_namespace_template(config),
         "user_namespace_labels": user_namespace_labels(config),
         "labfleet_user_namespace_objects": user_namespace_objects_for_slug(config, "{user_slug}"),
-        "labfleet_delete_user_namespace": kube.users.per_user.delete_on_user_delete,
+        "labfleet_delete_user_namespace": kube.users.delete_data_with_user,
     }
 
 
@@ -162,8 +162,9 @@ def build_kubespawner_settings(config: FleetConfig) -> Settings:
         "service_account": users_service_account_name(config),
         "events_enabled": True,
         "delete_stopped_pods": True,
-        # users' files outlive their servers and their hub account (see docs)
-        "delete_pvc": False,
+        # users' files outlive their servers and, unless the config opts in, their hub
+        # account (users.delete_data_with_user; docs/kubernetes.md)
+        "delete_pvc": kube.users.delete_data_with_user,
         "services_enabled": False,
         "labfleet_profiles": profiles_setting(config.profiles),
         "labfleet_profile_overrides": profile_overrides(config),

@@ -3,8 +3,8 @@
 NetworkPolicy and ResourceQuota.
 
 Pure builders; :class:`labfleet.kube.spawner.LabfleetKubeSpawner` creates the
-per-user objects before the first spawn and deletes the namespace when the
-user is deleted.
+per-user objects before the first spawn; deleting the user keeps the namespace
+unless ``kubernetes.users.delete_data_with_user`` opts in.
 """
 
 from __future__ import annotations
