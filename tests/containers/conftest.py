@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,14 @@ def images(podman_env: dict[str, str], base_image: str) -> dict[str, str]:
     expected = [f"{PREFIX}/labfleet-hub:{__version__}", f"{PREFIX}/labfleet-user:{__version__}"]
     assert tags == expected
     return {"hub": tags[0], "user": tags[1]}
+
+
+@pytest.fixture(scope="module")
+def fleet(
+    podman_env: dict[str, str], images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """The rendered hub + proxy in a podman pod, applied to the API double (podman_fleet)."""
+    from tests.containers.podman_fleet import podman_fleet
+
+    with podman_fleet(podman_env, images, tmp_path_factory.mktemp("fleet")) as running:
+        yield running

@@ -1,11 +1,13 @@
-"""Test-only translation of rendered Deployments into ``podman run`` arguments.
+"""Test-only translation of rendered pod specs into ``podman run`` arguments.
 
-No kubelet runs here, so this stands in for the part of one that matters to the hub and
-the proxy: the container's image, command and args, its environment (values, Secret and
-ConfigMap keys, the namespace field), its security context (user, group, read-only root,
-dropped capabilities, no privilege escalation) and its volumes (ConfigMap and Secret files,
-emptyDir, a PersistentVolumeClaim as a host directory). Services become host names of the
-shared pod network. It is pure: files to write are returned, nothing is run.
+No kubelet runs here, so this stands in for the part of one that matters to labfleet's pods:
+the container's image, command and args, its environment (values, Secret and ConfigMap keys,
+the namespace field), its security context (user, group, fsGroup, read-only root, dropped
+capabilities, no privilege escalation, runAsNonRoot), its memory/CPU limits and its volumes
+(ConfigMap and Secret files, emptyDir, a PersistentVolumeClaim as a host directory, and the
+service-account token a pod with ``automountServiceAccountToken`` gets). Services become
+host names (``--add-host``). It is pure: files to write and directories to create are
+returned, nothing is run.
 """
 
 from __future__ import annotations
@@ -15,21 +17,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+#: Where a kubelet mounts a pod's service-account token, CA and namespace.
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+_BINARY_UNITS = {"Ki": "k", "Mi": "m", "Gi": "g", "Ti": "t"}
+_DECIMAL_UNITS = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    """What an in-cluster client finds in a pod: the API's address, its CA and a token."""
+
+    host: str
+    port: int
+    ca_pem: bytes
+    token: str
+
 
 @dataclass
 class Translated:
     argv: list[str]
-    #: host path -> content, for ConfigMap/Secret volumes
+    #: host path -> content, for ConfigMap/Secret/service-account volumes
     files: dict[Path, bytes] = field(default_factory=dict)
-    #: host directories to create (owned by the pod's user)
-    dirs: list[Path] = field(default_factory=list)
+    #: host directories to create, owned by (uid, gid): emptyDir and claims
+    dirs: dict[Path, tuple[int, int]] = field(default_factory=dict)
 
 
 def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     for obj in objects:
         if obj["kind"] == kind and obj["metadata"]["name"] == name:
             return obj
-    raise KeyError(f"{kind}/{name} is not among the rendered objects")
+    raise KeyError(f"{kind}/{name} is not among the objects")
 
 
 def _data(obj: dict[str, Any]) -> dict[str, bytes]:
@@ -43,7 +60,7 @@ def _data(obj: dict[str, Any]) -> dict[str, bytes]:
 
 def _env(container: dict[str, Any], objects: list[dict[str, Any]], ns: str) -> list[str]:
     argv: list[str] = []
-    for item in container.get("env", []):
+    for item in container.get("env") or []:
         if "value" in item:
             value = str(item["value"])
         else:
@@ -62,41 +79,82 @@ def _env(container: dict[str, Any], objects: list[dict[str, Any]], ns: str) -> l
     return argv
 
 
-def _security(pod: dict[str, Any], container: dict[str, Any]) -> list[str]:
-    merged = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
-    argv: list[str] = []
-    if "runAsUser" in merged:
-        argv += ["--user", f"{merged['runAsUser']}:{merged.get('runAsGroup', merged['runAsUser'])}"]
+def identity(spec: dict[str, Any], container: dict[str, Any]) -> tuple[int, int, int | None]:
+    """(uid, gid, fsGroup) the container runs as; refuses root where runAsNonRoot says so."""
+    merged = {**(spec.get("securityContext") or {}), **(container.get("securityContext") or {})}
+    uid = merged.get("runAsUser")
+    if merged.get("runAsNonRoot") and not uid:
+        # a kubelet checks the image's user; this translation insists on a numeric one
+        raise ValueError("runAsNonRoot without a non-zero runAsUser")
+    uid = int(uid or 0)
+    gid = int(merged.get("runAsGroup", uid))
+    fs_group = (spec.get("securityContext") or {}).get("fsGroup")
+    return uid, gid, None if fs_group is None else int(fs_group)
+
+
+def _security(spec: dict[str, Any], container: dict[str, Any]) -> list[str]:
+    merged = {**(spec.get("securityContext") or {}), **(container.get("securityContext") or {})}
+    uid, gid, fs_group = identity(spec, container)
+    argv = ["--user", f"{uid}:{gid}"]
+    groups = list((spec.get("securityContext") or {}).get("supplementalGroups") or [])
+    if fs_group is not None:
+        groups.append(fs_group)
+    for group in dict.fromkeys(groups):
+        argv += ["--group-add", str(group)]
+    if merged.get("privileged"):
+        raise ValueError("privileged containers are not translated")
     if merged.get("readOnlyRootFilesystem"):
         argv.append("--read-only")
     if merged.get("allowPrivilegeEscalation") is False:
         argv += ["--security-opt", "no-new-privileges"]
-    for cap in merged.get("capabilities", {}).get("drop", []):
+    for cap in (merged.get("capabilities") or {}).get("drop") or []:
         argv += ["--cap-drop", cap]
+    for cap in (merged.get("capabilities") or {}).get("add") or []:
+        argv += ["--cap-add", cap]
     return argv
 
 
-def translate(
-    deployment: dict[str, Any],
+def memory_flag(quantity: str) -> str:
+    """A Kubernetes memory quantity as podman's ``--memory`` value (bytes or k/m/g/t)."""
+    for suffix, unit in _BINARY_UNITS.items():
+        if quantity.endswith(suffix):
+            return quantity[: -len(suffix)] + unit
+    for suffix, factor in _DECIMAL_UNITS.items():
+        if quantity.endswith(suffix):
+            return str(int(float(quantity[: -len(suffix)]) * factor))
+    return str(int(float(quantity)))
+
+
+def cpu_flag(quantity: str) -> str:
+    if quantity.endswith("m"):
+        return str(int(quantity[:-1]) / 1000)
+    return str(float(quantity))
+
+
+def _limits(container: dict[str, Any]) -> list[str]:
+    limits = (container.get("resources") or {}).get("limits") or {}
+    argv: list[str] = []
+    if "memory" in limits:
+        argv += ["--memory", memory_flag(str(limits["memory"]))]
+    if "cpu" in limits:
+        argv += ["--cpus", cpu_flag(str(limits["cpu"]))]
+    return argv
+
+
+def _volumes(
+    spec: dict[str, Any],
+    container: dict[str, Any],
     objects: list[dict[str, Any]],
-    *,
-    pod: str,
-    image: str,
-    workdir: Path,
-    extra_mounts: list[str] = (),  # type: ignore[assignment]
-) -> Translated:
-    """``podman run`` for the Deployment's first container, joined to ``pod``."""
-    ns = deployment["metadata"].get("namespace", "default")
-    spec = deployment["spec"]["template"]["spec"]
-    container = spec["containers"][0]
-    name = f"{pod}-{container['name']}"
-    out = Translated(argv=["podman", "run", "--detach", "--init", "--pod", pod, "--name", name])
-    out.argv += _env(container, objects, ns)
-    out.argv += _security(spec, container)
-    volumes = {v["name"]: v for v in spec.get("volumes", [])}
-    for mount in container.get("volumeMounts", []):
+    host_dir: Path,
+    owner: tuple[int, int],
+    out: Translated,
+) -> None:
+    volumes = {v["name"]: v for v in spec.get("volumes") or []}
+    for mount in container.get("volumeMounts") or []:
         volume = volumes[mount["name"]]
-        host = workdir / name / mount["name"]
+        host = host_dir / mount["name"]
+        if mount.get("subPath"):
+            host = host / mount["subPath"]
         ro = ",ro" if mount.get("readOnly") else ""
         if "configMap" in volume or "secret" in volume:
             kind, ref = (
@@ -108,28 +166,81 @@ def translate(
                 out.files[host / key] = value
             out.argv += ["--volume", f"{host}:{mount['mountPath']}:ro"]
         elif "emptyDir" in volume or "persistentVolumeClaim" in volume:
-            out.dirs.append(host)
+            out.dirs[host] = owner
             out.argv += ["--volume", f"{host}:{mount['mountPath']}:rw{ro}"]
         else:
             raise ValueError(f"volume {mount['name']}: unsupported kind {volume}")
-    out.argv += list(extra_mounts)
+
+
+def translate_pod(
+    spec: dict[str, Any],
+    namespace: str,
+    objects: list[dict[str, Any]],
+    *,
+    name: str,
+    workdir: Path,
+    placement: list[str],
+    cluster: ClusterAccess | None = None,
+) -> Translated:
+    """``podman run`` for the pod spec's first container.
+
+    ``placement``: where it runs (``--pod P``, or ``--network N`` with ``--add-host``s).
+    ``cluster``: what a pod that automounts its service-account token gets.
+    """
+    container = spec["containers"][0]
+    out = Translated(argv=["podman", "run", "--detach", "--init", "--name", name, *placement])
+    out.argv += _env(container, objects, namespace)
+    out.argv += _security(spec, container)
+    out.argv += _limits(container)
+    uid, gid, fs_group = identity(spec, container)
+    owner = (uid, fs_group if fs_group is not None else gid)
+    host_dir = workdir / name
+    _volumes(spec, container, objects, host_dir, owner, out)
+    if spec.get("automountServiceAccountToken", True) and cluster is not None:
+        account = host_dir / "kube-api-access"
+        out.files[account / "token"] = cluster.token.encode()
+        out.files[account / "ca.crt"] = cluster.ca_pem
+        out.files[account / "namespace"] = namespace.encode()
+        out.argv += ["--volume", f"{account}:{SERVICE_ACCOUNT_DIR}:ro"]
+        out.argv += ["--env", f"KUBERNETES_SERVICE_HOST={cluster.host}"]
+        out.argv += ["--env", f"KUBERNETES_SERVICE_PORT={cluster.port}"]
+    if container.get("workingDir"):
+        out.argv += ["--workdir", container["workingDir"]]
+    image = container["image"]
     if container.get("command"):
         out.argv += ["--entrypoint", container["command"][0]]
-        out.argv += [image, *container["command"][1:], *container.get("args", [])]
+        out.argv += [image, *container["command"][1:], *(container.get("args") or [])]
     else:
-        out.argv += [image, *container.get("args", [])]
+        out.argv += [image, *(container.get("args") or [])]
     return out
 
 
-def service_hosts(objects: list[dict[str, Any]]) -> list[str]:
-    """``--add-host`` values: every Service name (short and namespaced) -> the pod itself."""
+def translate(
+    deployment: dict[str, Any],
+    objects: list[dict[str, Any]],
+    *,
+    pod: str,
+    workdir: Path,
+    cluster: ClusterAccess | None = None,
+) -> Translated:
+    """``podman run`` for a Deployment's first container, joined to the podman pod ``pod``."""
+    ns = deployment["metadata"].get("namespace", "default")
+    spec = deployment["spec"]["template"]["spec"]
+    name = f"{pod}-{spec['containers'][0]['name']}"
+    return translate_pod(
+        spec, ns, objects, name=name, workdir=workdir, placement=["--pod", pod], cluster=cluster
+    )
+
+
+def service_hosts(objects: list[dict[str, Any]], address: str = "127.0.0.1") -> list[str]:
+    """``--add-host`` values: every Service name (short and namespaced) -> ``address``."""
     hosts: list[str] = []
     for obj in objects:
         if obj["kind"] != "Service":
             continue
         name, ns = obj["metadata"]["name"], obj["metadata"].get("namespace", "default")
         for host in (name, f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"):
-            hosts += ["--add-host", f"{host}:127.0.0.1"]
+            hosts += ["--add-host", f"{host}:{address}"]
     return hosts
 
 
@@ -139,7 +250,16 @@ def http_probe(container: dict[str, Any], which: str) -> tuple[str, int] | None:
     get = probe.get("httpGet")
     if get is None:
         return None
-    port = get["port"]
+    return get["path"], container_port(container, get["port"])
+
+
+def tcp_probe(container: dict[str, Any], which: str) -> int | None:
+    probe = container.get(which) or {}
+    socket = probe.get("tcpSocket")
+    return None if socket is None else container_port(container, socket["port"])
+
+
+def container_port(container: dict[str, Any], port: int | str) -> int:
     if isinstance(port, str):
-        port = next(p["containerPort"] for p in container["ports"] if p["name"] == port)
-    return get["path"], int(port)
+        return int(next(p["containerPort"] for p in container["ports"] if p["name"] == port))
+    return int(port)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,10 @@ class Controller:
     pods_start: bool = True
     #: Images whose pull fails (the pod stays Pending in ImagePullBackOff).
     unpullable_images: set[str] = field(default_factory=set)
+    #: A real runner for pods (tests/containers' podman bridge): called with each pending
+    #: pod that is due to start; returns its podIP once its container runs, None until then.
+    #: Unset: pods just become Running with ``pod_ip``.
+    kubelet: Callable[[Obj], str | None] | None = None
     _seen: dict[tuple[str, str, str, int], float] = field(default_factory=dict)
     _failures: dict[str, str] = field(default_factory=dict)
     _events_sent: set[tuple[str, str, str]] = field(default_factory=set)
@@ -274,6 +279,12 @@ class Controller:
             return
         if not self.pods_start or self._age(pod) < self.ready_after:
             return
+        pod_ip = self.pod_ip
+        if self.kubelet is not None:
+            started = self.kubelet(pod)
+            if started is None:
+                return
+            pod_ip = started
         for container in spec.get("containers") or []:
             self._event(
                 pod,
@@ -284,8 +295,8 @@ class Controller:
         stamp = now()
         running = {
             "phase": "Running",
-            "podIP": self.pod_ip,
-            "podIPs": [{"ip": self.pod_ip}],
+            "podIP": pod_ip,
+            "podIPs": [{"ip": pod_ip}],
             "hostIP": "10.0.0.1",
             "startTime": stamp,
             "qosClass": status.get("qosClass", "BestEffort"),

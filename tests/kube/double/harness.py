@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,18 @@ from .store import Obj, Store
 
 
 class KubeDouble:
-    def __init__(self, k8s_version: str = "1.33", tick: float = 0.05) -> None:
+    def __init__(
+        self,
+        k8s_version: str = "1.33",
+        tick: float = 0.05,
+        *,
+        host: str = "127.0.0.1",
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        #: Where it listens; containers reach it on their network's gateway address, and
+        #: in-cluster clients (a hub pod's service account) only speak HTTPS (``ssl_context``).
+        self.host = host
+        self.ssl_context = ssl_context
         self.store = Store(k8s_version)
         self.controller = Controller(self.store)
         self.server = DoubleServer(self.store)
@@ -37,7 +49,8 @@ class KubeDouble:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def start(self) -> KubeDouble:
         self._thread = threading.Thread(target=self._run, name="kube-double", daemon=True)
@@ -54,7 +67,7 @@ class KubeDouble:
         self._stop = asyncio.Event()
         runner = web.AppRunner(self.server.app, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, self.host, 0, ssl_context=self.ssl_context)
         await site.start()
         server = site._server
         assert server is not None
@@ -75,11 +88,16 @@ class KubeDouble:
         if self._thread is not None:
             self._thread.join(10)
 
-    def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
+    def write_kubeconfig(
+        self, path: Path, namespace: str = "default", ca_file: Path | None = None
+    ) -> Path:
+        cluster: dict[str, Any] = {"server": self.url}
+        if ca_file is not None:
+            cluster["certificate-authority"] = str(ca_file)
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "double", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "double", "cluster": cluster}],
             "users": [{"name": "tester", "user": {"token": "not-checked-by-the-double"}}],
             "contexts": [
                 {
