@@ -197,8 +197,25 @@ class ProfileChoiceMixin(HasTraits):
         # Checked again here, in case config replaced ``apply_user_options``.
         profile = self.check_user_options(self.user_options)
         self.chosen_profile = profile
+        self._record_profile(profile)
         self.apply_profile(profile)
         return super().run_pre_spawn_hook()  # type: ignore[misc]
+
+    def _record_profile(self, profile: Profile) -> None:
+        """Name the resolved profile in ``user_options`` (memory and database).
+
+        JupyterHub's admin page shows ``user_options.profile`` in its "Profile"
+        column; a start without a form or options left it empty. Saved in the
+        database too, so the column survives a hub restart.
+        """
+        if (self.user_options or {}).get(PROFILE_OPTION) == profile.slug:
+            return
+        self.user_options = {**(self.user_options or {}), PROFILE_OPTION: profile.slug}
+        orm = getattr(self, "orm_spawner", None)
+        db = getattr(self, "db", None)
+        if orm is not None and db is not None:
+            orm.user_options = dict(self.user_options)
+            db.commit()
 
     def apply_profile(self, profile: Profile) -> None:
         """Set limits, image or environment from ``profile``; concrete spawners override it."""
