@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from labfleet.config.model import FleetConfig
+from labfleet.kube import load_balancer_tls
 from labfleet.kube.meta import COMPONENT_PROXY, Manifest, manifest, metadata, names_of
 from labfleet.kube.proxy import public_service
 
@@ -196,9 +197,10 @@ def how_to_reach(config: FleetConfig) -> str:
             f"open {scheme}://{access.host}{base} (DNS for {access.host} must point at the ingress)"
         )
     if access.kind == "load-balancer":
+        scheme = "https" if load_balancer_tls.public_https(config) else "http"
         return (
-            f"open http://<EXTERNAL-IP>{base}; get the address with: kubectl -n {names.namespace} "
-            f"get service {names.proxy_public}"
+            f"open {scheme}://<EXTERNAL-IP>{base} (or a DNS name pointing at it); get the "
+            f"address with: kubectl -n {names.namespace} get service {names.proxy_public}"
         )
     return (
         f"run: kubectl -n {names.namespace} port-forward service/{names.proxy_public} 8000:80 "

@@ -7,6 +7,7 @@ Not validation errors: the same file also runs on one machine, where an
 from __future__ import annotations
 
 from labfleet.config.model import FleetConfig
+from labfleet.kube.audit_checks import audit_warnings
 from labfleet.kube.hub import DB_URL_ENV
 
 _ENV_PREFIX = "env:"
@@ -55,6 +56,7 @@ def kube_warnings(config: FleetConfig) -> list[str]:
         for path in literal_secrets(config)
     ]
     warnings += user_data_warnings(config)
+    warnings += audit_warnings(config)
     if config.auth.kind == "iap" and kube.access.kind != "gke-ingress":
         warnings.append(
             "auth.kind is iap but kubernetes.access.kind is not gke-ingress: "

@@ -17,6 +17,7 @@ from typing import Any
 
 from labfleet.config.kube import GcsFuseStorage
 from labfleet.config.model import FleetConfig
+from labfleet.kube import load_balancer_tls
 from labfleet.kube.meta import (
     COMPONENT_HUB,
     COMPONENT_PROXY,
@@ -172,7 +173,8 @@ def proxy_policy(config: FleetConfig) -> Manifest:
         "podSelector": {"matchLabels": selector(config, COMPONENT_PROXY)},
         "policyTypes": ["Ingress", "Egress"],
         "ingress": [
-            {"ports": [_tcp(PROXY_PORT)]},  # browsers, the load balancer, users' pods
+            # browsers, the load balancer, users' pods (and the https redirect, if any)
+            {"ports": [_tcp(PROXY_PORT), *load_balancer_tls.policy_ports(config)]},
             {
                 "from": [_pods(config, COMPONENT_HUB, other_namespace=False)],
                 "ports": [_tcp(PROXY_API_PORT)],

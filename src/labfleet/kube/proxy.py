@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from labfleet.config.model import FleetConfig
+from labfleet.kube import load_balancer_tls
 from labfleet.kube.images import pull_secret_refs, rewrite_image
 from labfleet.kube.meta import (
     COMPONENT_PROXY,
@@ -51,7 +52,7 @@ def proxy_command(config: FleetConfig) -> list[str]:
         command += ["--workers", str(config.proxy.workers)]
     if config.proxy.kind == "labfleet":
         command += [f"--trusted-proxy={network}" for network in config.proxy.trusted_proxies]
-    return command
+    return command + load_balancer_tls.proxy_args(config)
 
 
 def proxy_image(config: FleetConfig) -> str:
@@ -89,18 +90,22 @@ def deployment(config: FleetConfig) -> Manifest:
         "ports": [
             {"name": "http", "containerPort": PROXY_PORT, "protocol": "TCP"},
             {"name": "api", "containerPort": PROXY_API_PORT, "protocol": "TCP"},
+            *load_balancer_tls.proxy_ports(config),
         ],
         "resources": resource_requirements(kube.proxy.resources),
         "securityContext": container_security_context(),
         "readinessProbe": _tcp_probe("http", 5, 3),
         "livenessProbe": _tcp_probe("http", 20, 5),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108
+            *load_balancer_tls.proxy_volume_mounts(config),
+        ],
     }
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "securityContext": pod_security_context(uid, uid),
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "volumes": [{"name": "tmp", "emptyDir": {}}, *load_balancer_tls.proxy_volumes(config)],
     }
     if kube.images.pull_secrets:
         pod_spec["imagePullSecrets"] = pull_secret_refs(kube.images)
@@ -137,6 +142,8 @@ def public_service(config: FleetConfig, annotations: dict[str, str] | None = Non
     }
     if access.kind == "load-balancer" and access.load_balancer_source_ranges:
         spec["loadBalancerSourceRanges"] = [str(n) for n in access.load_balancer_source_ranges]
+    spec["ports"] = load_balancer_tls.service_ports(config) or spec["ports"]
+    annotations = {**load_balancer_tls.service_annotations(config), **(annotations or {})}
     meta = metadata(config, names.proxy_public, COMPONENT_PROXY, annotations=annotations)
     return manifest("v1", "Service", meta, spec=spec)
 

@@ -74,16 +74,18 @@ def storage_settings(config: FleetConfig, storage: Storage) -> dict[str, Any]:
     if isinstance(storage, NoStorage):
         return settings
     if isinstance(storage, PvcStorage):
+        # per server: <prefix>-<user>--<server> (named servers never share an RWO volume)
+        owner = "{server_slug}" if storage.claim_per == "server" else "{user_slug}"
         settings.update(
             storage_pvc_ensure=True,
-            pvc_name_template=f"{storage.claim_prefix}-{{user_slug}}",
+            pvc_name_template=f"{storage.claim_prefix}-{owner}",
             storage_capacity=memory_quantity(storage.size),
             storage_access_modes=[storage.access_mode],
             storage_class=storage.storage_class,  # None: the cluster default class
             volumes=[
                 {
                     "name": VOLUME_NAME,
-                    "persistentVolumeClaim": {"claimName": f"{storage.claim_prefix}-{{user_slug}}"},
+                    "persistentVolumeClaim": {"claimName": f"{storage.claim_prefix}-{owner}"},
                 }
             ],
             volume_mounts=[{"name": VOLUME_NAME, "mountPath": storage.mount_path}],
