@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from labfleet.config.base import Section
 from labfleet.config.units import Size
 
 SLUG_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
+#: a managed environment's name (``labfleet envs create NAME``); anything else is a path prefix
+ENVIRONMENT_NAME_PATTERN = SLUG_PATTERN
 #: below this a JupyterLab server cannot even start (it needs ~100 MiB before any kernel)
 MIN_SERVER_MEMORY = 128 * 2**20
 
@@ -34,7 +37,10 @@ class Profile(Section):
     image: str | None = Field(default=None, description="Container image (Kubernetes).")
     environment: str | None = Field(
         default=None,
-        description="Local Python environment prefix whose jupyterhub-singleuser is run.",
+        description=(
+            "A managed environment's name (labfleet envs create NAME), or the prefix path "
+            "of a local Python environment whose jupyterhub-singleuser is run."
+        ),
     )
     allowed_users: list[str] | None = Field(
         default=None, description="Only these users may start it (None: everyone)."
@@ -69,6 +75,13 @@ class Machine:
     cpus: int
     memory: int  # bytes
     gpus: int
+    #: names of the platform's managed environments (``labfleet envs list``)
+    environments: frozenset[str] = frozenset()
+
+
+def is_environment_name(value: str) -> bool:
+    """Whether a profile's ``environment`` names a managed environment (else: a prefix path)."""
+    return re.fullmatch(ENVIRONMENT_NAME_PATTERN, value) is not None
 
 
 def machine_problems(profiles: list[Profile], machine: Machine) -> tuple[list[str], list[str]]:
@@ -80,7 +93,15 @@ def machine_problems(profiles: list[Profile], machine: Machine) -> tuple[list[st
     warnings: list[str] = []
     for index, profile in enumerate(profiles):
         where = f"profiles[{index}] ({profile.slug})"
-        if profile.environment and not Path(profile.environment).is_dir():
+        if profile.environment and is_environment_name(profile.environment):
+            if profile.environment not in machine.environments:
+                have = ", ".join(sorted(machine.environments)) or "none yet"
+                errors.append(
+                    f"{where}.environment: no managed environment {profile.environment!r} on "
+                    f"this platform (have: {have}); create it with: "
+                    f"labfleet envs create {profile.environment}"
+                )
+        elif profile.environment and not Path(profile.environment).is_dir():
             errors.append(
                 f"{where}.environment: {profile.environment} does not exist on this machine"
             )
