@@ -117,11 +117,12 @@ def test_dashboard_plots_the_members_own_activity(
     url = f"{dashboard_platform.url}/services/dashboard/"
     _wait_for_row(page, url, MEMBER)
     plots = page.locator("svg.lf-plot")
-    assert plots.count() == 6
+    assert plots.count() == 8  # six usage plots and two of GPU use
     servers = page.locator("#lf-servers").inner_text()
     assert MEMBER in servers and "big" in servers
     assert OTHER not in page.content(), "a member sees only their own servers"
-    assert page.locator("svg.lf-line polyline").count() == 1  # active users over time
+    assert page.locator("svg[aria-label='Active users over time'] polyline").count() == 1
+    assert page.locator("svg[aria-label='GPUs per server']").count() == 1
     profiles = page.locator("svg[aria-label='Servers by profile'] rect.lf-bar title")
     assert "big: 1" in _texts(profiles)
     memory = page.locator("svg[aria-label='Memory per server'] rect.lf-bar title")

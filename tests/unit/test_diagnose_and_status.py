@@ -99,4 +99,4 @@ def test_dashboard_page_shows_ends_to_admins_and_owners_only() -> None:
     assert "killed: used more than 2 GiB" in admin and "eve" in admin
     bob = render_page([], "", "bob", False, "Team", ends)
     assert "killed: used more than 2 GiB" in bob and "stopped unexpectedly: x" not in bob
-    assert bob.count("<svg") == 6
+    assert bob.count("<svg") == 8  # six usage plots and two GPU plots

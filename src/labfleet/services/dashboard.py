@@ -64,6 +64,7 @@ class Collector:
                 "memory": r.memory_bytes,
                 "cpu": r.cpu_seconds,
                 "ready": r.ready,
+                "gpus": r.gpus,
             }
             for r in rows
         }
@@ -80,6 +81,11 @@ def _metrics(api_url: str, token: str) -> str:
             return str(resp.read().decode())
     except OSError:
         return ""
+
+
+def gpu_count(devices: str | None) -> int:
+    """GPUs in a ledger assignment as status shows it (``"0, 1"``, MIG/GPU UUIDs)."""
+    return len([d for d in (devices or "").split(",") if d.strip()])
 
 
 def _clock(t: float) -> str:
@@ -108,6 +114,11 @@ def render_page(
         by_profile[server["profile"]] = by_profile.get(server["profile"], 0) + 1
     memory = [(k, (v.get("memory") or 0) / 2**20) for k, v in sorted(latest.items())]
     cpu = [(k, float(v.get("cpu") or 0)) for k, v in sorted(latest.items())]
+    gpus_in_use = [
+        (s.t, float(sum(gpu_count(v.get("gpus")) for v in visible(s.servers).values())))
+        for s in recent
+    ]
+    gpus = [(k, float(gpu_count(v.get("gpus")))) for k, v in sorted(latest.items())]
     culls: dict[str, float] = {}
     for sample in samples:
         for user in sample.culled:
@@ -123,6 +134,11 @@ def render_page(
         ("Memory per server (MiB)", bar_chart("Memory per server", memory, " MiB")),
         ("CPU time per server (s)", bar_chart("CPU time per server", cpu, " s")),
         ("Culled idle servers", bar_chart("Culled idle servers", sorted(culls.items()))),
+        ("GPUs in use over time", line_chart("GPUs in use over time", gpus_in_use, labels)),
+        (
+            "GPUs per server",
+            bar_chart("GPUs per server", gpus, " GPUs", none="no GPUs assigned"),
+        ),
     ]
     rows = "".join(
         f"<tr><td>{escape(k)}</td><td>{escape(v['profile'])}</td>"

@@ -37,10 +37,10 @@ def _y_axis(top: float) -> str:
     return "".join(parts)
 
 
-def empty(title: str) -> str:
+def empty(title: str, note: str = "no data yet") -> str:
     body = (
         f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" font-size="12" text-anchor="middle" '
-        'fill="#888">no data yet</text>'
+        f'fill="#888">{escape(note)}</text>'
     )
     return _frame(title, body, "empty")
 
@@ -73,10 +73,15 @@ def line_chart(title: str, points: Sequence[tuple[float, float]], x_labels: tupl
     return _frame(title, body, "line")
 
 
-def bar_chart(title: str, bars: Sequence[tuple[str, float]], unit: str = "") -> str:
-    """Vertical bars with a label under each (histograms, counts by category)."""
+def bar_chart(
+    title: str, bars: Sequence[tuple[str, float]], unit: str = "", none: str = "no data yet"
+) -> str:
+    """Vertical bars with a label under each (histograms, counts by category).
+
+    ``none``: what the plot says when there is nothing to draw.
+    """
     if not bars or not any(v for _, v in bars):
-        return empty(title)
+        return empty(title, none)
     top = max(v for _, v in bars) or 1.0
     inner_w, inner_h = WIDTH - PAD_L - PAD_R, HEIGHT - PAD_T - PAD_B
     slot = inner_w / len(bars)
