@@ -50,9 +50,10 @@ def run_check(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     problems = check_extra_config(config.hub.extra_config)
     if args.machine:
+        from labfleet.cli.common import find_data_dir
         from labfleet.up.status import machine_check
 
-        errors, warnings = machine_check(config)
+        errors, warnings = machine_check(config, find_data_dir(None)[0])  # its environments
         problems += errors
         for warning in warnings:
             print(f"warning (this machine): {warning}", file=sys.stderr)

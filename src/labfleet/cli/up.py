@@ -48,7 +48,8 @@ def run_up(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return EXIT_BAD_INPUT
-    problems = check_extra_config(config.hub.extra_config) + machine_check(config)[0]
+    problems = check_extra_config(config.hub.extra_config)
+    problems += machine_check(config, args.data_dir)[0]
     if problems:
         print("error: the config cannot run here:", file=sys.stderr)
         for problem in problems:

@@ -25,6 +25,7 @@ from jupyterhub.utils import random_port
 from traitlets import Enum, Float, Integer, List, Unicode, observe
 
 from labfleet.config.profiles import Profile
+from labfleet.envs.store import describe, resolve_prefix
 from labfleet.naming import server_slug, user_slug
 from labfleet.spawn import diagnose
 from labfleet.spawn.accounts import (
@@ -256,12 +257,15 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
         assert self._profile is not None
         return self._profile
 
+    def environment_contents(self, environment: str) -> str:
+        return describe(environment, self.data_dir())
+
     def limits(self) -> Limits:
         return Limits(cpu=self.profile.cpu, memory=self.profile.memory, pids=self.pids_max)
 
     def command(self) -> list[str]:
-        if self.profile.environment:
-            return singleuser_command(self.profile.environment)
+        if self.profile.environment:  # a managed name runs its current generation
+            return singleuser_command(resolve_prefix(self.profile.environment, self.data_dir()))
         command = list(self.cmd)
         if command == singleuser_command() and self.isolation != "none":
             command[0] = str(default_singleuser())  # the provisioned env when ours is private

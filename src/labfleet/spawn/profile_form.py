@@ -56,10 +56,17 @@ def _summary(profile: Profile) -> str:
     return ", ".join(parts)
 
 
-def render_profile_form(profiles: list[Profile], selected: str) -> str:
-    """Radio buttons for ``profiles``; every configured string is HTML-escaped."""
+def render_profile_form(
+    profiles: list[Profile], selected: str, environments: Mapping[str, str] | None = None
+) -> str:
+    """Radio buttons for ``profiles``; every configured string is HTML-escaped.
+
+    ``environments``: what each profile's ``environment`` holds (one line, e.g. its
+    packages and versions from the environment's manifest), shown under its name.
+    """
     rows = []
     for profile in profiles:
+        contents = (environments or {}).get(profile.environment or "", "")
         slug = html.escape(profile.slug, quote=True)
         checked = " checked" if profile.slug == selected else ""
         description = html.escape(profile.description)
@@ -70,6 +77,12 @@ def render_profile_form(profiles: list[Profile], selected: str) -> str:
             f'<label><input type="radio" name="{PROFILE_OPTION}" value="{slug}"{checked}> '
             f"<strong>{html.escape(profile.display_name)}</strong>"
             + (f' <span class="text-muted">{details}</span>' if details else "")
+            + (
+                f'<br><small class="labfleet-environment text-muted">{html.escape(contents)}'
+                "</small>"
+                if contents
+                else ""
+            )
             + "</label></div>"
         )
     return (
@@ -141,7 +154,19 @@ class ProfileChoiceMixin(HasTraits):
         )
         if selected not in {p.slug for p in choices}:  # the default needs absent hardware
             selected = choices[0].slug
-        return render_profile_form(choices, selected)
+        environments = {
+            p.environment: self.environment_contents(p.environment)
+            for p in choices
+            if p.environment
+        }
+        return render_profile_form(choices, selected, environments)
+
+    def environment_contents(self, environment: str) -> str:
+        """One line saying what ``environment`` holds, for the form ("": say nothing).
+
+        Spawners that know where managed environments live (the local one) override it.
+        """
+        return ""
 
     @default("options_from_form")
     def _profile_options_from_form(self) -> Any:

@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 
 from labfleet.config.model import FleetConfig
-from labfleet.config.profiles import Machine, machine_problems
+from labfleet.config.profiles import Machine, is_environment_name, machine_problems
+from labfleet.envs.store import Store
 from labfleet.hub.settings import cgroup_parent
 from labfleet.runtime import Runtime
 from labfleet.spawn.accounts import is_root, resolve_isolation
@@ -28,7 +29,11 @@ from labfleet.tls.service import certificate_line
 def _commands(config: FleetConfig) -> list[Path]:
     """Every ``jupyterhub-singleuser`` a profile may run (ours plus profile environments)."""
     default = default_singleuser().parent.parent  # ours, or the provisioned one (/opt/labfleet)
-    prefixes = {default} | {Path(p.environment) for p in config.profiles if p.environment}
+    prefixes = {default} | {
+        Path(p.environment)
+        for p in config.profiles
+        if p.environment and not is_environment_name(p.environment)  # managed: world-readable
+    }
     return sorted(prefix / "bin" / "jupyterhub-singleuser" for prefix in prefixes)
 
 
@@ -76,8 +81,9 @@ def gpu_facts(config: FleetConfig) -> Detected:
         return Detected([], f"unreadable device list: {exc}")
 
 
-def machine_facts(config: FleetConfig) -> Machine:
-    """CPUs we may run on, total memory, GPUs found: what profiles are checked against."""
+def machine_facts(config: FleetConfig, data_dir: Path | None = None) -> Machine:
+    """CPUs, memory, GPUs and (with ``data_dir``) managed environments profiles are checked
+    against."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -89,12 +95,18 @@ def machine_facts(config: FleetConfig) -> Machine:
                 memory = int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    return Machine(cpus=cpus, memory=memory or 2**62, gpus=len(gpu_facts(config).devices))
+    environments = frozenset(Store(data_dir).names()) if data_dir is not None else frozenset()
+    return Machine(
+        cpus=cpus,
+        memory=memory or 2**62,
+        gpus=len(gpu_facts(config).devices),
+        environments=environments,
+    )
 
 
-def machine_check(config: FleetConfig) -> tuple[list[str], list[str]]:
-    """(errors, warnings) of the profiles against this machine."""
-    return machine_problems(config.profiles, machine_facts(config))
+def machine_check(config: FleetConfig, data_dir: Path | None = None) -> tuple[list[str], list[str]]:
+    """(errors, warnings) of the profiles against this machine (and ``data_dir``'s platform)."""
+    return machine_problems(config.profiles, machine_facts(config, data_dir))
 
 
 def _wants_limits(config: FleetConfig) -> bool:
