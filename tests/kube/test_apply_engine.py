@@ -40,6 +40,7 @@ from labfleet.kube.apply.inventory import inventory_ref, parse_inventory
 from labfleet.kube.apply.refs import ObjectRef
 from labfleet.kube.apply.resources import resource_class
 from labfleet.kube.apply.results import Event, Waiting
+from labfleet.kube.hub import pod_security_labels
 from labfleet.kube.hub_secret import generate_hub_secrets
 from labfleet.kube.render import render_objects
 from tests.kube.double import KubeDouble, running_double
@@ -383,6 +384,10 @@ def test_missing_operator_secrets_are_warned_and_the_rollout_waits_for_them(
     double: KubeDouble, cluster: Cluster, kubeconfig: Path
 ) -> None:
     manifests = render_example("google-hardened")  # PostgreSQL URL, OAuth secret, pull secret
+    # cluster_scoped: false: the platform team made the namespace beforehand.
+    operator = other_manager(kubeconfig, "kubectl")
+    namespace = {"metadata": {"name": "datalab", "labels": pod_security_labels()}}
+    operator.create(resource_class("v1", "Namespace").from_dict(namespace))
     proposal = plan(cluster, manifests)
     needed = {"secret/datalab-db -n datalab", "secret/google-oauth -n datalab"}
     needed.add("secret/mirror-pull -n datalab")
@@ -404,7 +409,6 @@ def test_missing_operator_secrets_are_warned_and_the_rollout_waits_for_them(
     assert not hub.done and "secret/datalab-db" in hub.message
     assert any(line.startswith("warning: secret/datalab-db") for line in lines)
 
-    operator = other_manager(kubeconfig, "kubectl")
     for name, key in (("datalab-db", "url"), ("google-oauth", "client_secret")):
         secret = {"metadata": {"name": name, "namespace": "datalab"}, "stringData": {key: "x"}}
         operator.create(resource_class("v1", "Secret").from_dict(secret))

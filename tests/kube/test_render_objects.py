@@ -42,6 +42,25 @@ def render(text: str) -> list[dict[str, Any]]:
     return render_objects(parse_text(text), FIXED_SECRETS)
 
 
+#: google-hardened as it was before cluster_scoped: false: the options that need cluster rights.
+WITH_CLUSTER_RIGHTS = """
+name: datalab
+profiles:
+  - {slug: standard, display_name: Standard, default: true, cpu: 2, cpu_guarantee: 0.5,
+     memory: 8G, memory_guarantee: 2G}
+kubernetes:
+  namespace: datalab
+  access:
+    kind: ingress
+    host: lab.example.org
+    ingress: {cert_manager_issuer: letsencrypt, acme_email: ops@example.org}
+  users:
+    namespaces: per-user
+    per_user: {quota_cpu: 8, quota_memory: 32G, quota_pods: 2}
+  placeholders: {replicas: 2, profile: standard}
+"""
+
+
 def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
     found = [o for o in objects if o["kind"] == kind and name in (None, o["metadata"]["name"])]
     assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
@@ -187,7 +206,7 @@ def test_shared_namespace_uses_a_namespaced_role() -> None:
 
 
 def test_per_user_namespaces_use_a_cluster_role() -> None:
-    objects = render_example("google-hardened")
+    objects = render(WITH_CLUSTER_RIGHTS)
     counts = kinds(objects)
     assert counts["ClusterRole"] == 1 and counts["ClusterRoleBinding"] == 1 and not counts["Role"]
     role = one(objects, "ClusterRole")
@@ -262,7 +281,10 @@ def test_load_balancer_with_source_ranges() -> None:
 
 
 def test_ingress_with_cert_manager() -> None:
-    objects = render_example("google-hardened")
+    ingress = one(render_example("google-hardened"), "Ingress")
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt-prod"
+    objects = render(WITH_CLUSTER_RIGHTS)
     ingress = one(objects, "Ingress")
     assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt"
     assert ingress["spec"]["tls"] == [{"hosts": ["lab.example.org"], "secretName": "datalab-tls"}]
@@ -308,7 +330,7 @@ def test_gke_iap_with_own_oauth_client() -> None:
 def test_dynamic_pvc_per_user() -> None:
     override = profile_override(load_example("kubeflow-form"), "tf-cpu")
     assert override["storage_pvc_ensure"] is True
-    assert override["pvc_name_template"] == "workspace-{user_slug}"
+    assert override["pvc_name_template"] == "workspace-{server_slug}"  # claim_per: server
     assert override["storage_capacity"] == "10Gi"
     assert override["storage_class"] is None  # the cluster's default class
 
@@ -436,7 +458,7 @@ def test_prepuller_and_placeholders_off_by_default() -> None:
 
 
 def test_placeholders_hold_room_at_low_priority() -> None:
-    objects = render_example("google-hardened")
+    objects = render(WITH_CLUSTER_RIGHTS)
     priority = one(objects, "PriorityClass")
     assert priority["value"] < 0 and priority["globalDefault"] is False
     deployment = one(objects, "Deployment", "datalab-user-placeholder")

@@ -473,6 +473,12 @@ class KubernetesSection(Section):
 
     namespace: str = Field(default="labfleet", pattern=DNS_LABEL)
     create_namespace: bool = True
+    cluster_scoped: bool = Field(
+        default=True,
+        description="False: render nothing cluster-scoped (no Namespace, ClusterRole, "
+        "ClusterIssuer, PriorityClass, PersistentVolume), for a team that owns one existing "
+        "namespace and no cluster rights; options that need such objects are refused.",
+    )
     hub: KubeHub = Field(default_factory=KubeHub)
     proxy: KubeProxy = Field(default_factory=KubeProxy)
     access: AccessSection = Field(default_factory=AccessSection)
@@ -496,7 +502,37 @@ class KubernetesSection(Section):
                     f"{where}: nfs storage needs the shared namespace (one claim for all "
                     "users); use pvc or gcsfuse with per-user namespaces"
                 )
+        if not self.cluster_scoped:
+            needs = self._needs_cluster_scoped(storages)
+            if needs:
+                raise ValueError(
+                    "kubernetes.cluster_scoped: false, but "
+                    + "; ".join(needs)
+                    + " (cluster-scoped objects a namespace owner cannot create)"
+                )
         return self
+
+    def _needs_cluster_scoped(self, storages: list[tuple[str, Storage]]) -> list[str]:
+        """What in this section would render a cluster-scoped object, in plain words."""
+        needs = []
+        if self.create_namespace and "create_namespace" in self.model_fields_set:
+            needs.append("create_namespace: true needs a Namespace (create it beforehand)")
+        if self.users.namespaces == "per-user":
+            needs.append(
+                "users.namespaces: per-user needs a ClusterRole and a Namespace per user "
+                "(use the shared namespace)"
+            )
+        if self.access.kind == "ingress" and self.access.ingress.acme_email:
+            needs.append(
+                "access.ingress.acme_email renders a ClusterIssuer (name the cluster's "
+                "existing issuer in cert_manager_issuer, or bring tls_secret_name)"
+            )
+        if self.placeholders.replicas:
+            needs.append("placeholders need a low PriorityClass (set placeholders.replicas: 0)")
+        for where, storage in storages:
+            if isinstance(storage, NfsStorage):
+                needs.append(f"{where}: nfs renders a PersistentVolume")
+        return needs
 
     def storage_for(self, slug: str) -> Storage:
         extra = self.profiles.get(slug)

@@ -52,7 +52,7 @@ def render_objects(config: FleetConfig, secrets: HubSecrets) -> list[Manifest]:
     engine keeps the values already in the cluster.
     """
     objects: list[Manifest] = []
-    if config.kubernetes.create_namespace:
+    if config.kubernetes.create_namespace and config.kubernetes.cluster_scoped:
         objects.append(hub.namespace(config))
     objects += hub.hub_objects(config)
     objects.append(hub_secret(config, secrets))
