@@ -512,7 +512,7 @@ class KubernetesSection(Section):
                 )
         return self
 
-    def _needs_cluster_scoped(self, storages: list[tuple[str, Storage]]) -> list[str]:
+    def _needs_cluster_scoped(self, storages: list[tuple[str, Storage | None]]) -> list[str]:
         """What in this section would render a cluster-scoped object, in plain words."""
         needs = []
         if self.create_namespace and "create_namespace" in self.model_fields_set:
