@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from labfleet.config.base import Section
+from labfleet.config.kube_backup import BackupSection
 from labfleet.config.kube_load_balancer import LoadBalancerOptions
 from labfleet.config.units import Size
 
@@ -489,6 +490,7 @@ class KubernetesSection(Section):
     images: ImagesSection = Field(default_factory=ImagesSection)
     prepuller: PrepullerSection = Field(default_factory=PrepullerSection)
     placeholders: PlaceholderSection = Field(default_factory=PlaceholderSection)
+    backup: BackupSection | None = Field(default=None, description="Scheduled backups (CronJob).")
 
     @model_validator(mode="after")
     def _combinations(self) -> KubernetesSection:
