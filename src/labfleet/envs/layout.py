@@ -62,7 +62,7 @@ def check_spec(spec: str) -> Requirement:
     URLs, paths and pip options are refused: environments install from the
     package index alone, and a spec must never become an option of pip.
     """
-    if not spec or spec.startswith("-") or any(ch.isspace() for ch in spec.strip()):
+    if not spec.strip() or spec.lstrip().startswith("-"):
         raise EnvInputError(
             f"{spec!r} is not a package spec: write e.g. 'tabulate' or 'tabulate==0.9.0'"
         )
