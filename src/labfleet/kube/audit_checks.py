@@ -19,6 +19,7 @@ import ipaddress
 from labfleet.config.kube import NfsStorage, PvcStorage
 from labfleet.config.model import FleetConfig
 from labfleet.kube import load_balancer_tls
+from labfleet.kube.backup_cronjob import backup_warnings
 
 OAUTH_KINDS = ("github", "google", "oidc")
 
@@ -96,4 +97,9 @@ def shared_rwo_claims(config: FleetConfig) -> list[str]:
 
 
 def audit_warnings(config: FleetConfig) -> list[str]:
-    return oauth_over_plain_http(config) + nfs_by_cluster_dns(config) + shared_rwo_claims(config)
+    return [
+        *oauth_over_plain_http(config),
+        *nfs_by_cluster_dns(config),
+        *shared_rwo_claims(config),
+        *backup_warnings(config),
+    ]

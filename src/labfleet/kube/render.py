@@ -12,6 +12,7 @@ import yaml
 
 from labfleet.config.model import FleetConfig
 from labfleet.kube import access, capacity, hub, network, proxy, storage, user_namespace
+from labfleet.kube.backup_cronjob import backup_objects
 from labfleet.kube.hub_secret import hub_secret
 from labfleet.kube.meta import Manifest
 from labfleet.secrets import HubSecrets
@@ -63,6 +64,7 @@ def render_objects(config: FleetConfig, secrets: HubSecrets) -> list[Manifest]:
     objects += network.network_policies(config)
     objects += capacity.prepuller(config)
     objects += capacity.placeholders(config)
+    objects += backup_objects(config)
     return sorted(objects, key=_kind_rank)  # stable: builder order within a kind
 
 

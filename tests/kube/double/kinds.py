@@ -49,6 +49,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("apps", "v1", "DaemonSet", "daemonsets", True),
     Kind("apps", "v1", "StatefulSet", "statefulsets", True),
     Kind("apps", "v1", "ReplicaSet", "replicasets", True),
+    Kind("batch", "v1", "CronJob", "cronjobs", True),
+    Kind("batch", "v1", "Job", "jobs", True),
     Kind("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
     Kind("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
     Kind("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
