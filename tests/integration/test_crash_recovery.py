@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -144,3 +145,100 @@ def test_services_die_with_a_killed_hub(open_data_dir, make_platform) -> None:
         f"the services {services} to die with their hub",
     )
     _wait_for(platform._healthy, 90, "the restarted hub")
+
+
+def _group_pids(data_dir: Path, slug: str) -> set[int]:
+    """Processes in the server's control group, every mounted hierarchy (the ground truth)."""
+    from labfleet.hub.settings import cgroup_parent_for
+    from labfleet.spawn.limits.base import read_pids
+    from labfleet.spawn.limits.platform import parent_dirs
+
+    dirs = parent_dirs(cgroup_parent_for(data_dir))
+    return set(read_pids(d / slug / "cgroup.procs" for d in dirs))
+
+
+def test_server_known_only_to_its_cgroup_is_stopped(open_data_dir, make_platform) -> None:
+    """A hub killed between launch and any record of the server (no pid file, no
+    saved pid, for one user not even a server row) used to leave it running for
+    good, counted against the user's limits: only its cgroup knew it. The
+    restarted hub (its poll, for a server row without a pid) and the supervisor's
+    sweep (for no row at all) now take the cgroup as the ground truth."""
+    from labfleet.spawn.limits.detect import probe
+
+    if probe("auto", "labfleet-probe").backend is None:
+        pytest.skip("no cgroup limits backend on this machine")
+    platform: Platform = make_platform("culling: {enabled: false}\n", open_data_dir)
+    platform.start()
+    assert platform.proc is not None
+    servers = {}
+    for name in ("uma", "vic"):
+        add_user(platform.data_dir, name)
+        member = HubUser(platform.url, name)
+        member.login(PASSWORD)
+        member.start_server().raise_for_status()
+        member.wait_ready(timeout=180)
+        member.close()
+        pid_file = platform.data_dir / "state" / "servers" / f"{name}.pid"
+        pid, ticks = (int(v) for v in pid_file.read_text().split())
+        assert pid in _group_pids(platform.data_dir, name)
+        servers[name] = (pid, ticks, pid_file)
+
+    os.kill(platform.proc.pid, signal.SIGSTOP)  # keep the hub down while we rewrite history
+    try:
+        old_hub = _hub_pid(platform.data_dir)
+        os.kill(old_hub, signal.SIGKILL)
+        _wait_for(lambda: not is_alive(old_hub), 30, "the hub to die")
+        for _pid, _ticks, pid_file in servers.values():
+            pid_file.unlink()
+        with sqlite3.connect(platform.data_dir / "jupyterhub.sqlite") as db:
+            ids = dict(db.execute("SELECT name, id FROM users WHERE name IN ('uma', 'vic')"))
+            # uma: a server row without a saved pid; vic: not even the row
+            db.execute("UPDATE spawners SET state = '{}' WHERE user_id = ?", (ids["uma"],))
+            row = db.execute("SELECT server_id FROM spawners WHERE user_id = ?", (ids["vic"],))
+            (server_id,) = row.fetchone()
+            db.execute(
+                "UPDATE spawners SET state = '{}', server_id = NULL WHERE user_id = ?",
+                (ids["vic"],),
+            )
+            db.execute("DELETE FROM servers WHERE id = ?", (server_id,))
+    finally:
+        os.kill(platform.proc.pid, signal.SIGCONT)
+
+    for name, (pid, ticks, _file) in servers.items():
+        _wait_for(lambda p=pid, t=ticks: not is_alive(p, t), 90, f"{name}'s unrecorded server")
+        _wait_for(lambda n=name: not _group_pids(platform.data_dir, n), 30, f"{name}'s cgroup")
+    _wait_for(platform._healthy, 90, "the restarted hub")
+    vic = HubUser(platform.url, "vic")
+    vic.login(PASSWORD)
+    _wait_for(lambda: vic.start_server().status_code in (201, 202), 60, "a new start")
+    vic.wait_ready(timeout=90)
+    assert vic.run_code(vic.new_token(), "print(6*7)").strip() == "42"
+    vic.close()
+
+
+def test_a_server_records_its_own_pid_before_it_runs(tmp_path: Path) -> None:
+    """The pid file is written by the new process between fork and exec, so no
+    instant exists at which a launched server has no record (the hub used to
+    write it after the launch returned: a hub killed in between left none)."""
+    from labfleet.spawn.launch import ExecLauncher, LaunchSpec
+    from labfleet.spawn.processes import read_pid_record, record_pid_hook
+
+    record = tmp_path / "servers" / "wren.pid"
+    marker = tmp_path / "seen"
+    # the command itself reports whether its record was already there when it began
+    script = f"import os; open({str(marker)!r}, 'w').write(str(os.path.exists({str(record)!r})))"
+    spec = LaunchSpec(
+        argv=[sys.executable, "-c", script + "; import time; time.sleep(30)"],
+        env={"PATH": os.defpath},
+        cwd=tmp_path,
+        log_path=tmp_path / "wren.log",
+        pre_exec=(record_pid_hook(record),),
+    )
+    pid = ExecLauncher().launch(spec)
+    try:
+        _wait_for(marker.exists, 30, "the command to start")
+        assert marker.read_text() == "True"
+        assert read_pid_record(record) == (pid, start_ticks(pid))
+    finally:
+        os.killpg(pid, signal.SIGKILL)
+        _wait_for(lambda: not is_alive(pid), 30, "the test process to end")

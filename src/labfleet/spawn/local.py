@@ -55,7 +55,14 @@ from labfleet.spawn.homes import (
 )
 from labfleet.spawn.launch import ExecLauncher, Launcher, LaunchSpec
 from labfleet.spawn.limits import Limits, LimitsBackend, LimitsError, LimitsProbe, probe
-from labfleet.spawn.processes import is_alive, signal_group, start_ticks
+from labfleet.spawn.processes import (
+    is_alive,
+    read_pid_record,
+    record_pid_hook,
+    signal_group,
+    start_ticks,
+    write_pid_record,
+)
 from labfleet.spawn.profile_form import ProfileChoiceMixin
 from labfleet.spawn.readiness import wait_listening
 from labfleet.spawn.runtime_dirs import RuntimeDirError, ensure_runtime_dir
@@ -401,7 +408,8 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
             gid=account.gid if account else None,
             groups=(),
             log_path=Path(self.logs_dir).resolve() / f"{self.slug}.log",
-            pre_exec=placement.hooks,
+            # the server records its own pid first: no instant without a pid file
+            pre_exec=(record_pid_hook(self.pid_path()), *placement.hooks),
         )
 
     def extra_args(self, uid: int | None) -> list[str]:
@@ -423,7 +431,7 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
             spec = self.build_spec(placement, gpus)
             self.pid = await asyncio.to_thread(self.get_launcher().launch, spec)
         except BaseException as exc:
-            await asyncio.to_thread(self.cleanup)
+            await self._kill_orphan()  # a child that recorded itself before the launch failed
             raise _spawn_error(exc, self.user.name) from exc
         self.pid_ticks = start_ticks(self.pid) or 0
         if gpus:
@@ -463,9 +471,12 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
             return None
         had_server = bool(self.pid)
         if not had_server:
+            if getattr(self, "_start_pending", False):
+                return None  # our own start is launching it (its pid file may exist already)
             # no pid saved: a hub killed between launch and saving state. A pid file
-            # with a live process is a server the hub does not believe in: stop it
-            # (deleting the file alone would hide it from the orphan sweep).
+            # with a live process, or anything in the server's cgroup, is a server the
+            # hub does not believe in: stop it (deleting the file alone would hide it
+            # from the orphan sweep).
             await self._kill_orphan()
             return 0
         self.clear_state()
@@ -503,21 +514,22 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
 
     # --- orphans (a hub killed between launch and saving state) ----------------
     def _write_pid_file(self) -> None:
-        path = self.pid_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"{self.pid} {self.pid_ticks}\n")
+        write_pid_record(self.pid_path(), self.pid, self.pid_ticks)
 
     def _remove_pid_file(self) -> None:
         self.pid_path().unlink(missing_ok=True)
 
     async def _kill_orphan(self) -> None:
+        """Stop a server of this slug the hub does not believe in, and what it left.
+
+        Its pid file names the server (SIGTERM first, so it can save); its control
+        group is the ground truth for anything else of it (``cleanup`` kills what
+        is left there), pid file or not.
+        """
         path = self.pid_path()
-        try:
-            pid_text, ticks_text = path.read_text().split()
-        except (OSError, ValueError):
-            return
-        pid, ticks = int(pid_text), int(ticks_text)
-        if is_alive(pid, ticks):
+        entry = read_pid_record(path)
+        if entry is not None and is_alive(*entry):
+            pid, ticks = entry
             self.log.warning("Stopping orphaned server process %s for %s", pid, self.slug)
             signal_group(pid, signal.SIGTERM)
             for _ in range(100):

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import labfleet.hub
-from labfleet.hub.settings import DEFAULT_HUB_PORT
+from labfleet.hub.settings import DEFAULT_HUB_PORT, cgroup_parent_for
 from labfleet.ops.migrate import prepare_hub_start
 from labfleet.runtime import Runtime
 from labfleet.secrets import HubSecrets
 from labfleet.spawn import server_env
 from labfleet.spawn.accounts import remove_platform_leftovers
+from labfleet.spawn.limits.platform import parent_dirs
 from labfleet.tls.probe import healthy_over_https
 from labfleet.up import components, datadir, hublog, instance, orphans, record, resume
 from labfleet.up.hubapi import HubAPI, is_healthy
@@ -98,13 +99,25 @@ class Supervisor:
         except (OSError, ValueError):
             return False
 
+    def _known_servers(self, attempts: int = 20) -> set[str]:
+        """The servers the hub believes in; retried, since a sweep skipped is an orphan kept."""
+        for attempt in range(attempts):
+            try:
+                return orphans.known_slugs(self.api.active_servers())
+            except OSError as exc:
+                if attempt == attempts - 1 or self._stop.wait(min(5.0, 0.5 * 2**attempt)):
+                    raise
+                self.say(f"warning: could not list servers to look for orphans ({exc}); retrying")
+        raise AssertionError("unreachable")
+
     def _stop_orphans(self) -> None:
+        groups = parent_dirs(cgroup_parent_for(self.runtime.data_dir))
         try:
-            known = orphans.known_slugs(self.api.active_servers())
+            stopped = orphans.sweep(self.runtime.state_dir / "servers", groups, self._known_servers)
         except OSError as exc:
             self.say(f"warning: could not list servers to look for orphans: {exc}")
             return
-        for slug in orphans.stop_orphans(self.runtime.state_dir / "servers", known):
+        for slug in stopped:
             self.say(f"stopped orphaned server process {slug} (left by an interrupted hub)")
 
     def request_stop(self, *_: object) -> None:
