@@ -140,7 +140,7 @@ def test_probes_follow_base_url() -> None:
 def test_secret_is_create_only_and_feeds_the_hub_environment() -> None:
     """The Secret + Deployment env give back exactly the secrets the hub reads."""
     objects = render_example("minimal")
-    secret = one(objects, "Secret")
+    secret = one(objects, "Secret", "labfleet-hub-secret")
     assert secret["metadata"]["annotations"][APPLY_POLICY] == APPLY_CREATE_ONLY
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     container = one(objects, "Deployment", "labfleet-hub")["spec"]["template"]["spec"][
@@ -162,9 +162,10 @@ def test_proxy_token_comes_from_the_same_secret() -> None:
 
 
 @pytest.mark.parametrize("example", example_ids())
-def test_configmap_round_trips_to_the_same_config(example: str) -> None:
+def test_config_secret_round_trips_to_the_same_config(example: str) -> None:
     config = load_example(example)
-    text = one(render_example(example), "ConfigMap")["data"][CONFIG_FILE]
+    secret = one(render_example(example), "Secret", f"{config.name}-config")
+    text = base64.b64decode(secret["data"][CONFIG_FILE]).decode()
     reloaded = parse_config(yaml.safe_load(text))
     if config.kubernetes.hub.database.kind == "postgres":
         assert reloaded.hub.db_url == f"env:{DB_URL_ENV}"

@@ -49,6 +49,11 @@ def run_check(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_BAD_INPUT
     problems = check_extra_config(config.hub.extra_config)
+    if "kubernetes" in config.model_fields_set:  # only files meant for a cluster
+        from labfleet.kube.checks import kube_warnings
+
+        for warning in kube_warnings(config):
+            print(f"warning (kubernetes): {warning}", file=sys.stderr)
     if args.machine:
         from labfleet.cli.common import find_data_dir
         from labfleet.up.status import machine_check

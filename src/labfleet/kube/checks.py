@@ -28,7 +28,7 @@ def env_references(config: FleetConfig) -> dict[str, str]:
 
 
 def literal_secrets(config: FleetConfig) -> list[str]:
-    """Key paths of secrets written into the YAML itself (they would land in a ConfigMap)."""
+    """Key paths of secrets written into the YAML itself (they travel with every copy of the file)."""
     found = []
     for kind in ("github", "google", "oidc"):
         secret = getattr(config.auth, kind).client_secret
@@ -37,6 +37,8 @@ def literal_secrets(config: FleetConfig) -> list[str]:
     db_url = config.hub.db_url
     if db_url and not db_url.startswith(("env:", "file:")) and "@" in db_url:
         found.append("hub.db_url")
+    if config.auth.kind == "dummy" and config.auth.dummy.password:
+        found.append("auth.dummy.password")
     return found
 
 
@@ -50,11 +52,7 @@ def kube_warnings(config: FleetConfig) -> list[str]:
         for var, path in env_references(config).items()
         if var not in provided
     ]
-    warnings += [
-        f"{path} is written in the config, which the hub reads from a ConfigMap: use "
-        "'env:VAR' with kubernetes.hub.env_from_secrets to keep it in a Secret"
-        for path in literal_secrets(config)
-    ]
+    warnings += [literal_secret_warning(path) for path in literal_secrets(config)]
     warnings += user_data_warnings(config)
     warnings += audit_warnings(config)
     if config.auth.kind == "iap" and kube.access.kind != "gke-ingress":
@@ -87,3 +85,14 @@ def user_data_warnings(config: FleetConfig) -> list[str]:
         f"kubernetes.users.delete_data_with_user is on: {who} deletes {what}, their files "
         "included, with no way back; leave it off to keep users' files until you purge them"
     ]
+
+
+def literal_secret_warning(path: str) -> str:
+    """The hub's config is a Secret in the cluster, but the file itself travels further."""
+    where = (
+        f"{path} is written in the config file itself (it reaches the cluster as a Secret, "
+        "but also every copy and commit of the file)"
+    )
+    if path == "auth.dummy.password":
+        return f"{where}: the demo authenticator's shared password; use a real auth.kind"
+    return f"{where}: use 'env:VAR' with kubernetes.hub.env_from_secrets to keep it out"

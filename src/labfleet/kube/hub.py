@@ -1,12 +1,13 @@
-"""The hub: ServiceAccount + RBAC, ConfigMap with the YAML, database volume, Service, Deployment.
+"""The hub: ServiceAccount + RBAC, a Secret with the YAML, database volume, Service, Deployment.
 
 The hub pod runs the very same settings builder as ``labfleet up``
-(``labfleet/hub/jupyterhub_config.py``), fed the YAML from the ConfigMap and
+(``labfleet/hub/jupyterhub_config.py``), fed the YAML from the config Secret and
 the secrets from the hub Secret as ``LABFLEET_SECRET_*`` variables.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from typing import Any
 
@@ -154,13 +155,18 @@ def config_yaml(config: FleetConfig) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 
-def config_map(config: FleetConfig) -> Manifest:
+def config_secret(config: FleetConfig) -> Manifest:
+    """The YAML as a Secret, not a ConfigMap: it may hold literal secrets (a demo password,
+    an OAuth client secret, a database URL), and reading ConfigMaps is a much wider right
+    than reading Secrets. Re-applied on every change (unlike the create-only hub Secret)."""
     names = names_of(config)
+    text = base64.b64encode(config_yaml(config).encode()).decode()
     return manifest(
         "v1",
-        "ConfigMap",
+        "Secret",
         metadata(config, names.hub_config, COMPONENT_HUB),
-        data={CONFIG_FILE: config_yaml(config)},
+        type="Opaque",
+        data={CONFIG_FILE: text},
     )
 
 
@@ -283,7 +289,7 @@ def deployment(config: FleetConfig) -> Manifest:
         "securityContext": pod_security_context(SERVICE_UID, SERVICE_UID, SERVICE_UID),
         "containers": [container],
         "volumes": [
-            {"name": "config", "configMap": {"name": names.hub_config}},
+            {"name": "config", "secret": {"secretName": names.hub_config}},
             data_volume,
             {"name": "tmp", "emptyDir": {}},
         ],
@@ -311,7 +317,7 @@ def hub_objects(config: FleetConfig) -> list[Manifest]:
     return [
         service_account(config),
         *rbac(config),
-        config_map(config),
+        config_secret(config),
         *database_claim(config),
         service(config),
         deployment(config),

@@ -33,7 +33,7 @@ APPLY_CREATE_ONLY = "create-only"
 #: (the namespace holds users' volumes).
 DESTROY_POLICY = "labfleet.io/destroy-policy"
 DESTROY_KEEP_USER_DATA = "keep-unless-delete-user-data"
-#: Pod template annotation that changes when the ConfigMap does (rolls the hub).
+#: Pod template annotation that changes when the config Secret does (rolls the hub).
 CONFIG_CHECKSUM = "labfleet.io/config-checksum"
 #: Label on per-user namespaces, so hub/proxy policies can select them.
 USER_NAMESPACE_OF = "labfleet.io/user-namespace-of"
