@@ -28,7 +28,7 @@ def env_references(config: FleetConfig) -> dict[str, str]:
 
 
 def literal_secrets(config: FleetConfig) -> list[str]:
-    """Key paths of secrets written into the YAML itself (they travel with every copy of the file)."""
+    """Key paths of secrets written into the YAML itself (they travel with every copy)."""
     found = []
     for kind in ("github", "google", "oidc"):
         secret = getattr(config.auth, kind).client_secret
