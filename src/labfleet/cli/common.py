@@ -32,7 +32,7 @@ EXIT_NOT_RUNNING = 3
 #: commands that make a data directory on purpose (``up`` on its first run, restore, service)
 CREATES_DATA_DIR = frozenset({"up", "restore", "service"})
 #: commands that only look (a missing directory is an answer, not an error)
-ONLY_LOOKS = frozenset({"status"})
+ONLY_LOOKS = frozenset({"status", "logs"})
 
 
 def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
@@ -104,6 +104,23 @@ def resolve_data_dir(args: argparse.Namespace) -> int | None:
     if not getattr(args, "init", False):
         print(f"note: {path} is a new data directory ({source})", file=sys.stderr)
     return None
+
+
+def report_storage_fault(exc: BaseException, args: argparse.Namespace) -> int | None:
+    """Print a full disk, read-only data dir or locked database in plain words.
+
+    The exit code to end with, or None when ``exc`` is no storage fault (the
+    caller re-raises it). The traceback would show the *last* error of the
+    chain (e.g. "cannot rollback - no transaction is active"), not its cause.
+    """
+    from labfleet.hub.storage_errors import classify, explain
+
+    problem = classify(exc)
+    if problem is None:
+        return None
+    where = getattr(args, "data_dir", None)
+    print(f"error: {explain(problem, where.resolve() if where else None)}", file=sys.stderr)
+    return EXIT_FAILURE  # a runtime failure, not bad input
 
 
 def load_or_report(path: str | None) -> FleetConfig | None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from importlib import import_module
 
 from labfleet import __version__
-from labfleet.cli.common import resolve_data_dir
+from labfleet.cli.common import report_storage_fault, resolve_data_dir
 
 #: Command modules, in help order. Each must define ``register``.
 COMMAND_MODULES = (
@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "labfleet.cli.reload",
     "labfleet.cli.logs",
     "labfleet.cli.images",
+    "labfleet.cli.smoke",
     "labfleet.cli.envs",
 )
 
@@ -68,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `labfleet schema | head`: the reader stopped reading; not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # a full disk, read-only dir or locked DB: say so, no traceback
+        reported = report_storage_fault(exc, args)
+        if reported is None:
+            raise
+        return reported
     return code
 
 

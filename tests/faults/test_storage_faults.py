@@ -1,0 +1,148 @@
+"""Disk full, read-only data dir, locked database: every surface names the cause (issue 11).
+
+Real ``labfleet up`` on a real tmpfs; real logins, spawns and CLI commands. After
+each fault is lifted the same member logs in and starts a server with nothing
+restarted, and both databases pass ``PRAGMA integrity_check``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+
+import pytest
+
+from tests.cli.conftest import PASSWORD
+from tests.faults.conftest import SmallDisk, integrity
+from tests.support.client import HubUser
+from tests.support.platform import Platform, labfleet
+
+
+@pytest.fixture
+def member(platform: Platform) -> Iterator[HubUser]:
+    user = HubUser(platform.url, "dana")
+    assert user.login(PASSWORD).status_code == 200
+    yield user
+    with contextlib.suppress(Exception):
+        user.stop_server()
+        user.wait_stopped()
+    user.close()
+
+
+def assert_recovered(platform: Platform) -> None:
+    """A fresh login and a spawn work with nothing restarted; both databases are intact."""
+    again = HubUser(platform.url, "dana")
+    try:
+        page = again.login(PASSWORD)
+        assert page.status_code == 200 and "/hub/home" in str(page.url), page.text[-2000:]
+        started = again.start_server()
+        assert started.status_code in (201, 202), started.text
+        try:
+            again.wait_ready(timeout=60)
+        except TimeoutError as exc:
+            log = [ln for ln in platform.log().splitlines() if "/hub/api/users/dana" not in ln]
+            raise AssertionError(f"{exc}; hub log:\n" + "\n".join(log[-80:])) from exc
+        assert again.stop_server().status_code in (202, 204)
+        again.wait_stopped()
+    finally:
+        again.close()
+    for db in ("jupyterhub.sqlite", "accounts.sqlite"):
+        assert integrity(platform.data_dir / db) == "ok", db
+
+
+def assert_says(text: str, *words: str) -> None:
+    lowered = text.lower()
+    for word in words:
+        assert word in lowered, f"{word!r} not in:\n{text[-3000:]}"
+
+
+def test_a_full_disk_is_named_on_every_surface_and_passes(
+    platform: Platform, small_disk: SmallDisk, member: HubUser
+) -> None:
+    small_disk.fill()
+    try:
+        # erin has an account but has never logged in: the hub must write a new user
+        login = HubUser(platform.url, "erin")
+        page = login.login(PASSWORD)
+        login.close()
+        assert page.status_code in (200, 507), page.text[-3000:]
+        if page.status_code == 507:  # a login whose writes do not fit says why
+            assert_says(page.text, "disk holding", "is full")
+
+        spawn = member.start_server()
+        assert spawn.status_code == 507, spawn.text
+        assert_says(spawn.json()["message"], "disk holding", "is full", "nothing was changed")
+
+        web = member.http.get("/hub/spawn/dana")
+        assert web.status_code == 507, web.text[-3000:]
+        assert_says(web.text, "is full")
+
+        cli = labfleet(
+            "users",
+            "add",
+            "eve",
+            "--password-stdin",
+            input=PASSWORD + "\n",
+            data_dir=platform.data_dir,
+        )
+        assert cli.returncode != 0
+        assert "Traceback" not in cli.stderr, cli.stderr
+        assert_says(cli.stderr, "is full", str(platform.data_dir).lower())
+    finally:
+        small_disk.free()
+    assert_recovered(platform)
+
+
+def test_a_read_only_data_dir_is_named_and_passes(
+    platform: Platform, small_disk: SmallDisk, member: HubUser
+) -> None:
+    small_disk.remount("ro")
+    try:
+        spawn = member.start_server()
+        assert spawn.status_code == 503, spawn.text
+        assert_says(spawn.json()["message"], "read-only")
+
+        cli = labfleet(
+            "users",
+            "add",
+            "eve",
+            "--password-stdin",
+            input=PASSWORD + "\n",
+            data_dir=platform.data_dir,
+        )
+        assert cli.returncode != 0
+        assert "Traceback" not in cli.stderr, cli.stderr
+        assert_says(cli.stderr, "read-only")
+    finally:
+        small_disk.remount("rw")
+    assert_recovered(platform)
+
+
+def test_a_locked_database_is_named_and_passes(platform: Platform, member: HubUser) -> None:
+    holders = []
+    try:
+        for db in ("jupyterhub.sqlite", "accounts.sqlite"):
+            conn = sqlite3.connect(platform.data_dir / db, isolation_level=None)
+            conn.execute("BEGIN EXCLUSIVE")
+            holders.append(conn)
+        spawn = member.start_server()
+        assert spawn.status_code == 503, spawn.text
+        assert_says(spawn.json()["message"], "lock")
+
+        cli = labfleet(
+            "users",
+            "add",
+            "eve",
+            "--password-stdin",
+            input=PASSWORD + "\n",
+            data_dir=platform.data_dir,
+        )
+        assert cli.returncode != 0
+        assert "Traceback" not in cli.stderr, cli.stderr
+        assert_says(cli.stderr, "lock")
+    finally:
+        for conn in holders:
+            conn.rollback()
+            conn.close()
+    assert_recovered(platform)
