@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from labfleet.spawn.processes import is_alive, start_ticks
@@ -138,6 +139,9 @@ def test_services_die_with_a_killed_hub(open_data_dir, make_platform) -> None:
     }
     assert any("idle_culler" in cmd for cmd in services.values()), _children(hub)
     ticks = {pid: start_ticks(pid) for pid in services}
+    tokens = {pid: _service_token(pid) for pid in services}
+    for token in tokens.values():
+        assert _token_valid(platform, token)
     os.kill(hub, signal.SIGKILL)
     _wait_for(
         lambda: not any(is_alive(pid, ticks[pid]) for pid in services),
@@ -145,6 +149,23 @@ def test_services_die_with_a_killed_hub(open_data_dir, make_platform) -> None:
         f"the services {services} to die with their hub",
     )
     _wait_for(platform._healthy, 90, "the restarted hub")
+    # their startup-generated tokens died with them (they used to stay valid forever)
+    for pid, token in tokens.items():
+        assert not _token_valid(platform, token), f"{services[pid]} left a valid token"
+
+
+def _service_token(pid: int) -> str:
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    found = [v.split(b"=", 1)[1] for v in environ if v.startswith(b"JUPYTERHUB_API_TOKEN=")]
+    assert found, f"no token in the environment of {pid}"
+    return found[0].decode()
+
+
+def _token_valid(platform: Platform, token: str) -> bool:
+    answer = httpx.get(
+        f"{platform.url}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=10
+    )
+    return answer.status_code == 200
 
 
 def _group_pids(data_dir: Path, slug: str) -> set[int]:

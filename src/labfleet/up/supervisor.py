@@ -20,13 +20,23 @@ from pathlib import Path
 import labfleet.hub
 from labfleet.hub.settings import DEFAULT_HUB_PORT, cgroup_parent_for
 from labfleet.ops.migrate import prepare_hub_start
+from labfleet.ops.target import locate
 from labfleet.runtime import Runtime
 from labfleet.secrets import HubSecrets
 from labfleet.spawn import server_env
 from labfleet.spawn.accounts import remove_platform_leftovers
 from labfleet.spawn.limits.platform import parent_dirs
 from labfleet.tls.probe import healthy_over_https
-from labfleet.up import components, datadir, hublog, instance, orphans, record, resume
+from labfleet.up import (
+    components,
+    datadir,
+    hublog,
+    instance,
+    orphans,
+    record,
+    resume,
+    service_tokens,
+)
 from labfleet.up.hubapi import HubAPI, is_healthy
 
 Say = Callable[[str], None]
@@ -120,6 +130,16 @@ class Supervisor:
         for slug in stopped:
             self.say(f"stopped orphaned server process {slug} (left by an interrupted hub)")
 
+    def _revoke_service_tokens(self) -> None:
+        """No hub runs now: the tokens its services were given die with it."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            db_url = locate(self.runtime.data_dir, self.config_path).db_url
+            service_tokens.revoke_startup_tokens(db_url)
+        except (SQLAlchemyError, OSError, ValueError) as exc:
+            self.say(f"warning: could not revoke the services' old API tokens: {exc}")
+
     def request_stop(self, *_: object) -> None:
         self._stop.set()
 
@@ -155,6 +175,7 @@ class Supervisor:
         while not self._stop.is_set():
             if not prepare_hub_start(self.runtime.data_dir, self.config_path, self.say):
                 return 1  # a schema upgrade failed or was interrupted: never start on it
+            self._revoke_service_tokens()
             self._proc = proc = self._spawn_hub()
             instance.record_hub(self.runtime.state_dir, proc.pid)
             components.write(self.runtime.state_dir, "hub", "starting", f"pid {proc.pid}")
