@@ -4,7 +4,8 @@ Kubernetes restarts a Deployment's pods only when its pod template changes; a ch
 Secret alone (``labfleet rotate`` on Kubernetes, docs/operating.md) leaves pods running with
 the old values in their environment. Putting this checksum in the template annotations of
 every Deployment that reads the Secret (hub and proxy) turns a secret change into a rollout
-at the next apply. Pure: values in, annotation out; the renderer decides where it goes.
+at the next apply. Pure: values in, annotation out; the apply engine
+(:mod:`labfleet.kube.apply.secret_rollout`) reads the values and decides where it goes.
 """
 
 from __future__ import annotations

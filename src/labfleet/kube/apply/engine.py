@@ -27,6 +27,7 @@ from labfleet.kube.apply.results import (
     Pruned,
 )
 from labfleet.kube.apply.rollout import wait_for_rollout
+from labfleet.kube.apply.secret_rollout import rendered_secrets, with_secrets_checksum
 
 EventSink = Callable[[Event], None]
 
@@ -68,8 +69,11 @@ def apply(
     """
     target = target_of(manifests, namespace)
     desired = desired_with_inventory(manifests, target)
+    rendered = rendered_secrets(desired)
     changes: list[Change] = []
     for manifest in desired:
+        # after the Secrets it reads (apply order), so it sees their values of this run
+        manifest = with_secrets_checksum(cluster, manifest, rendered)
         change = apply_one(cluster, manifest, force_conflicts)
         changes.append(change)
         on_event(Applied(change))

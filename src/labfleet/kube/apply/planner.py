@@ -28,6 +28,7 @@ from labfleet.kube.apply.refs import (
     target_of,
 )
 from labfleet.kube.apply.results import Action, Change, Plan
+from labfleet.kube.apply.secret_rollout import rendered_secrets, with_secrets_checksum
 
 
 def desired_with_inventory(manifests: Sequence[Manifest], target: Target) -> list[Manifest]:
@@ -79,7 +80,8 @@ def plan(cluster: Cluster, manifests: Sequence[Manifest], *, namespace: str | No
     """Compare the rendered ``manifests`` with the cluster; change nothing."""
     target = target_of(manifests, namespace)
     desired = desired_with_inventory(manifests, target)
-    changes = [plan_one(cluster, m) for m in desired]
+    rendered = rendered_secrets(desired)
+    changes = [plan_one(cluster, with_secrets_checksum(cluster, m, rendered)) for m in desired]
     refs = {c.ref for c in changes}
     owned = owned_objects(
         cluster,
