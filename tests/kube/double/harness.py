@@ -111,6 +111,10 @@ class KubeDouble:
         path.write_text(yaml.safe_dump(config))
         return path
 
+    def write_pod_log(self, namespace: str, pod: str, container: str, *lines: str) -> None:
+        """Lines a container printed (no container runs here: tests say what it wrote)."""
+        self.server.pod_logs.write(namespace, pod, container, *lines)
+
     # -- inspection helpers for tests (read straight from the store) -------
     def kind(self, api_version: str, kind: str) -> Kind:
         return BY_KIND[api_version, kind]

@@ -16,6 +16,7 @@ import yaml
 from aiohttp import web
 
 from .kinds import BY_PATH, KINDS, Kind, groups
+from .pod_logs import PodLogs, serve_log
 from .selectors import SelectorError, parse_fields, parse_labels
 from .store import ApiStatus, Store, Watcher
 
@@ -126,7 +127,7 @@ def parse_route(parts: list[str]) -> Route | None:
         return None
     name = rest[1] if len(rest) > 1 else ""
     sub = rest[2] if len(rest) > 2 else ""
-    if sub not in ("", "status"):
+    if sub not in ("", "status") and not (sub == "log" and kind.plural == "pods"):
         return None
     return Route(kind, namespace, name, sub)
 
@@ -143,6 +144,8 @@ class DoubleServer:
         self.unserved_groups: set[str] = set()
         #: Resources (plurals) the kubeconfig's user may not touch, as RBAC would answer.
         self.forbidden_resources: set[str] = set()
+        #: What users' and our containers printed (tests write it; see pod_logs.py).
+        self.pod_logs = PodLogs()
         self.stopping = asyncio.Event()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -191,6 +194,10 @@ class DoubleServer:
 
     async def _dispatch(self, request: web.Request, route: Route) -> web.StreamResponse:
         store, kind, ns, name = self.store, route.kind, route.namespace, route.name
+        if route.sub == "log" and request.method == "GET":
+            pod = store.get(kind, ns, name)
+            exists = lambda: store.find(kind, ns, name) is not None  # noqa: E731
+            return await serve_log(request, pod, self.pod_logs, exists, self.stopping)
         query = request.query
         dry_run = query.get("dryRun") == "All"
         manager = query.get("fieldManager") or _default_manager(request)
