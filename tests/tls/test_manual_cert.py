@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import time
@@ -10,8 +11,17 @@ from pathlib import Path
 
 from cryptography import x509
 
+from tests.support.platform import labfleet
 from tests.tls.certs import PrivateCA
 from tests.tls.conftest import HttpsPlatform, served_certificate
+
+
+def _expiry_gauge(platform: HttpsPlatform) -> float:
+    prom = platform.data_dir / "state" / "metrics" / "labfleet_tls.prom"
+    for line in prom.read_text().splitlines():
+        if line.startswith("labfleet_tls_certificate_expiry_timestamp_seconds "):
+            return float(line.split()[1])
+    raise AssertionError(prom.read_text())
 
 
 def _request(tls: ssl.SSLSocket) -> bytes:
@@ -56,12 +66,21 @@ def test_rotated_files_are_served_without_dropping_an_open_connection(
             time.sleep(0.3)
             seen = served_certificate(platform.port, ca.pem)
         assert seen.serial_number == new.serial_number, platform.log()[-3000:]
-
         # the connection opened before the rotation still works, on its old certificate
         assert _request(kept) == b"HTTP/1.1 200 OK"
         peer = kept.getpeercert(binary_form=True)
         assert peer is not None
         assert x509.load_der_x509_certificate(peer).serial_number == old.serial_number
+    # Issue 15: the expiry gauge and `status --json` follow the served certificate
+    deadline = time.monotonic() + 30
+    while _expiry_gauge(platform) != new.not_valid_after_utc.timestamp():
+        assert time.monotonic() < deadline, _expiry_gauge(platform)
+        time.sleep(0.3)
+    status = labfleet("status", "--json", data_dir=platform.data_dir)
+    assert status.returncode == 0, status.stderr
+    certificate = json.loads(status.stdout)["certificate"]
+    assert certificate["not_after"] == new.not_valid_after_utc.isoformat()
+    assert "localhost" in certificate["names"]
 
 
 def test_missing_cert_file_is_a_plain_error(

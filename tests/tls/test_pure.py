@@ -77,3 +77,23 @@ def test_hub_settings_serve_https_with_reload_and_hsts(tmp_path: Path) -> None:
     assert hub["ssl_key"] == str(tmp_path / "tls" / "privkey.pem")
     command = settings["ConfigurableHTTPProxy"]["command"]
     assert command[1:] == ["--ssl-reload-interval", "5000", "--hsts-max-age", "31536000"]
+
+
+def test_certificate_metrics_for_prometheus() -> None:
+    """Issue 15: operators alert on certificate expiry from labfleet's own gauge."""
+    from labfleet.tls.metrics import certificate_metrics
+
+    summary = CertSummary(
+        "Pebble Intermediate CA",
+        ("lab.example",),
+        dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(2026, 4, 1, tzinfo=dt.UTC),
+    )
+    text = certificate_metrics(summary, renewal_failed=True)
+    expiry = dt.datetime(2026, 4, 1, tzinfo=dt.UTC).timestamp()
+    assert f"labfleet_tls_certificate_expiry_timestamp_seconds {expiry:.0f}\n" in text
+    assert "# TYPE labfleet_tls_certificate_expiry_timestamp_seconds gauge" in text
+    assert "labfleet_tls_renewal_failing 1\n" in text
+    missing = certificate_metrics(None, renewal_failed=False)
+    assert "labfleet_tls_certificate_readable 0\n" in missing
+    assert "expiry_timestamp_seconds " not in missing

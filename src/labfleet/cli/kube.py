@@ -27,6 +27,7 @@ from labfleet.kube.access import first_admin_hint, how_to_reach
 from labfleet.kube.checks import kube_warnings
 from labfleet.kube.hub_secret import generate_hub_secrets
 from labfleet.kube.render import file_name, render_objects, to_yaml
+from labfleet.up.record import read_record
 
 #: Files ``render -o`` writes (and replaces on the next render into the same dir).
 RENDERED_GLOB = "[0-9][0-9]-*.yaml"
@@ -107,7 +108,8 @@ _CLUSTER_COMMANDS = {
 
 def run_cluster_command(args: argparse.Namespace) -> int:
     """Render, connect, hand over to the apply engine; print its report."""
-    config = load_or_report(args.config)
+    local_status = args.command == "status" and _wants_local_status(args)
+    config = load_or_report(_status_config(args) if local_status else args.config)
     if config is None:
         return EXIT_BAD_INPUT
     if args.command == "destroy" and not args.yes:
@@ -122,9 +124,23 @@ def run_cluster_command(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     if args.command in ("plan", "apply"):
         _warn(config)
-    if args.command == "status" and _wants_local_status(args):
+    if local_status:
         return run_local_status(config, args.data_dir, args.json)
     return _run_engine(args, config)
+
+
+def _status_config(args: argparse.Namespace) -> str | None:
+    """``-c`` if given, else the labfleet.yaml the running platform was started with.
+
+    So ``labfleet status`` shows the served certificate and the profiles' facts of the
+    platform that runs, not of the embedded defaults.
+    """
+    if args.config:
+        return str(args.config)
+    record = read_record(Path(args.data_dir))
+    if record is not None and record.config and Path(record.config).is_file():
+        return record.config
+    return None
 
 
 def _wants_local_status(args: argparse.Namespace) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 from labfleet.cli.common import EXIT_NOT_RUNNING, EXIT_OK, is_data_dir
 from labfleet.config.model import FleetConfig
 from labfleet.runtime import Runtime
+from labfleet.tls.service import certificate_status
 from labfleet.up.running import platform_status, status_text
 from labfleet.up.status import local_status_lines
 
@@ -37,7 +38,19 @@ def run_local_status(config: FleetConfig, data_dir: Path, as_json: bool = False)
     status = platform_status(data_dir, config.local.limits)
     code = EXIT_OK if status.running else EXIT_NOT_RUNNING
     if as_json:
-        print(json.dumps(status.to_json(), indent=2))
+        data = status.to_json()
+        summary = certificate_status(config.tls, data_dir)
+        data["certificate"] = (
+            None
+            if summary is None
+            else {
+                "issuer": summary.issuer,
+                "names": list(summary.names),
+                "not_before": summary.not_before.isoformat(),
+                "not_after": summary.not_after.isoformat(),
+            }
+        )
+        print(json.dumps(data, indent=2))
         return code
     for line in status_text(status):
         print(line)

@@ -18,6 +18,7 @@ from pathlib import Path
 from labfleet.config.tls import AcmeSection, TLSSection
 from labfleet.tls.certinfo import CertSummary, read_summary
 from labfleet.tls.issue import IssuanceFailed, issue
+from labfleet.tls.metrics import certificate_metrics, write_certificate_metrics
 from labfleet.tls.responder import Challenges, HttpResponder
 from labfleet.tls.store import CertStore, served_files
 
@@ -63,13 +64,46 @@ class TLSService:
     _stop: threading.Event = field(default_factory=threading.Event)
     _responder: HttpResponder | None = None
     _renewer: threading.Thread | None = None
+    _watcher: threading.Thread | None = None
+    _renewal_failed: bool = False
 
     @property
     def store(self) -> CertStore:
         return CertStore.for_data_dir(self.data_dir)
 
+    def write_metrics(self) -> None:
+        """The expiry gauges for what is served now (``state/metrics/labfleet_tls.prom``)."""
+        summary = certificate_status(self.tls, self.data_dir)
+        try:
+            write_certificate_metrics(
+                self.data_dir / "state" / "metrics",
+                certificate_metrics(summary, self._renewal_failed),
+            )
+        except OSError as exc:
+            self.say(f"warning: could not write the certificate metrics: {exc}")
+
+    def _watch_files(self) -> None:
+        """Keep the gauges current as the served files change (rotated certificates)."""
+        seen: tuple[float, ...] | None = None
+        interval = min(60.0, self.tls.reload_interval)
+        while not self._stop.wait(interval):
+            cert, key = served_files(self.tls, self.data_dir)
+            try:
+                stamp = (cert.stat().st_mtime, key.stat().st_mtime)
+            except OSError:
+                stamp = ()
+            if stamp != seen:
+                seen = stamp
+                self.write_metrics()
+
     def start(self) -> None:
         """Bind the HTTP port, get a first certificate; raises IssuanceFailed/OSError."""
+        self._start_serving()
+        self.write_metrics()
+        self._watcher = threading.Thread(target=self._watch_files, daemon=True)
+        self._watcher.start()
+
+    def _start_serving(self) -> None:
         port = self.tls.redirect_port
         if port is not None:
             self._responder = HttpResponder(self.ip, port, self.https_port, self.answers)
@@ -102,18 +136,23 @@ class TLSService:
             try:
                 issue(acme, self.store, self.answers)
             except IssuanceFailed as exc:
+                self._renewal_failed = True
+                self.write_metrics()
                 wait = retry_delay(summary, now)
                 self.say(f"error: certificate renewal failed: {exc.reason} (retry in {wait:.0f} s)")
                 self._stop.wait(wait)
                 continue
+            self._renewal_failed = False
+            self.write_metrics()
             fresh = current(self.store)
             if fresh is not None:
                 self.say(f"renewed the certificate: {fresh.line()}")
 
     def stop(self) -> None:
         self._stop.set()
-        if self._renewer is not None:
-            self._renewer.join(10)
+        for thread in (self._renewer, self._watcher):
+            if thread is not None:
+                thread.join(10)
         if self._responder is not None:
             self._responder.stop()
 
