@@ -15,6 +15,7 @@ from labfleet.config.base import Section
 from labfleet.config.kube import KubernetesField, KubernetesSection
 from labfleet.config.local import LocalSection
 from labfleet.config.profiles import Profile, default_profiles
+from labfleet.config.services import ServicesField
 from labfleet.config.tls import TLSSection
 from labfleet.config.units import Duration
 
@@ -143,6 +144,7 @@ class FleetConfig(Section):
     local: LocalSection = Field(default_factory=LocalSection)
     branding: BrandingSection = Field(default_factory=BrandingSection)
     dashboard: DashboardSection = Field(default_factory=DashboardSection)
+    services: ServicesField = Field(default_factory=list)
     tls: TLSSection | None = None
 
     @field_validator("profiles")
