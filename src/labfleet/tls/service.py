@@ -88,6 +88,7 @@ class TLSService:
         interval = min(60.0, self.tls.reload_interval)
         while not self._stop.wait(interval):
             cert, key = served_files(self.tls, self.data_dir)
+            stamp: tuple[float, ...]
             try:
                 stamp = (cert.stat().st_mtime, key.stat().st_mtime)
             except OSError:
