@@ -86,7 +86,8 @@ class StockHub:
         )
         return path
 
-    def start(self, timeout: float = 120) -> StockHub:
+    def start_process(self) -> subprocess.Popen[bytes]:
+        """Start ``jupyterhub`` (config written first) without waiting for it."""
         config = self.write_config()
         self.log_path = self.data / "jupyterhub.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the hub
@@ -97,6 +98,11 @@ class StockHub:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        return self.proc
+
+    def start(self, timeout: float = 120) -> StockHub:
+        self.start_process()
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -1,0 +1,151 @@
+"""The two platforms of the user-path bench, started the same way each time.
+
+* **labfleet**: ``labfleet up`` (fork-server launcher, password accounts at
+  production scrypt cost, labfleet's proxy); members get accounts written
+  straight into the account store.
+* **stock**: JupyterHub 6 + ``SimpleLocalProcessSpawner`` + Node CHP +
+  ``DummyAuthenticator`` (``bench/spawn/stock.py``); any name signs in, so its
+  login row is the hub without a hash.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+for extra in (REPO, REPO / "src", REPO / "bench" / "spawn"):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+from stock import StockHub  # noqa: E402
+from tests.support.client import HubUser  # noqa: E402
+from tests.support.platform import CHP, Platform, free_port, labfleet  # noqa: E402
+
+from labfleet.auth.accounts import AccountStore  # noqa: E402
+from labfleet.runtime import Runtime  # noqa: E402
+
+ADMIN = "benchadmin"
+PASSWORD = "bench-password-" + os.urandom(6).hex()
+TIMEOUT = 300
+
+
+@dataclass
+class Running:
+    name: str
+    url: str
+    stop: Callable[[], object]
+    add_members: Callable[[list[str]], None]
+    #: restart only the hub; returns when the new hub process exists
+    restart_hub: Callable[[], None]
+    log: Path | None
+    hub_pid: Callable[[], int | None]
+
+
+def admin_token(url: str) -> str:
+    admin = HubUser(url, ADMIN)
+    try:
+        admin.login(PASSWORD).raise_for_status()
+        return admin.new_token()
+    finally:
+        admin.close()
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def start_labfleet(work: Path) -> Running:
+    config = work / "labfleet.yaml"
+    config.write_text(
+        "culling: {enabled: false}\n"
+        f"servers: {{start_timeout: {TIMEOUT}, http_timeout: {TIMEOUT}}}\n"
+        "hub: {extra_config: {JupyterHub: {concurrent_spawn_limit: 200}}}\n"
+    )
+    data = work / "data"
+    added = labfleet(
+        "users", "add", ADMIN, "--admin", "--password-stdin", input=PASSWORD + "\n", data_dir=data
+    )
+    if added.returncode != 0:
+        raise RuntimeError(f"labfleet users add failed: {added.stderr}")
+    platform = Platform(data_dir=data, config=config).start(timeout=180)
+    store = AccountStore(Runtime(data_dir=data).accounts_db)
+
+    def add_members(names: list[str]) -> None:
+        for name in names:
+            if not store.exists(name):
+                store.add(name, PASSWORD)
+
+    def restart_hub() -> None:
+        assert platform.proc is not None
+        old = _read_pid(data / "state" / "jupyterhub.pid")
+        os.kill(platform.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            pid = _read_pid(data / "state" / "jupyterhub.pid")
+            if pid and pid != old:
+                return
+            time.sleep(0.005)
+        raise TimeoutError("no new hub after SIGHUP")
+
+    return Running(
+        "labfleet",
+        platform.url,
+        platform.stop,
+        add_members,
+        restart_hub,
+        platform.log_path,
+        lambda: _read_pid(data / "state" / "jupyterhub.pid"),
+    )
+
+
+def start_stock(work: Path) -> Running:
+    hub = StockHub(
+        work,
+        port=free_port(),
+        hub_port=free_port(),
+        api_port=free_port(),
+        chp=CHP,
+        admin=ADMIN,
+        timeout=TIMEOUT,
+    ).start()
+
+    def restart_hub() -> None:
+        hub.stop()  # stock stops its servers with the hub (cleanup_servers); CHP stays
+        hub.start_process()
+
+    return Running(
+        "stock",
+        hub.url,
+        hub.stop,
+        lambda names: None,
+        restart_hub,
+        hub.log_path,
+        lambda: hub.proc.pid if hub.proc else None,
+    )
+
+
+def wait_healthy(url: str, timeout: float = 300) -> float:
+    """Seconds until ``/hub/health`` answers 200 (polled every 10 ms)."""
+    start = time.monotonic()
+    deadline = start + timeout
+    with httpx.Client(timeout=5) as http:
+        while time.monotonic() < deadline:
+            try:
+                if http.get(f"{url}/hub/health").status_code == 200:
+                    return time.monotonic() - start
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.01)
+    raise TimeoutError("hub not healthy")

@@ -1,0 +1,422 @@
+"""Benchmark: the whole user path, labfleet vs stock JupyterHub + Node CHP, in one run.
+
+    .venv/bin/python bench/user_path/run.py [--platforms labfleet,stock]
+        [--first 5] [--burst 10] [--storm-clients 8 --storm-seconds 10]
+        [--restart-users 200 --restart-running 5] [--browser 1] [--json out.json]
+
+The full table of bench/README.md is ``--first 10 --burst 50 --restart-users
+10000 --restart-running 500`` on a quiet machine; the defaults are small so
+the run fits a shared 2-core VM. For each platform in turn: start it, warm it
+with one untimed member, then measure (see README.md, "User path"). Prints one
+markdown table per measurement, ratios are stock / labfleet (higher: labfleet
+is faster or smaller). Nothing asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform as host
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import httpx  # noqa: E402
+from api_path import STEPS, Burst, PathTiming, burst, member_path, quantile, stop_servers  # noqa: E402
+from hubprofile import Memory, kernel_pids, memory_of, profile_rows, scrape, server_pids  # noqa: E402
+from logins import Storm, hash_bound, idle_probe, login_storm  # noqa: E402
+from platforms import PASSWORD, Running, admin_token, start_labfleet, start_stock, wait_healthy  # noqa: E402
+
+
+@dataclass
+class Results:
+    platform: str
+    first: list[PathTiming] = field(default_factory=list)
+    bursts: dict[str, Burst] = field(default_factory=dict)
+    profile: list[tuple[str, str]] = field(default_factory=list)
+    storm: Storm | None = None
+    idle: Storm | None = None
+    restart: dict[str, Any] = field(default_factory=dict)
+    server_memory: list[Memory] = field(default_factory=list)
+    kernel_memory: list[Memory] = field(default_factory=list)
+    browser: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def names(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}{i}" for i in range(n)]
+
+
+async def measure_memory(
+    url: str, token: str, members: list[str]
+) -> tuple[list[Memory], list[Memory]]:
+    await asyncio.sleep(1.0)  # let servers and kernels settle into idle
+    servers, kernels = [], []
+    for pid in (await server_pids(url, token, members)).values():
+        mem = memory_of(pid)
+        if mem:
+            servers.append(mem)
+        for kpid in kernel_pids(pid):
+            kmem = memory_of(kpid)
+            if kmem:
+                kernels.append(kmem)
+    return servers, kernels
+
+
+async def create_hub_users(url: str, token: str, users: list[str]) -> None:
+    headers = {"Authorization": f"token {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=600) as http:
+        for i in range(0, len(users), 1000):
+            resp = await http.post("/hub/api/users", json={"usernames": users[i : i + 1000]})
+            if resp.status_code not in (201, 409):
+                resp.raise_for_status()
+
+
+async def spawn_all(url: str, token: str, users: list[str]) -> int:
+    """Start ``users``' servers with the admin token (20 at a time); how many answer."""
+    headers = {"Authorization": f"token {token}"}
+    limit = asyncio.Semaphore(20)
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=600) as http:
+
+        async def one(name: str) -> bool:
+            async with limit:
+                await http.post(f"/hub/api/users/{quote(name)}/server", json={})
+                for _ in range(3000):
+                    try:
+                        if (await http.get(f"/user/{quote(name)}/api/status")).status_code == 200:
+                            return True
+                    except httpx.HTTPError:
+                        pass
+                    await asyncio.sleep(0.1)
+                return False
+
+        return sum(await asyncio.gather(*(one(n) for n in users)))
+
+
+async def answering(url: str, token: str, users: list[str]) -> int:
+    headers = {"Authorization": f"token {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
+
+        async def one(name: str) -> bool:
+            try:
+                return (await http.get(f"/user/{quote(name)}/api/status")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        return sum(await asyncio.gather(*(one(n) for n in users)))
+
+
+def measure_restart(running: Running, token: str, users: int, servers: int) -> dict[str, Any]:
+    """Hub restart with ``users`` hub users and ``servers`` running.
+
+    Stock JupyterHub stops its servers with the hub, so it restarts with none running.
+    """
+    everyone = names("r", users)
+    asyncio.run(create_hub_users(running.url, token, everyone))
+    with_server = everyone[:servers] if running.name != "stock" else []
+    started = asyncio.run(spawn_all(running.url, token, with_server)) if with_server else 0
+    begin = time.monotonic()
+    running.restart_hub()
+    healthy = time.monotonic() - begin + wait_healthy(running.url)
+    answered, all_back = 0, None
+    deadline = time.monotonic() + 120
+    while with_server and time.monotonic() < deadline:
+        answered = asyncio.run(answering(running.url, token, with_server))
+        if answered >= started:
+            all_back = time.monotonic() - begin
+            break
+        time.sleep(0.05)
+    if with_server:
+        asyncio.run(stop_servers(running.url, token, with_server, timeout=600))
+    return {
+        "users": users,
+        "running": started,
+        "healthy_s": healthy,
+        "servers_back_s": all_back,
+        "lost": started - answered,
+    }
+
+
+def measure_platform(running: Running, args: argparse.Namespace) -> Results:
+    res = Results(running.name)
+    url = running.url
+    token = admin_token(url)
+    tag = running.name[:2]
+    warm, first = names(f"w{tag}", 1), names(f"f{tag}", args.first)
+    ready_burst, out_burst = names(f"b{tag}", args.burst), names(f"o{tag}", args.burst)
+    stormers = names(f"l{tag}", max(1, args.storm_clients))
+    running.add_members([*warm, *first, *ready_burst, *out_burst, *stormers])
+
+    w = asyncio.run(member_path(url, warm[0], PASSWORD))
+    print(f"  {running.name}: warm-up member {w.total or w.error}", flush=True)
+    asyncio.run(stop_servers(url, token, warm))
+
+    for name in first:  # one member at a time, warm machine
+        res.first.append(asyncio.run(member_path(url, name, PASSWORD)))
+    if first:
+        servers, kernels = asyncio.run(measure_memory(url, token, first))
+        res.kernel_memory += kernels
+        asyncio.run(stop_servers(url, token, first))
+
+    if args.burst:
+        before = asyncio.run(scrape(url, token))
+        res.bursts["ready"] = asyncio.run(burst(url, ready_burst, PASSWORD, "ready"))
+        after = asyncio.run(scrape(url, token))
+        res.profile = profile_rows(before, after)
+        servers, _ = asyncio.run(measure_memory(url, token, ready_burst))
+        res.server_memory += servers
+        asyncio.run(stop_servers(url, token, ready_burst))
+        res.bursts["output"] = asyncio.run(burst(url, out_burst, PASSWORD, "output"))
+        _, kernels = asyncio.run(measure_memory(url, token, out_burst))
+        res.kernel_memory += kernels
+        asyncio.run(stop_servers(url, token, out_burst))
+
+    if args.storm_seconds:
+        res.idle = asyncio.run(idle_probe(url, token))
+        res.storm = asyncio.run(
+            login_storm(url, stormers, PASSWORD, token, args.storm_clients, args.storm_seconds)
+        )
+
+    if args.browser:
+        try:
+            from browser import browser_path
+
+            res.browser = browser_path(url, running, args.browser)
+        except Exception as exc:
+            res.notes.append(f"browser row skipped: {type(exc).__name__}: {exc}")
+
+    if args.restart_users:
+        res.restart = measure_restart(running, token, args.restart_users, args.restart_running)
+    return res
+
+
+# --- printing -----------------------------------------------------------------------------
+
+
+def fmt(value: float | None, unit: str = "") -> str:
+    return "—" if value is None else f"{value:.2f}{unit}"
+
+
+def ratio(theirs: float | None, mine: float | None) -> str:
+    return f"{theirs / mine:.1f}x" if theirs and mine else "—"
+
+
+def first_output_table(results: list[Results]) -> str:
+    lines = [
+        "| platform | users | "
+        + " | ".join(f"{s} p50 s" for s in STEPS)
+        + " | total p50 s | total max s | failures |",
+        "| --- | --- | " + " | ".join("---" for _ in STEPS) + " | --- | --- | --- |",
+    ]
+    for r in results:
+        ok = [t for t in r.first if not t.error]
+        totals = [t.total for t in ok if t.total is not None]
+        steps = [fmt(quantile([t.steps[s] for t in ok if s in t.steps], 0.5)) for s in STEPS]
+        lines.append(
+            f"| {r.platform} | {len(r.first)} | {' | '.join(steps)} | {fmt(quantile(totals, 0.5))} "
+            f"| {fmt(quantile(totals, 1.0))} | {len(r.first) - len(ok)} |"
+        )
+    return "\n".join(lines)
+
+
+def burst_table(results: list[Results]) -> str:
+    lines = [
+        "| burst | platform | ok | wall s | p50 s | max s | p50/max | wall ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    anchor = next((r for r in results if r.platform == "stock"), None)
+    for kind in ("ready", "output"):
+        for r in results:
+            b = r.bursts.get(kind)
+            if b is None:
+                continue
+            p50, top = quantile(b.ok, 0.5), quantile(b.ok, 1.0)
+            ref = anchor.bursts.get(kind) if anchor else None
+            lines.append(
+                f"| {len(b.timings)} to {'server ready' if kind == 'ready' else 'first output'} "
+                f"| {r.platform} | {len(b.ok)}/{len(b.timings)} | {fmt(b.wall)} | {fmt(p50)} "
+                f"| {fmt(top)} | {fmt(p50 / top if p50 and top else None)} "
+                f"| {ratio(ref.wall if ref and not ref.failures else None, b.wall)} |"
+            )
+    return "\n".join(lines)
+
+
+def storm_table(results: list[Results], bound: tuple[int, float, float]) -> str:
+    cores, per_hash, limit = bound
+    lines = [
+        f"hash bound: {cores} cores ÷ {per_hash:.3f} CPU-s per scrypt hash = {limit:.1f} logins/s",
+        "",
+        "| platform | auth | logins/s | share of hash bound | failures "
+        "| other requests p50 ms (at rest) "
+        "| p99 ms (at rest) | p50 ms (storm) | p99 ms (storm) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        if r.storm is None:
+            continue
+        idle = r.idle or Storm()
+        auth = "password (scrypt)" if r.platform != "stock" else "dummy (no hash)"
+        share = f"{r.storm.rate / limit:.2f}" if r.platform != "stock" else "—"
+
+        def ms(v: float | None) -> str:
+            return "—" if v is None else f"{v * 1000:.0f}"
+
+        lines.append(
+            f"| {r.platform} | {auth} | {r.storm.rate:.1f} | {share} | {r.storm.failures} "
+            f"| {ms(idle.probe_p50)} | {ms(idle.probe_p99)} | {ms(r.storm.probe_p50)} "
+            f"| {ms(r.storm.probe_p99)} |"
+        )
+    return "\n".join(lines)
+
+
+def restart_table(results: list[Results]) -> str:
+    lines = [
+        "| platform | hub users | running servers | healthy after s "
+        "| all servers answer after s | lost |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        if not r.restart:
+            continue
+        x = r.restart
+        lines.append(
+            f"| {r.platform} | {x['users']} | {x['running']} | {fmt(x['healthy_s'])} "
+            f"| {fmt(x['servers_back_s'])} | {x['lost']} |"
+        )
+    return "\n".join(lines)
+
+
+def memory_table(results: list[Results]) -> str:
+    lines = [
+        "| platform | idle servers | server USS MiB p50 | server PSS MiB p50 | kernels "
+        "| kernel USS MiB p50 | kernel PSS MiB p50 |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        s, k = r.server_memory, r.kernel_memory
+        lines.append(
+            f"| {r.platform} | {len(s)} | {fmt(quantile([m.uss for m in s], 0.5))} "
+            f"| {fmt(quantile([m.pss for m in s], 0.5))} | {len(k)} "
+            f"| {fmt(quantile([m.uss for m in k], 0.5))} "
+            f"| {fmt(quantile([m.pss for m in k], 0.5))} |"
+        )
+    return "\n".join(lines)
+
+
+def profile_table(results: list[Results]) -> str:
+    lines = ["| platform | stage (server-ready burst) | hub metrics |", "| --- | --- | --- |"]
+    for r in results:
+        for stage, text in r.profile:
+            lines.append(f"| {r.platform} | {stage} | {text} |")
+        b = r.bursts.get("ready")
+        if b:
+            for step in ("login", "ready"):
+                values = [t.steps[step] for t in b.timings if step in t.steps]
+                lines.append(
+                    f"| {r.platform} | client: {step} | p50 {fmt(quantile(values, 0.5))} s, "
+                    f"max {fmt(quantile(values, 1.0))} s |"
+                )
+    return "\n".join(lines)
+
+
+def browser_table(results: list[Results]) -> str:
+    rows = [row | {"platform": r.platform} for r in results for row in r.browser]
+    if not rows:
+        return ""
+    lines = [
+        "| platform | cache | sign in → lab usable s | → cell output visible s | first cell ran "
+        "| requests | from cache |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['platform']} | {row['cache']} | {fmt(row.get('lab_usable_s'))} "
+            f"| {fmt(row.get('output_visible_s'))} | {row.get('first_cell_ran', '—')} "
+            f"| {row.get('requests', '—')} | {row.get('from_cache', '—')} |"
+        )
+    return "\n".join(lines)
+
+
+def run_all(args: argparse.Namespace, tmp: Path) -> list[Results]:
+    results = []
+    for name in args.platforms.split(","):
+        work = tmp / name
+        work.mkdir()
+        print(f"starting {name}…", flush=True)
+        running = start_stock(work) if name == "stock" else start_labfleet(work)
+        try:
+            results.append(measure_platform(running, args))
+        finally:
+            running.stop()
+        for r in results[-1:]:
+            for t in [*r.first, *(t for b in r.bursts.values() for t in b.timings)]:
+                if t.error:
+                    print(f"  {r.platform} {t.user}: {t.error}", flush=True)
+            for note in r.notes:
+                print(f"  {r.platform}: {note}", flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--platforms", default="labfleet,stock")
+    parser.add_argument("--first", type=int, default=5, help="members one at a time")
+    parser.add_argument("--burst", type=int, default=10, help="members at once")
+    parser.add_argument("--storm-clients", type=int, default=8)
+    parser.add_argument("--storm-seconds", type=float, default=10)
+    parser.add_argument("--restart-users", type=int, default=200)
+    parser.add_argument("--restart-running", type=int, default=5)
+    parser.add_argument("--browser", type=int, default=1, help="browser runs (0: none)")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args(argv)
+
+    # a timeout's SIGTERM still stops the platforms (the finally blocks run)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    bound = hash_bound()
+    load_before = os.getloadavg()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-userpath-"))
+    try:
+        results = run_all(args, tmp)
+    finally:
+        if args.keep:
+            print(f"data directories and logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print()
+    print(
+        f"user-path benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}, {host.node()}, "
+        f"{os.cpu_count()} CPUs, load average before {load_before[0]:.1f} / after "
+        f"{os.getloadavg()[0]:.1f}, {host.python_implementation()} {host.python_version()}"
+    )
+    for title, text in (
+        ("Time to first output over the API (one member at a time)", first_output_table(results)),
+        ("Bursts", burst_table(results)),
+        ("Per-stage profile of the server-ready burst", profile_table(results)),
+        ("Logins (storm)", storm_table(results, bound)),
+        ("Hub restart", restart_table(results)),
+        ("Idle memory", memory_table(results)),
+        ("Browser", browser_table(results)),
+    ):
+        if text:
+            print(f"\n### {title}\n\n{text}")
+    if args.json:
+        args.json.write_text(
+            json.dumps([r.__dict__ for r in results], default=lambda o: o.__dict__, indent=1)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
