@@ -54,8 +54,8 @@ def integrity(db: Path) -> str:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
 
 
-@pytest.fixture(scope="module")
-def small_disk() -> Iterator[SmallDisk]:
+@contextlib.contextmanager
+def small_tmpfs() -> Iterator[SmallDisk]:
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     parent = Path(tempfile.mkdtemp(prefix="labfleet-faults-"))
@@ -69,6 +69,20 @@ def small_disk() -> Iterator[SmallDisk]:
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
         shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def small_disk() -> Iterator[SmallDisk]:
+    """A tmpfs for the module's platform."""
+    with small_tmpfs() as disk:
+        yield disk
+
+
+@pytest.fixture
+def idle_disk() -> Iterator[SmallDisk]:
+    """A tmpfs with nothing running on it (a read-only remount needs no open writers)."""
+    with small_tmpfs() as disk:
+        yield disk
 
 
 @pytest.fixture(scope="module")
