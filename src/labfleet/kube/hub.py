@@ -33,6 +33,7 @@ from labfleet.kube.meta import (
 )
 from labfleet.kube.quantities import memory_quantity, resource_requirements
 from labfleet.kube.security import SERVICE_UID, container_security_context, pod_security_context
+from labfleet.kube.services import hub_token_env
 
 #: Where the hub image has the entry file (deploy/hub.Dockerfile links it there).
 HUB_CONFIG_IN_IMAGE = "/opt/labfleet/jupyterhub_config.py"
@@ -40,6 +41,10 @@ CONFIG_DIR = "/etc/labfleet"
 CONFIG_FILE = "labfleet.yaml"
 DATA_DIR = "/srv/labfleet"
 DB_URL_ENV = "LABFLEET_DB_URL"
+#: The hub pod's init container: ``labfleet db upgrade`` reads the hub's own environment
+#: (LABFLEET_CONFIG, LABFLEET_DATA_DIR, LABFLEET_DB_URL), takes a backup and migrates; an
+#: interrupted migration makes it (and so the pod) refuse to start, with the fix in its log.
+UPGRADE_DB_COMMAND = ["labfleet", "db", "upgrade"]
 
 _SPAWN_VERBS = ["get", "watch", "list", "create", "delete"]
 _READ_VERBS = ["get", "watch", "list"]
@@ -222,6 +227,7 @@ def _env(config: FleetConfig) -> list[dict[str, Any]]:
                 "valueFrom": {"secretKeyRef": {"name": names.hub_secret, "key": key}},
             }
         )
+    env += hub_token_env(config)  # services: API tokens (kube/services.py)
     for name, ref in config.kubernetes.hub.env_from_secrets.items():
         env.append(
             {
@@ -252,13 +258,15 @@ def _probe(config: FleetConfig, *, period: int, failures: int) -> dict[str, Any]
 
 
 def deployment(config: FleetConfig) -> Manifest:
-    """One replica, Recreate: JupyterHub keeps state in memory and must never run twice."""
+    """One replica, Recreate: JupyterHub keeps state in memory and must never run twice.
+
+    An init container runs ``labfleet db upgrade`` first, for sqlite and PostgreSQL alike
+    (JupyterHub's own ``--upgrade-db`` is not used: it backs up sqlite files only).
+    """
     names = names_of(config)
     kube = config.kubernetes
     sqlite = kube.hub.database.kind == "sqlite-pvc"
     command = ["jupyterhub", "-f", HUB_CONFIG_IN_IMAGE]
-    if sqlite:
-        command.append("--upgrade-db")  # JupyterHub backs the sqlite file up first
     data_volume: dict[str, Any] = (
         {"name": "data", "persistentVolumeClaim": {"claimName": names.hub_db}}
         if sqlite
@@ -283,10 +291,18 @@ def deployment(config: FleetConfig) -> Manifest:
         "readinessProbe": _probe(config, period=10, failures=3),
         "livenessProbe": _probe(config, period=30, failures=5),
     }
+    upgrade = {
+        key: container[key]
+        for key in ("image", "imagePullPolicy", "env", "resources", "securityContext")
+    }
+    upgrade_db = {"name": "upgrade-db", **upgrade, "args": UPGRADE_DB_COMMAND}
+    upgrade_db["volumeMounts"] = container["volumeMounts"]
     pod_spec: dict[str, Any] = {
         "serviceAccountName": names.hub,
         "automountServiceAccountToken": True,  # the hub talks to the API to spawn pods
         "securityContext": pod_security_context(SERVICE_UID, SERVICE_UID, SERVICE_UID),
+        # sqlite and PostgreSQL alike: back up, then migrate, before JupyterHub starts
+        "initContainers": [upgrade_db],
         "containers": [container],
         "volumes": [
             {"name": "config", "secret": {"secretName": names.hub_config}},
