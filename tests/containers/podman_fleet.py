@@ -155,7 +155,9 @@ def wait_probes(fleet: PodmanFleet) -> None:
 
 
 @contextlib.contextmanager
-def podman_fleet(env: dict[str, str], images: dict[str, str], workdir: Path) -> Iterator[PodmanFleet]:
+def podman_fleet(
+    env: dict[str, str], images: dict[str, str], workdir: Path
+) -> Iterator[PodmanFleet]:
     workdir.mkdir(parents=True, exist_ok=True)
     workdir.chmod(0o755)
     config_path = workdir / "labfleet.yaml"
@@ -174,7 +176,11 @@ def podman_fleet(env: dict[str, str], images: dict[str, str], workdir: Path) -> 
         _podman(env, "pod", "start", pod)
         infra = _podman(env, "pod", "inspect", "--format", "{{.InfraContainerID}}", pod)
         ip = _podman(
-            env, "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", infra
+            env,
+            "inspect",
+            "--format",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            infra,
         )
         gateway = _podman(
             env, "network", "inspect", "--format", "{{range .Subnets}}{{.Gateway}}{{end}}", NETWORK
@@ -224,15 +230,17 @@ def podman_fleet(env: dict[str, str], images: dict[str, str], workdir: Path) -> 
         maps, _ = double.store.list(BY_KIND["v1", "ConfigMap"], NAMESPACE)
         for deployment in deployments.values():
             translated = translate(
-                deployment, [*secrets, *maps], pod=pod, workdir=workdir / "platform", cluster=cluster
+                deployment,
+                [*secrets, *maps],
+                pod=pod,
+                workdir=workdir / "platform",
+                cluster=cluster,
             )
             write_files(translated.files, translated.dirs)
             argv = [*translated.argv[:2], "--pull", "never", *translated.argv[2:]]
             result = subprocess.run(argv, env=env, text=True, capture_output=True)
             assert result.returncode == 0, result.stderr
-        fleet = PodmanFleet(
-            config_path, kubeconfig, double, kubelet, env, pod, ip, deployments
-        )
+        fleet = PodmanFleet(config_path, kubeconfig, double, kubelet, env, pod, ip, deployments)
         wait_probes(fleet)
         kubelet.platform_ip = ip
         out, _ = apply.communicate(timeout=400)

@@ -15,6 +15,7 @@ entries, a container that exits does not make its pod Failed, and there is one n
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 import time
@@ -48,8 +49,6 @@ def write_files(files: dict[Path, bytes], dirs: dict[Path, tuple[int, int]]) -> 
         path.chmod(0o644)
     for path, (uid, gid) in dirs.items():
         path.mkdir(parents=True, exist_ok=True)
-        import os
-
         os.chown(path, uid, gid)
         path.chmod(0o2775)
 

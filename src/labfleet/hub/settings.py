@@ -121,7 +121,15 @@ def services_settings(config: FleetConfig, secrets: HubSecrets) -> Settings:
     roles: list[dict[str, Any]] = [
         {
             "name": "labfleet-supervisor",
-            "scopes": ["list:users", "read:users", "read:servers", "servers", "admin:users"],
+            # tokens: `labfleet smoke` issues a short-lived token for its temporary user
+            "scopes": [
+                "list:users",
+                "read:users",
+                "read:servers",
+                "servers",
+                "admin:users",
+                "tokens",
+            ],
             "services": [SUPERVISOR_SERVICE],
         },
     ]
