@@ -182,10 +182,12 @@ def proxy(backends: dict[str, Backend]) -> Iterator[Proxy]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Long fuzz runs only when asked for with ``-m fuzz``."""
-    if "fuzz" in (config.option.markexpr or ""):
-        return
-    skip = pytest.mark.skip(reason="long fuzz run: select with -m fuzz")
-    for item in items:
-        if "fuzz" in item.keywords:
-            item.add_marker(skip)
+    """Long runs (``fuzz``, ``stock_suite``) only when asked for with ``-m <marker>``."""
+    asked = config.option.markexpr or ""
+    for marker in ("fuzz", "stock_suite"):
+        if marker in asked:
+            continue
+        skip = pytest.mark.skip(reason=f"long run: select with -m {marker}")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)
