@@ -31,6 +31,9 @@ def resolve_references(settings: Settings, environ: dict[str, str]) -> Settings:
     hub = settings.get("JupyterHub", {})
     if isinstance(hub.get("db_url"), str):
         hub["db_url"] = resolve_secret(hub["db_url"], environ)
+    for service in hub.get("services", []):  # services: on Kubernetes (hub/app_services.py)
+        if str(service.get("api_token", "")).startswith("env:"):
+            service["api_token"] = resolve_secret(service["api_token"], environ)
     return settings
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from labfleet.config.model import CullingSection, FleetConfig, ProxySection
+from labfleet.hub.app_services import add_app_services
 from labfleet.runtime import Runtime
 from labfleet.secrets import HubSecrets, crypt_keys
 from labfleet.spawn.policy import NamedServerLimit, profiles_setting
@@ -244,6 +245,7 @@ def build_hub_settings(config: FleetConfig, runtime: Runtime, secrets: HubSecret
     merge(settings, build_auth_settings(config.auth, runtime))
     merge(settings, services_settings(config, secrets))
     _add_dashboard_and_branding(settings, config, runtime)
+    add_app_services(settings, config, runtime, runtime.hub_port or DEFAULT_HUB_PORT)
     if runtime.platform == "local":
         _services_die_with_hub(settings)
     # spawners that offer profiles read them from this trait (list of plain dicts)

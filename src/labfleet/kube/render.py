@@ -15,6 +15,7 @@ from labfleet.kube import access, capacity, hub, network, proxy, storage, user_n
 from labfleet.kube.backup_cronjob import backup_objects
 from labfleet.kube.hub_secret import hub_secret
 from labfleet.kube.meta import Manifest
+from labfleet.kube.services import service_objects
 from labfleet.secrets import HubSecrets
 
 KIND_ORDER = [
@@ -65,6 +66,7 @@ def render_objects(config: FleetConfig, secrets: HubSecrets) -> list[Manifest]:
     objects += capacity.prepuller(config)
     objects += capacity.placeholders(config)
     objects += backup_objects(config)
+    objects += service_objects(config, secrets)
     return sorted(objects, key=_kind_rank)  # stable: builder order within a kind
 
 
