@@ -89,6 +89,10 @@ def test_a_full_disk_is_named_on_every_surface_and_passes(
         assert cli.returncode != 0
         assert "Traceback" not in cli.stderr, cli.stderr
         assert_says(cli.stderr, "is full", str(platform.data_dir).lower())
+
+        status = labfleet("status", data_dir=platform.data_dir)
+        assert_says(status.stdout, "low disk space", "0 bytes free")
+        assert "LOW DISK SPACE" in platform.log(), "the start-up banner warns (64 MiB < 1 GiB)"
     finally:
         small_disk.free()
     assert_recovered(platform)

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from labfleet.config.base import Section
-from labfleet.config.units import Duration
+from labfleet.config.units import Duration, Size
 
 #: NVIDIA device ids: an index ("0"), a full-GPU UUID ("GPU-…") or a MIG UUID
 #: ("MIG-…", including the older "MIG-GPU-<uuid>/<gi>/<ci>" form).
@@ -115,6 +115,12 @@ class LocalSection(Section):
         ge=16,
         le=4_194_304,
         description="Most processes and threads one server (with its kernels) may run.",
+    )
+    min_free_space: Size = Field(
+        default=2**30,
+        description="Below this much free space on the data directory's disk, the start-up "
+        "banner and `labfleet status` warn (a full disk stops logins, spawns and saves). "
+        "0 switches the warning off.",
     )
     shared: SharedFolders = Field(default_factory=SharedFolders)
     gpus: GpuSection = Field(default_factory=GpuSection)

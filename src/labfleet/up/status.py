@@ -24,6 +24,7 @@ from labfleet.spawn.limits import Limits, LimitsProbe, probe
 from labfleet.spawn.processes import is_alive
 from labfleet.spawn.server_env import default_singleuser
 from labfleet.tls.service import certificate_line
+from labfleet.up.free_space import data_dir_space, free_space_warning
 
 
 def _commands(config: FleetConfig) -> list[Path]:
@@ -144,6 +145,11 @@ def startup_warnings(config: FleetConfig, runtime: Runtime | None = None) -> lis
             f"{limits.backend.name}: no {missing} controller; those limits are NOT enforced"
         )
     warnings.extend(machine_check(config)[1])
+    if runtime is not None:  # a full disk stops logins and spawns (issue 11)
+        low = free_space_warning(
+            runtime.data_dir, data_dir_space(runtime.data_dir), config.local.min_free_space
+        )
+        warnings += [low] if low else []
     if config.local.shared.data and not isolated:
         warnings.append("the shared data folder is writable by users (no isolation)")
     return warnings
@@ -175,6 +181,10 @@ def local_status_lines(config: FleetConfig, runtime: Runtime) -> list[str]:
     from labfleet.up.components import down_lines  # what is down and why (supervisor's record)
 
     lines += [f"DOWN {line}" for line in down_lines(runtime.state_dir)]
+    low = free_space_warning(
+        runtime.data_dir, data_dir_space(runtime.data_dir), config.local.min_free_space
+    )
+    lines += [low] if low else []
     tls_line = certificate_line(config.tls, runtime.data_dir)  # issuer, names, expiry
     if tls_line:
         lines.append(tls_line)
