@@ -118,7 +118,10 @@ CASES = {
     "shared-namespace": Case(CONFIG, "alice"),
     # A username that is no DNS label: every name derived from it goes through the slug.
     "per-user-namespaces": Case(
-        CONFIG + "  users:\n    namespaces: per-user\n", "ada.lovelace@example.com"
+        # A quota on limits with a profile that sets none: the LimitRange makes it admissible.
+        CONFIG
+        + "  users:\n    namespaces: per-user\n    per_user: {quota_cpu: 2, quota_memory: 4G}\n",
+        "ada.lovelace@example.com",
     ),
 }
 
@@ -235,6 +238,7 @@ def check_user_namespace(double: KubeDouble, namespace: str) -> None:
     assert made["metadata"]["labels"]["app.kubernetes.io/instance"] == "lab"
     assert double.list("networking.k8s.io/v1", "NetworkPolicy", namespace)
     assert double.list("v1", "ResourceQuota", namespace)
+    assert double.list("v1", "LimitRange", namespace)
 
 
 def follow_progress(api: httpx.Client, user: str, double: KubeDouble) -> list[str]:

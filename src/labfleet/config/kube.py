@@ -567,6 +567,17 @@ def check_against_profiles(value: KubernetesSection, info: ValidationInfo) -> Ku
             )
         if extra.tpu is not None and profile.gpus:
             raise ValueError(f"profiles.{slug}: a profile asks for GPUs or a TPU, not both")
+    quota = value.users.per_user if value.users.namespaces == "per-user" else None
+    for profile in profiles if quota is not None else []:
+        for field, limit, asked in (
+            ("quota_cpu", quota.quota_cpu, profile.cpu),
+            ("quota_memory", quota.quota_memory, profile.memory),
+        ):
+            if limit is not None and asked is not None and asked > limit:
+                raise ValueError(
+                    f"profile {profile.slug} asks for more than a user's whole "
+                    f"users.per_user.{field}: every pod of it would be refused by the quota"
+                )
     wanted = value.placeholders.profile
     if wanted is not None and wanted not in by_slug:
         raise ValueError(f"placeholders.profile: no profile has slug {wanted!r} ({known})")

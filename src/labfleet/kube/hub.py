@@ -95,7 +95,7 @@ def rbac_rules(per_user_namespaces: bool) -> list[dict[str, Any]]:
             {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create", "delete"]},
             {
                 "apiGroups": [""],
-                "resources": ["serviceaccounts", "resourcequotas"],
+                "resources": ["serviceaccounts", "resourcequotas", "limitranges"],
                 "verbs": _OWN_VERBS,
             },
             {

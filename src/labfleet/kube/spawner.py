@@ -35,6 +35,7 @@ from labfleet.spawn.profile_form import ProfileChoiceMixin
 _CREATE = {
     "ServiceAccount": ("CoreV1Api", "service_account"),
     "ResourceQuota": ("CoreV1Api", "resource_quota"),
+    "LimitRange": ("CoreV1Api", "limit_range"),
     "NetworkPolicy": ("NetworkingV1Api", "network_policy"),
 }
 

@@ -1,6 +1,7 @@
 """Users' identity and isolation objects: a ServiceAccount (Workload Identity), and, with
 ``users.namespaces: per-user``, one namespace per user with its own ServiceAccount,
-NetworkPolicy and ResourceQuota.
+NetworkPolicy, ResourceQuota and the LimitRange that lets the quota admit pods of profiles
+without limits.
 
 Pure builders; :class:`labfleet.kube.spawner.LabfleetKubeSpawner` creates the
 per-user objects before the first spawn; deleting the user keeps the namespace
@@ -118,4 +119,40 @@ def user_namespace_objects_for_slug(config: FleetConfig, slug: str) -> list[Mani
         hard["pods"] = str(quota.quota_pods)
     if hard:
         objects.append(manifest("v1", "ResourceQuota", meta("jupyter-user"), spec={"hard": hard}))
+    limit_range = container_defaults(config)
+    if limit_range:
+        objects.append(
+            manifest("v1", "LimitRange", meta("jupyter-user"), spec={"limits": [limit_range]})
+        )
     return objects
+
+
+#: What a container of a profile without a guarantee requests, at most.
+DEFAULT_CPU_REQUEST = 0.1
+DEFAULT_MEMORY_REQUEST = 256 * 2**20
+
+
+def container_defaults(config: FleetConfig) -> dict[str, Any] | None:
+    """LimitRange item for what the quota constrains, or None when it constrains nothing.
+
+    A quota on ``limits.cpu``/``limits.memory`` makes the API server refuse every container
+    that does not state those limits, i.e. every pod of a profile without ``cpu:`` or
+    ``memory:``. The default limit is the user's quota shared by ``quota_pods`` (the whole
+    quota without a pod count); the default request is small (0.1 CPU, 256Mi, or the limit
+    if lower), so an unlimited profile's pod stays schedulable.
+    """
+    quota = config.kubernetes.users.per_user
+    share = quota.quota_pods or 1
+    default: dict[str, str] = {}
+    request: dict[str, str] = {}
+    if quota.quota_cpu is not None:
+        millis = max(1, int(quota.quota_cpu * 1000) // share)
+        default["cpu"] = cpu_quantity(millis / 1000)
+        request["cpu"] = cpu_quantity(min(millis / 1000, DEFAULT_CPU_REQUEST))
+    if quota.quota_memory is not None:
+        size = max(1, quota.quota_memory // share)
+        default["memory"] = memory_quantity(size)
+        request["memory"] = memory_quantity(min(size, DEFAULT_MEMORY_REQUEST))
+    if not default:
+        return None
+    return {"type": "Container", "default": default, "defaultRequest": request}

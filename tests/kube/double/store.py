@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import pod_security, validation
+from . import pod_security, quota, validation
 from .defaults import apply_defaults
 from .kinds import BY_KIND, Kind
 from .managers import Conflict, now, record_update, server_side_apply
@@ -215,6 +215,8 @@ class Store:
             if ns.get("metadata", {}).get("deletionTimestamp"):
                 raise ApiStatus(403, "Forbidden", f"namespace {namespace} is being terminated")
         if kind.kind == "Pod":
+            limit_ranges, _ = self.list(BY_KIND["v1", "LimitRange"], namespace)
+            quota.apply_limit_ranges(limit_ranges, obj)  # mutating admission comes first
             spec = obj.get("spec") or {}
             labels = ((ns or {}).get("metadata") or {}).get("labels") or {}
             level = labels.get(pod_security.ENFORCE_LABEL, "privileged")
@@ -226,6 +228,11 @@ class Store:
                     f'pods "{obj["metadata"].get("name")}" is forbidden: violates PodSecurity '
                     f'"{level}:latest": ' + ", ".join(problems),
                 )
+            quotas, _ = self.list(BY_KIND["v1", "ResourceQuota"], namespace)
+            pods, _ = self.list(kind, namespace)
+            refusal = quota.quota_refusal(quotas, len(pods), obj)
+            if refusal:
+                raise ApiStatus(403, "Forbidden", refusal)
             account = spec.get("serviceAccountName") or "default"
             if self.find(BY_KIND["v1", "ServiceAccount"], namespace, account) is None:
                 raise ApiStatus(
