@@ -72,7 +72,7 @@ def test_the_double_refuses_what_a_cluster_refuses() -> None:
         store = double.store
         store.create(BY_KIND["v1", "Namespace"], "", {"metadata": {"name": namespace}}, "hub")
         store.create(BY_KIND["v1", "ResourceQuota"], namespace, quota, "hub")
-        with pytest.raises(ApiStatus, match="must specify limits.cpu for: notebook"):
+        with pytest.raises(ApiStatus, match=r"must specify limits\.cpu for: notebook"):
             store.create(BY_KIND["v1", "Pod"], namespace, pod, "hub")
 
 
