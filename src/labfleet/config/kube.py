@@ -567,8 +567,8 @@ def check_against_profiles(value: KubernetesSection, info: ValidationInfo) -> Ku
             )
         if extra.tpu is not None and profile.gpus:
             raise ValueError(f"profiles.{slug}: a profile asks for GPUs or a TPU, not both")
-    quota = value.users.per_user if value.users.namespaces == "per-user" else None
-    for profile in profiles if quota is not None else []:
+    quota = value.users.per_user
+    for profile in profiles if value.users.namespaces == "per-user" else []:
         for field, limit, asked in (
             ("quota_cpu", quota.quota_cpu, profile.cpu),
             ("quota_memory", quota.quota_memory, profile.memory),
