@@ -28,11 +28,12 @@ pytestmark = pytest.mark.integration
 
 PASSWORD = "correct horse battery staple"
 APP = Path(__file__).with_name("echo_app.py")
+WS_APP = Path(__file__).with_name("ws_app.py")
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    hello, secret = free_port(), free_port()
+    hello, secret, ws = free_port(), free_port(), free_port()
     config = (
         "culling: {enabled: false}\n"
         "dashboard: {enabled: false}\n"
@@ -42,6 +43,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         f"    port: {hello}\n    url_prefix: /app/\n    environment: {{GREETING: hi}}\n"
         f"  - name: ops\n    command: [{sys.executable}, {APP}, '{secret}']\n"
         f"    port: {secret}\n    admin_only: true\n"
+        f"  - name: live\n    command: [{sys.executable}, {WS_APP}, '{ws}']\n    port: {ws}\n"
     )
     members = [Member("alice", PASSWORD), Member("boss", PASSWORD, admin=True)]
     with platform_with_members(tmp_path_factory.mktemp("services"), config, members) as running:
@@ -118,6 +120,28 @@ def test_admin_only_refuses_a_member_and_admits_an_admin(platform: Platform) -> 
     finally:
         member.close()
         admin.close()
+
+
+def test_a_websocket_is_relayed_only_after_sign_in(platform: Platform) -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    url = f"ws://127.0.0.1:{platform.port}/services/live/feed"
+    with pytest.raises(InvalidStatus):  # no hub session: the handshake is refused
+        connect(url, open_timeout=30).close()
+    user = _signed_in(platform, "alice")
+    try:
+        _get(user, "/services/live/")  # the OAuth round trip sets the gate's cookie
+        cookie = "; ".join(f"{c.name}={c.value}" for c in user.http.cookies.jar)
+        origin = f"http://127.0.0.1:{platform.port}"
+        headers = {"Cookie": cookie}
+        with connect(url, additional_headers=headers, origin=origin, open_timeout=30) as ws:
+            ws.send("ping")
+            assert ws.recv(timeout=30) == "/services/live/feed|alice|None|ping"
+        with pytest.raises(InvalidStatus):  # a page of another site may not open it
+            connect(url, additional_headers=headers, origin="https://evil.example").close()
+    finally:
+        user.close()
 
 
 def test_the_services_are_listed_by_the_hub(platform: Platform) -> None:

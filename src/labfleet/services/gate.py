@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
-from tornado import httpclient, web
+from tornado import httpclient, web, websocket
 
 #: Hop-by-hop headers (RFC 9110 7.6.1) and what the application must never get.
 _DROP_REQUEST = frozenset(
@@ -110,8 +110,14 @@ def cross_site(headers: Mapping[str, str], host: str) -> bool:
     return bool(origin) and origin != "null" and urlsplit(origin).netloc != host
 
 
-class GateHandler(HubOAuthenticated, web.RequestHandler):  # type: ignore[misc]
+class GateHandler(HubOAuthenticated, websocket.WebSocketHandler):  # type: ignore[misc]
+    """Plain requests are forwarded as they come; a websocket upgrade is relayed frame by frame.
+
+    Tornado's own ``check_origin`` refuses a websocket opened by another site's page.
+    """
+
     SUPPORTED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    _upstream: websocket.WebSocketClientConnection | None = None
 
     def check_xsrf_cookie(self) -> None:
         """The application has no hub XSRF token; :func:`cross_site` guards instead."""
@@ -161,7 +167,53 @@ class GateHandler(HubOAuthenticated, web.RequestHandler):  # type: ignore[misc]
             self.write(response.body)
         await self.finish()
 
-    get = head = post = put = patch = delete = options = _forward
+    head = post = put = patch = delete = options = _forward
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        websocket_upgrade = self.request.headers.get("Upgrade", "").lower() == "websocket"
+        pending = self._upgrade(*args, **kwargs) if websocket_upgrade else self._forward()
+        if pending is not None:  # web.authenticated returns None when it redirects to login
+            await pending
+
+    @web.authenticated
+    async def _upgrade(self, *args: Any, **kwargs: Any) -> None:
+        gate: GateSettings = self.settings["labfleet_gate"]
+        target = "ws" + gate.upstream[len("http") :] + gate.upstream_path(self.request.path)
+        if self.request.query:
+            target += "?" + self.request.query
+        headers = {"X-Forwarded-User": self.current_user["name"]}
+        protocols = self.request.headers.get("Sec-WebSocket-Protocol")
+        try:
+            self._upstream = await websocket.websocket_connect(
+                httpclient.HTTPRequest(target, headers=headers),
+                on_message_callback=self._from_upstream,
+                subprotocols=[p.strip() for p in protocols.split(",")] if protocols else None,
+            )
+        except (OSError, httpclient.HTTPClientError):
+            raise web.HTTPError(502, f"service {gate.name} refused the websocket") from None
+        await websocket.WebSocketHandler.get(self, *args, **kwargs)
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        chosen = self._upstream.selected_subprotocol if self._upstream else None
+        return chosen if chosen in subprotocols else None
+
+    def _from_upstream(self, message: str | bytes | None) -> None:
+        if message is None:  # the application closed it
+            self.close()
+            return
+        try:
+            self.write_message(message, binary=isinstance(message, bytes))
+        except websocket.WebSocketClosedError:
+            if self._upstream is not None:
+                self._upstream.close()
+
+    async def on_message(self, message: str | bytes) -> None:
+        if self._upstream is not None:
+            await self._upstream.write_message(message, binary=isinstance(message, bytes))
+
+    def on_close(self) -> None:
+        if self._upstream is not None:
+            self._upstream.close()
 
 
 def make_app(gate: GateSettings) -> web.Application:
