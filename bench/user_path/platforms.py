@@ -66,12 +66,15 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
-def start_labfleet(work: Path) -> Running:
+def start_labfleet(work: Path, hash_niceness: int | None = None) -> Running:
     config = work / "labfleet.yaml"
+    extra = "JupyterHub: {concurrent_spawn_limit: 200}"
+    if hash_niceness is not None:  # inherited by labfleet up → the hub → its hash pool
+        os.environ["LABFLEET_HASH_NICENESS"] = str(hash_niceness)
     config.write_text(
         "culling: {enabled: false}\n"
         f"servers: {{start_timeout: {TIMEOUT}, http_timeout: {TIMEOUT}}}\n"
-        "hub: {extra_config: {JupyterHub: {concurrent_spawn_limit: 200}}}\n"
+        f"hub: {{extra_config: {{{extra}}}}}\n"
     )
     data = work / "data"
     added = labfleet(

@@ -158,9 +158,10 @@ def measure_platform(running: Running, args: argparse.Namespace) -> Results:
     stormers = names(f"l{tag}", max(1, args.storm_clients))
     running.add_members([*warm, *first, *ready_burst, *out_burst, *stormers])
 
-    w = asyncio.run(member_path(url, warm[0], PASSWORD))
-    print(f"  {running.name}: warm-up member {w.total or w.error}", flush=True)
-    asyncio.run(stop_servers(url, token, warm))
+    if first or args.burst:
+        w = asyncio.run(member_path(url, warm[0], PASSWORD))
+        print(f"  {running.name}: warm-up member {w.total or w.error}", flush=True)
+        asyncio.run(stop_servers(url, token, warm))
 
     for name in first:  # one member at a time, warm machine
         res.first.append(asyncio.run(member_path(url, name, PASSWORD)))
@@ -354,7 +355,7 @@ def run_all(args: argparse.Namespace, tmp: Path) -> list[Results]:
         work = tmp / name
         work.mkdir()
         print(f"starting {name}…", flush=True)
-        running = start_stock(work) if name == "stock" else start_labfleet(work)
+        running = start_stock(work) if name == "stock" else start_labfleet(work, args.hash_niceness)
         try:
             results.append(measure_platform(running, args))
         finally:
@@ -378,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restart-users", type=int, default=200)
     parser.add_argument("--restart-running", type=int, default=5)
     parser.add_argument("--browser", type=int, default=1, help="browser runs (0: none)")
+    parser.add_argument(
+        "--hash-niceness", type=int, help="PasswordAuthenticator.hash_niceness for labfleet"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)

@@ -31,8 +31,17 @@ from pathlib import Path
 from labfleet.auth.hashing import OffloadError, ScryptParams
 
 WORKER_SCRIPT = Path(__file__).with_name("hash_worker.py")
-#: CPU priority of the workers relative to the hub (higher is lower priority)
+#: CPU priority of the workers relative to the hub (higher is lower priority);
+#: ``LABFLEET_HASH_NICENESS`` in the hub's environment overrides it (the benchmark's knob)
 DEFAULT_NICENESS = 5
+
+
+def niceness_from_env(environ: dict[str, str] | None = None) -> int:
+    value = (os.environ if environ is None else environ).get("LABFLEET_HASH_NICENESS", "")
+    try:
+        return max(0, min(19, int(value)))
+    except ValueError:
+        return DEFAULT_NICENESS
 
 
 def core_count() -> int:
@@ -170,11 +179,11 @@ _shared: HashPool | None = None
 _shared_lock = threading.Lock()
 
 
-def shared_pool(size: int = 0) -> HashPool:
+def shared_pool(size: int = 0, niceness: int = DEFAULT_NICENESS) -> HashPool:
     """The process's one pool (``size`` 0: one worker per core), stopped at exit."""
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = HashPool(size or core_count())
+            _shared = HashPool(size or core_count(), niceness)
             atexit.register(_shared.close)
         return _shared

@@ -26,7 +26,7 @@ from tornado import web
 from traitlets import Bool, Float, Integer, List, Unicode, default
 
 from labfleet.auth.accounts import DEFAULT_MIN_LENGTH, Account, AccountStore, NoSuchAccount
-from labfleet.auth.hash_pool import shared_pool
+from labfleet.auth.hash_pool import niceness_from_env, shared_pool
 from labfleet.auth.hashing import DEFAULT_PARAMS, ScryptParams, offload_to
 from labfleet.auth.home_archive import HomeDisposal, dispose_home
 from labfleet.auth.hub_access import apply_at_start
@@ -71,6 +71,10 @@ class PasswordAuthenticator(NormalizingAuthenticator):
     max_concurrent_hashes = Integer(
         0, config=True, help="Password hashes computed at once (0: one per core)."
     )
+    hash_niceness = Integer(
+        config=True,
+        help="CPU niceness of the hash workers (higher: the hub's requests go first).",
+    )
     hash_in_processes = Bool(
         True, config=True, help="Hash in worker processes (False: in this process's threads)."
     )
@@ -86,6 +90,10 @@ class PasswordAuthenticator(NormalizingAuthenticator):
         config=True,
         help="Services whose user deletions remove only the hub user, not the account.",
     )
+
+    @default("hash_niceness")
+    def _niceness_default(self) -> int:
+        return niceness_from_env()
 
     @default("allow_existing_users")
     def _no_implicit_allow(self) -> bool:
@@ -150,7 +158,7 @@ class PasswordAuthenticator(NormalizingAuthenticator):
     def _hashing(self) -> tuple[asyncio.Semaphore, ThreadPoolExecutor]:
         """The hash slots and the login threads (made on first use, sized to the pool)."""
         if self._hash_slots is None or self._login_threads is None:
-            pool = shared_pool(max(0, self.max_concurrent_hashes))
+            pool = shared_pool(max(0, self.max_concurrent_hashes), self.hash_niceness)
             size = self.max_concurrent_hashes or pool.size
             if self.hash_in_processes:
                 offload_to(pool.derive)
