@@ -37,6 +37,7 @@ import importlib
 import importlib.util
 import json
 import os
+import select
 import shutil
 import signal
 import site
@@ -135,7 +136,11 @@ def preload(extra: list[str]) -> list[str]:
     return loaded
 
 
-def rehearse(timeout: float = 120.0) -> list[str]:
+class RehearsalTimeout(Exception):
+    """The throwaway server did not finish initializing in time (it was killed)."""
+
+
+def rehearse(timeout: float = 60.0) -> list[str]:
     """Modules a server imports while it initializes, learned from a throwaway child.
 
     A forked child initializes a jupyter_server (with this environment's
@@ -155,13 +160,24 @@ def rehearse(timeout: float = 120.0) -> list[str]:
     os.close(write_end)
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
-    with os.fdopen(read_end, "rb") as reader:
-        while time.monotonic() < deadline:
-            chunk = reader.read(65536)
-            if not chunk:
+    finished = False
+    try:
+        while not finished:
+            left = deadline - time.monotonic()
+            # a bounded wait: a read would block for as long as a hung import hangs
+            if left <= 0 or not select.select([read_end], [], [], left)[0]:
                 break
+            chunk = os.read(read_end, 65536)
+            finished = not chunk
             chunks.append(chunk)
-    os.waitpid(pid, 0)
+    finally:
+        os.close(read_end)
+        if not finished:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    if not finished:
+        raise RehearsalTimeout(f"rehearsal did not finish in {timeout:.0f}s (a hung import?)")
     return [name for name in b"".join(chunks).decode().split() if name]
 
 
@@ -416,6 +432,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="skip learning the server's lazy imports from a throwaway child",
     )
+    parser.add_argument(
+        "--rehearse-timeout",
+        type=float,
+        default=60.0,
+        help="seconds the throwaway child may take; then it is killed and nothing is learned",
+    )
     args = parser.parse_args(argv)
     if sys.path and sys.path[0] in ("", os.getcwd()):
         sys.path.pop(0)  # -m put the hub's cwd there; a child gets its script's directory
@@ -426,11 +448,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fork-server: preloading failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 3
     learned: list[str] = []
+    rehearsal_error = ""
     if args.rehearse:
         try:
-            learned = import_learned(rehearse())
+            learned = import_learned(rehearse(args.rehearse_timeout))
         except Exception as exc:
-            print(f"fork-server: rehearsal failed: {exc}", file=sys.stderr)
+            rehearsal_error = f"rehearsal failed: {exc}"
+            print(f"fork-server: {rehearsal_error}", file=sys.stderr)
     if threading.active_count() != 1:
         print("fork-server: preloading started threads; refusing to fork", file=sys.stderr)
         return 4
@@ -442,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         "wire": WIRE_TAG,
         "preloaded": loaded,
         "learned": len(learned),
+        "rehearsal_error": rehearsal_error,
         "import_env": {key: os.environ.get(key) for key in IMPORT_TIME_ENV},
         "preload_seconds": round(time.monotonic() - started, 3),
     }
