@@ -22,6 +22,7 @@ from labfleet.envs.layout import platform_root
 from tests.envs.conftest import FIRST_PACKAGE, SECOND_PACKAGE, needs_root
 
 pytestmark = [needs_root]
+MISSING = "labfleet-no-such-package-7f3a"
 
 
 def envs(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -66,6 +67,14 @@ def test_create_list_install_remove(data_dir: Path) -> None:
     assert not env.prefix.exists()  # nothing ran from generation 1: cleaned up
     assert f"{FIRST_PACKAGE} " in added.stdout and f"{SECOND_PACKAGE} " in added.stdout
 
+    # an install that fails keeps the environment exactly as it was
+    failed = envs(data_dir, "install", "sci", MISSING)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "No matching distribution found" in failed.stderr
+    kept = Store(data_dir).require("sci")
+    assert kept.prefix == after.prefix and kept.manifest == after.manifest
+    assert sorted(p.name for p in kept.folder.iterdir()) == ["current", "gen-2"]
+
     removed = envs(data_dir, "remove", "sci")
     assert removed.returncode == 0, removed.stderr
     assert "removed environment sci" in removed.stdout
@@ -98,22 +107,12 @@ def test_bad_input_is_refused_and_nothing_is_made(
 def test_a_package_the_index_lacks_fails_with_pips_reason_and_leaves_nothing(
     data_dir: Path,
 ) -> None:
-    missing = "labfleet-no-such-package-7f3a"
-    result = envs(data_dir, "create", "sci", "--package", FIRST_PACKAGE, "--package", missing)
+    result = envs(data_dir, "create", "sci", "--package", FIRST_PACKAGE, "--package", MISSING)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "could not create environment 'sci'" in result.stderr
     assert "No matching distribution found" in result.stderr
     assert Store(data_dir).names() == []
     assert not (platform_root(data_dir) / "sci").exists()
-
-    # an install that fails keeps the environment exactly as it was
-    assert envs(data_dir, "create", "sci", "--package", FIRST_PACKAGE).returncode == 0
-    before = Store(data_dir).require("sci")
-    failed = envs(data_dir, "install", "sci", missing)
-    assert failed.returncode == 1 and "No matching distribution found" in failed.stderr
-    after = Store(data_dir).require("sci")
-    assert after.prefix == before.prefix and after.manifest == before.manifest
-    assert sorted(p.name for p in after.folder.iterdir()) == ["current", "gen-1"]
 
 
 def test_check_knows_which_environments_exist(

@@ -111,12 +111,22 @@ def test_servers_run_in_the_environment_and_an_install_spares_running_kernels(
         bob = add_and_login(platform, names[1])
         bob.start_server({"profile": "sci"}).raise_for_status()
         bob.wait_ready(180)
-        fresh = Kernel(bob.server_url(), bob.new_token())
+        token = bob.new_token()
+        fresh = Kernel(bob.server_url(), token)
         try:
             code = "import sys, tabulate, termcolor; print(sys.prefix)"
             assert fresh.run(code) == str(second_gen)
         finally:
             fresh.close()
+
+        # removing the environment takes the name away, not the running server's files
+        assert "files stay until the servers" in envs(platform, "remove", "sci")
+        assert Store(platform.data_dir).get("sci") is None
+        later = Kernel(bob.server_url(), token)  # a new kernel of the running server
+        try:
+            assert later.run(code) == str(second_gen)
+        finally:
+            later.close()
         for user in (ada, bob):
             user.stop_server()
             user.wait_stopped()

@@ -48,9 +48,13 @@ def _say(line: str) -> None:
 
 def _stack() -> Path:
     """The server environment every managed one is layered on (provisioned once per host)."""
-    from labfleet.spawn.server_env import ensure_for_up
+    from labfleet.envs import BuildError
+    from labfleet.spawn.server_env import ServerEnvError, ensure_for_up
 
-    return ensure_for_up(_say) or Path(sys.prefix)
+    try:
+        return ensure_for_up(_say) or Path(sys.prefix)
+    except ServerEnvError as exc:
+        raise BuildError(f"no server environment to build on: {exc}") from None
 
 
 def _changed(what: str, args: argparse.Namespace, work: Any) -> int:

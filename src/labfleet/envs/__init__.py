@@ -23,7 +23,6 @@ from labfleet.envs.layout import (
     check_spec,
     contents_line,
     generation_dir,
-    generation_of,
     merge_specs,
 )
 from labfleet.envs.store import Environment, Store, describe, resolve_prefix
@@ -64,11 +63,12 @@ def create(
             )
         folder = store.folder(name)
         folder.mkdir(mode=0o755, exist_ok=True)
-        prefix = generation_dir(folder, 1)
+        generation = store.next_generation(folder)  # 1, unless a removed one still runs
+        prefix = generation_dir(folder, generation)
         try:
             build_generation(
                 name=name,
-                generation=1,
+                generation=generation,
                 prefix=prefix,
                 stack=stack,
                 requested=requested,
@@ -99,8 +99,7 @@ def install(
         env = store.require(name)
         previous = env.manifest
         requested = merge_specs(previous.requested if previous else [], specs)
-        numbers = [n for n in (generation_of(p) for p in env.folder.iterdir()) if n is not None]
-        generation = max([env.generation, *numbers]) + 1
+        generation = store.next_generation(env.folder)
         prefix = generation_dir(env.folder, generation)
         same_stack = previous is not None and Path(previous.base) == stack
         build_generation(
@@ -125,6 +124,6 @@ def remove(data_dir: Path, name: str) -> bool:
     """Remove ``name`` now; True when its files are gone too (False: servers still use them)."""
     store = Store(data_dir)
     with store.locked():
-        moved = store.remove(name)
-        gone = moved in store.collect()
-    return gone
+        folder = store.remove(name)
+        store.collect()
+    return not folder.exists()

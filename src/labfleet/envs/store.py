@@ -32,8 +32,6 @@ from labfleet.envs.layout import (
     platform_root,
 )
 
-TRASH = ".removed"
-
 
 @dataclass(frozen=True)
 class Environment:
@@ -117,38 +115,42 @@ class Store:
         os.replace(link, folder / CURRENT)
 
     def remove(self, name: str) -> Path:
-        """Take the name away at once; its files go when no server runs from them."""
+        """Take the name away at once (its ``current`` link); its files go when unused.
+
+        The generations stay where they are: a running server imports from their
+        paths, so moving them would break its next import or kernel.
+        """
         env = self.require(name)
-        trash = self.root / TRASH
-        trash.mkdir(exist_ok=True)
-        target = trash / f"{name}-{os.getpid()}-{env.generation}"
-        env.folder.rename(target)
-        return target
+        (env.folder / CURRENT).unlink()
+        return env.folder
+
+    def next_generation(self, folder: Path) -> int:
+        """One more than any generation in ``folder`` (old ones may still be running)."""
+        numbers = [generation_of(p) for p in folder.iterdir()] if folder.is_dir() else []
+        return max([0, *(n for n in numbers if n is not None)]) + 1
 
     def collect(self) -> list[Path]:
-        """Delete generations nothing uses any more (old ones, removed ones, half-built ones)."""
+        """Delete generations nothing runs from any more: old, removed and half-built ones.
+
+        An environment's folder goes too once it has no ``current`` and no generation left.
+        """
         if not self.root.is_dir():
             return []
         busy = paths_in_use()
-        candidates: list[Path] = []
-        for entry in self.root.iterdir():
-            if entry.name == TRASH:
-                candidates += [p for p in entry.iterdir() if p.is_dir()]
-            elif is_environment_name(entry.name) and entry.is_dir():
-                current = self.get(entry.name)
-                for gen in entry.iterdir():
-                    if generation_of(gen) is not None and (
-                        current is None or gen != current.prefix
-                    ):
-                        candidates.append(gen)
-                if current is None and not any(generation_of(g) for g in entry.iterdir()):
-                    candidates.append(entry)
-        removed = []
-        for path in candidates:
-            if _used_by(path, busy):
+        removed: list[Path] = []
+        for folder in self.root.iterdir():
+            if not is_environment_name(folder.name) or not folder.is_dir():
                 continue
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
+            current = self.get(folder.name)
+            for gen in folder.iterdir():
+                if generation_of(gen) is None or (current and gen == current.prefix):
+                    continue
+                if not _used_by(gen, busy):
+                    shutil.rmtree(gen, ignore_errors=True)
+                    removed.append(gen)
+            if current is None and not any(generation_of(g) is not None for g in folder.iterdir()):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
         return removed
 
 
@@ -174,11 +176,9 @@ def paths_in_use() -> list[str]:
 
 
 def _used_by(path: Path, args: list[str]) -> bool:
-    """Whether any argument lies inside ``path`` (a removed environment: any generation in it)."""
-    names = {str(path)}
-    if path.is_dir():
-        names |= {str(child) for child in path.iterdir()}
-    return any(arg == name or arg.startswith(name + "/") for arg in args for name in names)
+    """Whether any process argument lies inside ``path``."""
+    name = str(path)
+    return any(arg == name or arg.startswith(name + "/") for arg in args)
 
 
 # --- what the spawner and the form ask (cheap, no lock) --------------------------------
