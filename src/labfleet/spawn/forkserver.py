@@ -501,7 +501,9 @@ class ForkServerLauncher:
     def close(self) -> None:
         self._closing.set()
         for helper in list(self.helpers.values()):
-            helper.stop()
+            helper.retired = True  # launches still waiting for it use exec
+            with helper.lock:
+                helper.stop()
 
 
 _launchers: dict[str, Launcher] = {}

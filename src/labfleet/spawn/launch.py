@@ -8,9 +8,12 @@ without touching policy.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -75,3 +78,27 @@ class ExecLauncher:
 def _detach(proc: subprocess.Popen[bytes]) -> None:
     """Forget the Popen object without letting its finaliser wait on the child."""
     proc.returncode = 0  # marks it done for subprocess' bookkeeping; we poll by pid
+
+
+#: threads for launches; separate from asyncio's default pool, which password hashing
+#: (logins) and every other ``to_thread`` share: a launch may wait (up to the fork-server's
+#: ``warm_wait``) for a cold fork-server, and a burst of those must not stall logins
+LAUNCH_THREADS = 8
+_pool: list[ThreadPoolExecutor] = []
+_pool_lock = threading.Lock()
+
+
+def launch_pool() -> ThreadPoolExecutor:
+    """The process-wide launch executor (made on first use)."""
+    with _pool_lock:
+        if not _pool:
+            _pool.append(
+                ThreadPoolExecutor(max_workers=LAUNCH_THREADS, thread_name_prefix="labfleet-launch")
+            )
+        return _pool[0]
+
+
+async def launch_off_loop(launcher: Launcher, spec: LaunchSpec) -> int:
+    """``launcher.launch(spec)`` in the launch pool, awaited from the event loop."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(launch_pool(), launcher.launch, spec)

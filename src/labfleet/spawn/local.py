@@ -53,7 +53,7 @@ from labfleet.spawn.homes import (
     prepare_home,
     prepare_shared_folders,
 )
-from labfleet.spawn.launch import ExecLauncher, Launcher, LaunchSpec
+from labfleet.spawn.launch import ExecLauncher, Launcher, LaunchSpec, launch_off_loop
 from labfleet.spawn.limits import Limits, LimitsBackend, LimitsError, LimitsProbe, probe
 from labfleet.spawn.processes import (
     is_alive,
@@ -429,7 +429,7 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
                 self.log.info(note)
             gpus = await self.assign_gpus()
             spec = self.build_spec(placement, gpus)
-            self.pid = await asyncio.to_thread(self.get_launcher().launch, spec)
+            self.pid = await launch_off_loop(self.get_launcher(), spec)  # not the default pool
         except BaseException as exc:
             await self._kill_orphan()  # a child that recorded itself before the launch failed
             raise _spawn_error(exc, self.user.name) from exc
