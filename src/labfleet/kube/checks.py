@@ -6,9 +6,11 @@ Not validation errors: the same file also runs on one machine, where an
 
 from __future__ import annotations
 
+from labfleet.config.kube import DEFAULT_HUB_IMAGE
 from labfleet.config.model import FleetConfig
 from labfleet.kube.audit_checks import audit_warnings
 from labfleet.kube.hub import DB_URL_ENV
+from labfleet.kube.images import rewrite_image
 
 _ENV_PREFIX = "env:"
 
@@ -54,6 +56,7 @@ def kube_warnings(config: FleetConfig) -> list[str]:
     ]
     warnings += [literal_secret_warning(path) for path in literal_secrets(config)]
     warnings += user_data_warnings(config)
+    warnings += image_warnings(config)
     warnings += audit_warnings(config)
     if config.auth.kind == "iap" and kube.access.kind != "gke-ingress":
         warnings.append(
@@ -96,3 +99,35 @@ def literal_secret_warning(path: str) -> str:
     if path == "auth.dummy.password":
         return f"{where}: the demo authenticator's shared password; use a real auth.kind"
     return f"{where}: use 'env:VAR' with kubernetes.hub.env_from_secrets to keep it out"
+
+
+def _image_references(config: FleetConfig) -> list[tuple[str, str]]:
+    """(key path, image) for every image labfleet itself names."""
+    kube = config.kubernetes
+    found = [("kubernetes.hub.image", kube.hub.image), ("kubernetes.users.image", kube.users.image)]
+    if kube.proxy.image is not None:
+        found.append(("kubernetes.proxy.image", kube.proxy.image))
+    found += [(f"profiles.{p.slug}.image", p.image) for p in config.profiles if p.image]
+    return found
+
+
+def image_warnings(config: FleetConfig) -> list[str]:
+    """Images a cluster's nodes cannot pull: the unpublished default, local builds."""
+    images = config.kubernetes.images
+    warnings = []
+    for path, image in _image_references(config):
+        pulled = rewrite_image(image, images)
+        if path == "kubernetes.hub.image" and image == DEFAULT_HUB_IMAGE:
+            push = "push it" if pulled == image else f"push it as {pulled} (images.registry)"
+            warnings.append(
+                f"kubernetes.hub.image is the default {image}, which is not published yet: "
+                "build it with `labfleet images build --base IMAGE --prefix REGISTRY/PATH`, "
+                f'{push}, and set kubernetes.hub.image (docs/kubernetes.md, "Images")'
+            )
+        elif pulled.startswith("localhost/"):
+            warnings.append(
+                f"{path} is {image}, a local image that a cluster's nodes cannot pull: push it "
+                "to a registry and name that (or set kubernetes.images.registry), or load it "
+                'into a kind/k3d cluster (docs/kubernetes.md, "Images")'
+            )
+    return warnings
