@@ -161,6 +161,13 @@ def test_the_hub_knows_them_as_external_services_with_the_secret_token() -> None
     ] == "t0k"
 
 
+def test_a_service_without_an_image_is_warned_about() -> None:
+    from labfleet.kube.checks import kube_warnings
+
+    warnings = [w for w in kube_warnings(parse_text(CONFIG)) if "no image" in w]
+    assert len(warnings) == 1 and "local-only" in warnings[0]
+
+
 def test_bad_entries_are_refused_with_the_key_path() -> None:
     with pytest.raises(ConfigError, match="services"):
         parse_text("services:\n  - {name: dashboard, command: [x], port: 9000}\n")

@@ -96,10 +96,20 @@ def shared_rwo_claims(config: FleetConfig) -> list[str]:
     ]
 
 
+def services_without_image(config: FleetConfig) -> list[str]:
+    return [
+        f"services: {entry.name} has no image, so it runs only under labfleet up, not on the "
+        "cluster; give it an image to run it beside the hub"
+        for entry in config.services
+        if not entry.image
+    ]
+
+
 def audit_warnings(config: FleetConfig) -> list[str]:
     return [
         *oauth_over_plain_http(config),
         *nfs_by_cluster_dns(config),
         *shared_rwo_claims(config),
         *backup_warnings(config),
+        *services_without_image(config),
     ]
