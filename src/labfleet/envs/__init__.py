@@ -62,7 +62,8 @@ def create(
                 f"environment {name!r} exists; add packages with: labfleet envs install {name} SPEC"
             )
         folder = store.folder(name)
-        folder.mkdir(mode=0o755, exist_ok=True)
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o755)  # whatever the umask: every member's account passes through it
         generation = store.next_generation(folder)  # 1, unless a removed one still runs
         prefix = generation_dir(folder, generation)
         try:
