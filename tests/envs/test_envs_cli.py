@@ -46,6 +46,7 @@ def test_create_list_install_remove(data_dir: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.startswith("sci\tgeneration 1\t")
     assert FIRST_PACKAGE in listed.stdout and "jupyterlab" in listed.stdout
+    assert "note:" not in listed.stdout  # built on the server environment in use
 
     env = Store(data_dir).require("sci")
     assert (env.prefix / GENERATION_FILE).read_text() == "1\n"
@@ -74,6 +75,12 @@ def test_create_list_install_remove(data_dir: Path) -> None:
     kept = Store(data_dir).require("sci")
     assert kept.prefix == after.prefix and kept.manifest == after.manifest
     assert sorted(p.name for p in kept.folder.iterdir()) == ["current", "gen-2"]
+
+    # after an upgrade (a new server environment) list says how to rebuild
+    manifest_path = kept.prefix / "labfleet-env.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps({**manifest, "base": "/opt/labfleet/server-env-old"}))
+    assert "built on an older server environment" in envs(data_dir, "list").stdout
 
     removed = envs(data_dir, "remove", "sci")
     assert removed.returncode == 0, removed.stderr

@@ -115,10 +115,26 @@ def run_list(args: argparse.Namespace) -> int:
             "labfleet envs create NAME --package SPEC"
         )
         return EXIT_OK
+    stack = _current_stack()
     for env in found:
         contents = contents_line(env.manifest) if env.manifest else "(no manifest)"
         print(f"{env.name}\tgeneration {env.generation}\t{contents}")
+        if env.manifest and stack and Path(env.manifest.base) != stack:
+            print(
+                f"  note: built on an older server environment ({env.manifest.base}); the next "
+                f"'labfleet envs install {env.name} SPEC' rebuilds it on {stack}"
+            )
     return EXIT_OK
+
+
+def _current_stack() -> Path | None:
+    """The server environment new builds would use, if known without building it."""
+    from labfleet.spawn.server_env import default_plan, needed
+
+    if not needed():
+        return Path(sys.prefix)
+    plan = default_plan()
+    return plan.path if plan else None
 
 
 def run_remove(args: argparse.Namespace) -> int:
