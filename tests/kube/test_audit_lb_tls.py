@@ -10,6 +10,7 @@ not in the node's resolver on most clusters, so the mount hangs.
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -155,3 +156,30 @@ def test_nfs_by_service_dns_name_is_warned_about() -> None:
         "  storage:\n    kind: nfs\n    server: files.lab.svc.cluster.local\n    path: /exports\n"
     )
     assert [w for w in kube_warnings(parse_text(text)) if "kubelet" in w]
+
+
+def test_labfleet_check_warns_about_oauth_over_plain_http(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from labfleet.cli.main import main
+
+    on_cluster = tmp_path / "lb.yaml"
+    on_cluster.write_text(GITHUB_LB)
+    assert main(["check", "--no-machine", str(on_cluster)]) == 0  # a warning, not an error
+    err = capsys.readouterr().err
+    assert "plain HTTP" in err and "load_balancer.tls_secret" in err
+
+    local = tmp_path / "local.yaml"
+    local.write_text(GITHUB_LB.split("kubernetes:")[0])
+    assert main(["check", "--no-machine", str(local)]) == 0
+    assert "plain HTTP" in capsys.readouterr().err  # labfleet up without tls:
+
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text(GITHUB_LB + "    load_balancer: {tls_secret: lab-tls}\n")
+    assert main(["check", "--no-machine", str(fixed)]) == 0
+    assert "plain HTTP" not in capsys.readouterr().err
+
+    github = load_example("github-nfs")
+    assert github.tls is None  # an example for a cluster: no local warning expected there...
+    assert main(["check", "--no-machine", str(REPO / "examples" / "github-nfs.yaml")]) == 0
+    assert "plain HTTP" not in capsys.readouterr().err  # ...because it says where it runs

@@ -50,6 +50,22 @@ def oauth_over_plain_http(config: FleetConfig) -> list[str]:
     ]
 
 
+def sign_in_over_plain_http(config: FleetConfig) -> list[str]:
+    """For ``labfleet check``: the cluster's access path if the file sets ``kubernetes:``,
+    else ``labfleet up`` (HTTPS from ``tls:``, or a reverse proxy in ``proxy.trusted_proxies``)."""
+    if "kubernetes" in config.model_fields_set:
+        return oauth_over_plain_http(config)
+    if config.auth.kind not in OAUTH_KINDS or config.tls is not None:
+        return []
+    if config.proxy.trusted_proxies:
+        return []  # an HTTPS reverse proxy in front (its TLS is not ours to see)
+    return [
+        f"auth.kind {config.auth.kind} signs users in over plain HTTP under labfleet up: add "
+        "a tls: section (docs/operating.md) or serve it behind an HTTPS reverse proxy listed "
+        "in proxy.trusted_proxies"
+    ]
+
+
 def _is_address(server: str) -> bool:
     try:
         ipaddress.ip_address(server.strip("[]"))
