@@ -10,10 +10,14 @@ against the API double's kind table (what a real API server says is namespaced).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from labfleet.config.load import ConfigError, parse_text
+from labfleet.kube.apply import Cluster, apply, connect, destroy, status
 from labfleet.kube.render import render_objects
+from tests.kube.double import running_double
 from tests.kube.double.kinds import BY_KIND
 from tests.kube.test_render_helpers import FIXED_SECRETS, load_example
 
@@ -68,3 +72,22 @@ def test_options_that_need_cluster_scoped_objects_are_refused(extra: str, needs:
     profiles = "profiles:\n  - {slug: cpu, display_name: CPU, default: true}\n"
     with pytest.raises(ConfigError, match=rf"cluster_scoped: false.*{needs}"):
         parse_text(profiles + BASE + extra)
+
+
+def test_apply_status_and_destroy_work_with_a_namespace_owners_rights(tmp_path: Path) -> None:
+    """On the API double with a Role-in-one-namespace's rights (403 for anything
+    cluster-wide or elsewhere): apply, status and destroy of the example stay inside it."""
+    config = load_example("google-hardened")
+    ns = config.kubernetes.namespace
+    with running_double() as double:
+        store = double.store
+        store.create(BY_KIND["v1", "Namespace"], "", {"metadata": {"name": ns}}, "platform-team")
+        double.server.namespace_only = ns
+        cluster = Cluster(connect(double.write_kubeconfig(tmp_path / "kubeconfig")))
+        applied = apply(cluster, render_objects(config, FIXED_SECRETS), wait=False)
+        assert applied.changes
+        report = status(cluster, applied.target)
+        assert report.user_pods == ()
+        destroy(cluster, applied.target)
+        left = [o["kind"] for o in double.list("apps/v1", "Deployment", ns)]
+        assert left == []

@@ -144,6 +144,9 @@ class DoubleServer:
         self.unserved_groups: set[str] = set()
         #: Resources (plurals) the kubeconfig's user may not touch, as RBAC would answer.
         self.forbidden_resources: set[str] = set()
+        #: A namespace owner's rights (Role in one namespace, nothing cluster-wide): set to
+        #: that namespace, and cluster-scoped kinds and other namespaces answer 403.
+        self.namespace_only: str | None = None
         #: What users' and our containers printed (tests write it; see pod_logs.py).
         self.pod_logs = PodLogs()
         self.stopping = asyncio.Event()
@@ -164,7 +167,10 @@ class DoubleServer:
             return _error(
                 ApiStatus(404, "NotFound", "the server could not find the requested resource")
             )
-        if route.kind.plural in self.forbidden_resources:
+        outside = self.namespace_only is not None and (
+            not route.kind.namespaced or route.namespace != self.namespace_only
+        )
+        if route.kind.plural in self.forbidden_resources or outside:
             return _error(
                 ApiStatus(
                     403,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from labfleet.kube.apply.cluster import Cluster
+from labfleet.kube.apply.cluster import Cluster, ClusterError
 from labfleet.kube.apply.refs import HUB_NAMESPACE_LABEL, INSTANCE_LABEL, ObjectRef, Target
 from labfleet.kube.apply.results import UserPod
 
@@ -27,11 +27,26 @@ def _labels(obj: dict[str, Any]) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
 
 
+def _forbidden(error: ClusterError) -> bool:
+    return error.code == 403
+
+
 def user_namespaces(cluster: Cluster, target: Target) -> list[dict[str, Any]]:
-    """Per-user namespaces of this instance (none with ``users.namespaces: shared``)."""
-    found = cluster.list(
-        "v1", "Namespace", namespace=None, labels={USER_NAMESPACE_OF: target.instance}
-    )
+    """Per-user namespaces of this instance (none with ``users.namespaces: shared``).
+
+    Someone allowed to list namespaces only in the hub's (``cluster_scoped: false``: a
+    namespace owner's rights) has none: per-user namespaces need cluster rights.
+    """
+    try:
+        found = list(
+            cluster.list(
+                "v1", "Namespace", namespace=None, labels={USER_NAMESPACE_OF: target.instance}
+            )
+        )
+    except ClusterError as error:
+        if _forbidden(error):
+            return []
+        raise
     return [
         ns
         for ns in found
@@ -52,18 +67,28 @@ def _ours(
     return [o for o in objects if (o.get("metadata") or {}).get("namespace") in allowed]
 
 
+def _everywhere(
+    cluster: Cluster, target: Target, kind: str, labels: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Objects of ``kind`` in every namespace, or in the hub's when only that may be read."""
+    try:
+        return list(cluster.list("v1", kind, namespace=ALL_NAMESPACES, labels=labels))
+    except ClusterError as error:
+        if not _forbidden(error):
+            raise
+    return list(cluster.list("v1", kind, namespace=target.namespace, labels=labels))
+
+
 def user_pods(cluster: Cluster, target: Target) -> list[dict[str, Any]]:
     labels = {INSTANCE_LABEL: target.instance, COMPONENT_LABEL: USER_COMPONENT}
-    return _ours(
-        cluster, target, cluster.list("v1", "Pod", namespace=ALL_NAMESPACES, labels=labels)
-    )
+    return _ours(cluster, target, iter(_everywhere(cluster, target, "Pod", labels)))
 
 
 def user_volumes(cluster: Cluster, target: Target) -> list[dict[str, Any]]:
     """Every PVC labelled with our instance (hub database and users' homes)."""
     labels = {INSTANCE_LABEL: target.instance}
-    listed = cluster.list("v1", "PersistentVolumeClaim", namespace=ALL_NAMESPACES, labels=labels)
-    return _ours(cluster, target, listed)
+    listed = _everywhere(cluster, target, "PersistentVolumeClaim", labels)
+    return _ours(cluster, target, iter(listed))
 
 
 def describe_pod(pod: dict[str, Any]) -> UserPod:
