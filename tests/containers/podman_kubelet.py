@@ -9,7 +9,9 @@ server the way they would in a cluster. A pod deleted in the double has its cont
 removed. Pods of the platform itself (hub, proxy) run in one podman pod started by the
 test (``podman_fleet``); for those the hook reports that pod's IP once their probes pass.
 
-What it does not do, said plainly: no NetworkPolicy is enforced, Services are ``/etc/hosts``
+The egress of the NetworkPolicies that select a user pod is enforced with iptables in the
+container's network namespace (netpol_iptables.py), before the pod is reported Running.
+What it does not do, said plainly: ingress rules are not enforced, Services are ``/etc/hosts``
 entries, a container that exits does not make its pod Failed, and there is one node.
 """
 
@@ -25,6 +27,7 @@ from typing import Any
 
 from labfleet.kube.meta import COMPONENT_USER, LABEL_COMPONENT
 from tests.containers.kube_to_podman import ClusterAccess, translate_pod
+from tests.containers.netpol_iptables import Selector, egress_rules, selects
 from tests.kube.double.kinds import BY_KIND
 from tests.kube.double.store import Obj, Store
 
@@ -82,9 +85,15 @@ class PodmanKubelet:
     hosts: list[str]
     prefix: str
     cluster: ClusterAccess | None = None
+    #: The podman network's subnet: what ``namespaceSelector: {}`` (every pod) stands for
+    pod_subnet: str = "10.88.0.0/16"
+    #: Enforce the egress of the NetworkPolicies selecting each pod (netpol_iptables.py)
+    network_policies: bool = True
     #: The podman pod running hub + proxy: reported as their pods' IP (None: not ready yet)
     platform_ip: str | None = None
     errors: list[str] = field(default_factory=list)
+    #: container -> number of iptables rules its egress got
+    policed: dict[str, int] = field(default_factory=dict)
     _started: dict[str, _Started] = field(default_factory=dict)
     _queue: list[Obj] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -169,9 +178,45 @@ class PodmanKubelet:
             started = _Started(meta["namespace"], meta["name"], meta["uid"], name)
             with self._lock:
                 self._started[meta["uid"]] = started
+            if self.network_policies:
+                self._enforce_egress(pod, name)
             started.ip = container_ip(self.env, name)
         except Exception as error:
             self.errors.append(f"pod {meta['namespace']}/{meta['name']}: {error}")
+
+    def _pod_ips(self, namespace: str, selector: Selector) -> list[str]:
+        items, _ = self.store.list(_POD, namespace)
+        return [
+            p["status"]["podIP"]
+            for p in items
+            if selects(selector, p["metadata"].get("labels") or {})
+            and (p.get("status") or {}).get("podIP")
+        ]
+
+    def _enforce_egress(self, pod: Obj, container: str) -> None:
+        """The pod's egress policies as iptables rules in its network namespace."""
+        meta = pod["metadata"]
+        policies, _ = self.store.list(
+            BY_KIND["networking.k8s.io/v1", "NetworkPolicy"], meta["namespace"]
+        )
+        rules = egress_rules(
+            policies, meta["namespace"], meta.get("labels") or {}, self._pod_ips, self.pod_subnet
+        )
+        pid = subprocess.run(
+            ["podman", "inspect", "--format", "{{.State.Pid}}", container],
+            env=self.env,
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
+        for rule in rules:
+            subprocess.run(
+                ["nsenter", "--target", pid, "--net", "iptables", "-w", *rule],
+                text=True,
+                capture_output=True,
+                check=True,
+            )
+        self.policed[container] = len(rules)
 
     def _remove(self, started: _Started) -> None:
         subprocess.run(
