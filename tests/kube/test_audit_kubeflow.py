@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from labfleet.config.load import parse_text
 from labfleet.kube.access import how_to_reach
 from labfleet.kube.checks import kube_warnings
@@ -92,3 +94,16 @@ def test_the_documented_first_step_is_dummy_sign_in_through_a_port_forward() -> 
     assert config.auth.kind == "dummy"
     assert config.kubernetes.access.kind == "cluster-ip"
     assert how_to_reach(config).startswith("run: kubectl")
+
+
+def test_labfleet_check_catches_the_shared_claim(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from labfleet.cli.main import main
+
+    path = tmp_path / "named.yaml"
+    path.write_text(NAMED_RWO)
+    assert main(["check", "--no-machine", str(path)]) == 0
+    assert "Multi-Attach" in capsys.readouterr().err
+    assert main(["check", "--no-machine", str(EXAMPLE)]) == 0
+    assert "Multi-Attach" not in capsys.readouterr().err

@@ -49,9 +49,9 @@ def run_check(args: argparse.Namespace) -> int:
     if config is None:
         return EXIT_BAD_INPUT
     problems = check_extra_config(config.hub.extra_config)
-    from labfleet.kube.audit_checks import sign_in_over_plain_http
+    from labfleet.kube.audit_checks import check_warnings
 
-    for warning in sign_in_over_plain_http(config):
+    for warning in check_warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
     if "kubernetes" in config.model_fields_set:  # only files meant for a cluster
         from labfleet.kube.checks import kube_warnings

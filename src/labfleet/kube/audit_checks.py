@@ -121,6 +121,14 @@ def services_without_image(config: FleetConfig) -> list[str]:
     ]
 
 
+def check_warnings(config: FleetConfig) -> list[str]:
+    """What ``labfleet check`` adds: sign-in over HTTP, and for cluster files the volumes."""
+    found = sign_in_over_plain_http(config)
+    if "kubernetes" in config.model_fields_set:
+        found += nfs_by_cluster_dns(config) + shared_rwo_claims(config)
+    return found
+
+
 def audit_warnings(config: FleetConfig) -> list[str]:
     return [
         *oauth_over_plain_http(config),
