@@ -336,15 +336,24 @@ def browser_table(results: list[Results]) -> str:
     if not rows:
         return ""
     lines = [
-        "| platform | cache | sign in → lab usable s | → cell output visible s | first cell ran "
-        "| requests | from cache |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| platform | cache | sign in → lab usable s | → cell output visible s "
+        "| notebook shown → kernel connected s | first cell ran | responses | from cache "
+        "| 304 | largest script: bytes, Cache-Control, Content-Encoding |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
+        big = row.get("biggest_script") or {}
+        script = (
+            f"{big.get('bytes', '—')} B, {big.get('cache-control') or 'none'}, "
+            f"{big.get('content-encoding') or 'identity'}"
+            if big
+            else "—"
+        )
         lines.append(
             f"| {row['platform']} | {row['cache']} | {fmt(row.get('lab_usable_s'))} "
-            f"| {fmt(row.get('output_visible_s'))} | {row.get('first_cell_ran', '—')} "
-            f"| {row.get('requests', '—')} | {row.get('from_cache', '—')} |"
+            f"| {fmt(row.get('output_visible_s'))} | {fmt(row.get('window_s'))} "
+            f"| {row.get('error') or row.get('first_cell_ran', '—')} | {row.get('requests', '—')} "
+            f"| {row.get('from_cache', '—')} | {row.get('revalidated', '—')} | {script} |"
         )
     return "\n".join(lines)
 

@@ -67,6 +67,7 @@ from labfleet.spawn.profile_form import ProfileChoiceMixin
 from labfleet.spawn.readiness import wait_listening
 from labfleet.spawn.runtime_dirs import RuntimeDirError, ensure_runtime_dir
 from labfleet.spawn.server_env import default_singleuser
+from labfleet.spawn.server_tuning import server_args
 
 
 def singleuser_command(environment: str | None = None) -> list[str]:
@@ -414,7 +415,8 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
 
     def extra_args(self, uid: int | None) -> list[str]:
         runs_as_root = (uid is None and os.getuid() == 0) or uid == 0
-        return ["--ServerApp.allow_root=True"] if runs_as_root else []
+        root = ["--ServerApp.allow_root=True"] if runs_as_root else []
+        return [*server_args(), *root]  # server_tuning: compression (issue 16)
 
     # --- lifecycle -------------------------------------------------------------
     async def start(self) -> tuple[str, int]:

@@ -1,0 +1,26 @@
+"""Settings of members' Jupyter servers that make their path fast, in one place.
+
+JupyterLab's hashed bundles are already sent with ``Cache-Control: public,
+max-age=31536000, immutable``, so a returning member's browser fetches
+nothing twice; but they go out uncompressed (the largest script is ~2.5 MB).
+``compress_response`` makes the server gzip text responses (scripts, CSS,
+JSON) for clients that accept it: about a quarter of the bytes over a real
+network, at a few tens of milliseconds of the server's CPU per large file,
+once per member per JupyterLab version thanks to the cache. Websocket frames
+(kernel messages) are not affected.
+
+Pure: the spawner appends :func:`server_args` to every server's command line,
+whichever launcher starts it.
+"""
+
+from __future__ import annotations
+
+#: Tornado application settings for every user server
+TORNADO_SETTINGS = {"compress_response": "True"}
+
+
+def server_args() -> list[str]:
+    """``jupyterhub-singleuser`` arguments for :data:`TORNADO_SETTINGS`."""
+    return [
+        f"--ServerApp.tornado_settings={key}={value}" for key, value in TORNADO_SETTINGS.items()
+    ]
