@@ -9,8 +9,9 @@ then runs the cell again so the output time is still measured. "window" is
 notebook shown → kernel connected (status bar ``| Idle``): the time in which
 a typed cell can be lost.
 
-Each run uses a new member; "cold" is a fresh browser profile, "warm" the same
-profile right after (cookies cleared, HTTP cache kept). The Chrome DevTools
+"cold" is a new member in a fresh browser profile; "warm" is the same member
+coming back in the same profile (signed out, server stopped, HTTP cache kept:
+each member's assets live under their own ``/user/<name>/`` prefix). The Chrome DevTools
 protocol says how many responses came from the cache, how many were
 revalidated (304) and how the largest script was sent (Cache-Control,
 Content-Encoding).
@@ -23,7 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 from platforms import PASSWORD, Running
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
@@ -108,7 +111,7 @@ def one_run(context: BrowserContext, url: str, name: str, cache: str) -> dict[st
             page.keyboard.press("Control+Enter")
             expect(output).to_have_text(re.compile(r"^\s*42\s*$"), timeout=LONG)
         row["output_visible_s"] = time.monotonic() - start
-    except Exception as exc:  # noqa: BLE001 - the row records the failure
+    except Exception as exc:
         row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
     finally:
         row.update(requests=net.responses, from_cache=net.from_cache, revalidated=net.revalidated)
@@ -117,7 +120,19 @@ def one_run(context: BrowserContext, url: str, name: str, cache: str) -> dict[st
     return row
 
 
-def browser_path(url: str, running: Running, runs: int) -> list[dict[str, Any]]:
+def stop_server(url: str, token: str, name: str) -> None:
+    """Stop ``name``'s server and wait until the hub says it is gone."""
+    headers = {"Authorization": f"token {token}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
+        http.delete(f"/hub/api/users/{quote(name)}/server")
+        for _ in range(600):
+            if not http.get(f"/hub/api/users/{quote(name)}").json().get("servers"):
+                return
+            time.sleep(0.2)
+
+
+def browser_path(url: str, running: Running, runs: int, token: str) -> list[dict[str, Any]]:
+    """``runs`` times (a new member, fresh profile; the same member back, server restarted)."""
     rows = []
     tag = running.name[:2]
     with sync_playwright() as driver, tempfile.TemporaryDirectory() as profiles:
@@ -130,11 +145,12 @@ def browser_path(url: str, running: Running, runs: int) -> list[dict[str, Any]]:
                 viewport={"width": 1280, "height": 900},
             )
             try:
+                name = f"g{tag}{i}"
+                running.add_members([name])
                 for cache in ("cold", "warm"):
-                    name = f"g{tag}{i}{cache[0]}"
-                    running.add_members([name])
-                    context.clear_cookies()
+                    context.clear_cookies()  # signed out; the HTTP cache stays
                     rows.append(one_run(context, url, name, cache))
+                    stop_server(url, token, name)
             finally:
                 context.close()
     return rows

@@ -158,7 +158,7 @@ def measure_platform(running: Running, args: argparse.Namespace) -> Results:
     stormers = names(f"l{tag}", max(1, args.storm_clients))
     running.add_members([*warm, *first, *ready_burst, *out_burst, *stormers])
 
-    if first or args.burst:
+    if first or args.burst or args.browser:
         w = asyncio.run(member_path(url, warm[0], PASSWORD))
         print(f"  {running.name}: warm-up member {w.total or w.error}", flush=True)
         asyncio.run(stop_servers(url, token, warm))
@@ -193,7 +193,7 @@ def measure_platform(running: Running, args: argparse.Namespace) -> Results:
         try:
             from browser import browser_path
 
-            res.browser = browser_path(url, running, args.browser)
+            res.browser = browser_path(url, running, args.browser, token)
         except Exception as exc:
             res.notes.append(f"browser row skipped: {type(exc).__name__}: {exc}")
 
@@ -343,6 +343,7 @@ def browser_table(results: list[Results]) -> str:
     ]
     for row in rows:
         big = row.get("biggest_script") or {}
+        error = " ".join(str(row.get("error", "")).split())[:120]
         script = (
             f"{big.get('bytes', '—')} B, {big.get('cache-control') or 'none'}, "
             f"{big.get('content-encoding') or 'identity'}"
@@ -352,7 +353,7 @@ def browser_table(results: list[Results]) -> str:
         lines.append(
             f"| {row['platform']} | {row['cache']} | {fmt(row.get('lab_usable_s'))} "
             f"| {fmt(row.get('output_visible_s'))} | {fmt(row.get('window_s'))} "
-            f"| {row.get('error') or row.get('first_cell_ran', '—')} | {row.get('requests', '—')} "
+            f"| {error or row.get('first_cell_ran', '—')} | {row.get('requests', '—')} "
             f"| {row.get('from_cache', '—')} | {row.get('revalidated', '—')} | {script} |"
         )
     return "\n".join(lines)
