@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,3 +210,76 @@ def test_the_script_keeps_the_newest_and_never_leaves_a_partial_archive(
     failed = _run_script(tmp_path, backups, FAIL="1")
     assert failed.returncode != 0  # the Job fails and Kubernetes reports it
     assert sorted(p.name for p in backups.iterdir()) == left  # nothing pruned, nothing partial
+
+
+# -- the job as rendered, with the real labfleet backup ------------------------------------------
+
+
+def _rendered_job_env(objects: list[dict[str, Any]], paths: dict[str, Path]) -> dict[str, str]:
+    """The CronJob container's environment, resolved as the kubelet would: secretKeyRefs from
+    the rendered Secrets, the image's paths moved into this test's folders."""
+    secrets = {o["metadata"]["name"]: o["data"] for o in objects if o["kind"] == "Secret"}
+    env: dict[str, str] = {}
+    for item in _pod(objects)["containers"][0]["env"]:
+        if "value" in item:
+            value = item["value"]
+            for inside, outside in paths.items():
+                if value == inside or value.startswith(inside + "/"):
+                    value = str(outside) + value[len(inside) :]
+                    break
+            env[item["name"]] = value
+            continue
+        ref = item["valueFrom"].get("secretKeyRef")
+        if ref is not None:
+            env[item["name"]] = base64.b64decode(secrets[ref["name"]][ref["key"]]).decode()
+    return env
+
+
+def test_the_rendered_job_makes_a_restorable_archive_with_the_real_labfleet(
+    tmp_path: Path,
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    objects = _render()
+    config_dir, data_dir, backups = tmp_path / "etc", tmp_path / "srv", tmp_path / "backups"
+    for folder in (config_dir, data_dir, backups):
+        folder.mkdir()
+    # the config Secret, mounted as a file, as in the hub pod
+    config_secret = next(
+        o for o in objects if o["kind"] == "Secret" and "config" in o["metadata"]["name"]
+    )
+    for key, value in config_secret["data"].items():
+        (config_dir / key).write_bytes(base64.b64decode(value))
+    # a hub database with one user in it, where the hub pod keeps it
+    engine = create_engine(f"sqlite:///{data_dir / 'jupyterhub.sqlite'}")
+    with engine.begin() as db:
+        db.execute(text("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)"))
+        db.execute(text("INSERT INTO users (name) VALUES ('alice')"))
+    engine.dispose()
+    env = _rendered_job_env(
+        objects, {"/etc/labfleet": config_dir, "/srv/labfleet": data_dir, "/tmp": tmp_path}
+    )
+    assert env["LABFLEET_PLATFORM"] == "kubernetes"
+    venv_bin = Path(sys.executable).parent
+    env["PATH"] = f"{venv_bin}:{os.environ['PATH']}"
+    script = _pod(objects)["containers"][0]["args"][-1].replace("/backups", str(backups))
+    done = subprocess.run(
+        ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    [archive] = list(backups.iterdir())
+    restored = tmp_path / "restored"
+    back = subprocess.run(
+        [str(venv_bin / "labfleet"), "restore", str(archive), "--data-dir", str(restored)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert back.returncode == 0, back.stderr
+    engine = create_engine(f"sqlite:///{restored / 'jupyterhub.sqlite'}")
+    with engine.connect() as db:
+        assert db.execute(text("SELECT name FROM users")).scalars().all() == ["alice"]
+    engine.dispose()
+    # the hub Secret's values travel in the archive (so a lost Secret can be put back)
+    assert (restored / "secrets" / "cookie_secret").read_text().strip() == "aa" * 32
