@@ -188,3 +188,16 @@ def test_apply_rolls_the_services_out_in_the_double(tmp_path: Path) -> None:
         assert double.get("apps/v1", "Deployment", "lab-svc-firefly", "lab") is not None
         pods = double.list("v1", "Pod", "lab", **{"labfleet.io/service": "ray"})
         assert len(pods) == 1
+
+
+def test_the_gate_reads_its_rendered_environment() -> None:
+    from labfleet.services.gate import GateSettings
+
+    pod = _one(_objects(), "Deployment", "lab-svc-firefly")["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][1]["env"] if "value" in e}
+    gate = GateSettings.from_env({**env, "JUPYTERHUB_API_TOKEN": "from-the-secret"})
+    assert (gate.bind_host, gate.bind_port) == ("0.0.0.0", 8000)
+    assert gate.prefix == "/services/firefly/" and gate.command is None
+    assert gate.upstream_path("/services/firefly/app.js") == "/firefly/app.js"
+    assert gate.public_location("/firefly/login") == "/services/firefly/login"
+    assert gate.public_location("http://127.0.0.1:8080/firefly/x") == "/services/firefly/x"
