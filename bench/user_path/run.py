@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import httpx  # noqa: E402
+import psutil  # noqa: E402
 from api_path import STEPS, Burst, PathTiming, burst, member_path, quantile, stop_servers  # noqa: E402
 from hubprofile import Memory, kernel_pids, memory_of, profile_rows, scrape, server_pids  # noqa: E402
 from logins import Storm, hash_bound, idle_probe, login_storm  # noqa: E402
@@ -51,6 +52,7 @@ class Results:
     server_memory: list[Memory] = field(default_factory=list)
     kernel_memory: list[Memory] = field(default_factory=list)
     browser: list[dict[str, Any]] = field(default_factory=list)
+    kernel_cpu: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -58,8 +60,19 @@ def names(prefix: str, n: int) -> list[str]:
     return [f"{prefix}{i}" for i in range(n)]
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """utime + stime of ``pid`` (children not included)."""
+    if pid is None:
+        return None
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return float(times.user + times.system)
+
+
 async def measure_memory(
-    url: str, token: str, members: list[str]
+    url: str, token: str, members: list[str], kernel_cpu: list[float] | None = None
 ) -> tuple[list[Memory], list[Memory]]:
     await asyncio.sleep(1.0)  # let servers and kernels settle into idle
     servers, kernels = [], []
@@ -71,6 +84,8 @@ async def measure_memory(
             kmem = memory_of(kpid)
             if kmem:
                 kernels.append(kmem)
+            if kernel_cpu is not None:
+                kernel_cpu.append(cpu_seconds(kpid) or 0.0)
     return servers, kernels
 
 
@@ -166,15 +181,29 @@ def measure_platform(running: Running, args: argparse.Namespace) -> Results:
     for name in first:  # one member at a time, warm machine
         res.first.append(asyncio.run(member_path(url, name, PASSWORD)))
     if first:
-        servers, kernels = asyncio.run(measure_memory(url, token, first))
+        servers, kernels = asyncio.run(measure_memory(url, token, first, res.kernel_cpu))
         res.kernel_memory += kernels
         asyncio.run(stop_servers(url, token, first))
 
     if args.burst:
         before = asyncio.run(scrape(url, token))
+        hub_before = cpu_seconds(running.hub_pid())
         res.bursts["ready"] = asyncio.run(burst(url, ready_burst, PASSWORD, "ready"))
+        hub_after = cpu_seconds(running.hub_pid())
         after = asyncio.run(scrape(url, token))
         res.profile = profile_rows(before, after)
+        if hub_before is not None and hub_after is not None:
+            per = (hub_after - hub_before) / len(ready_burst)
+            res.profile.append(("hub: CPU per member (login + spawn)", f"{per:.3f} CPU-s"))
+        cpus = [
+            c
+            for c in map(cpu_seconds, asyncio.run(server_pids(url, token, ready_burst)).values())
+            if c is not None
+        ]
+        if cpus:
+            res.profile.append(
+                ("server: CPU until ready (p50)", f"{quantile(cpus, 0.5):.3f} CPU-s")
+            )
         servers, _ = asyncio.run(measure_memory(url, token, ready_burst))
         res.server_memory += servers
         asyncio.run(stop_servers(url, token, ready_burst))
@@ -301,8 +330,8 @@ def restart_table(results: list[Results]) -> str:
 def memory_table(results: list[Results]) -> str:
     lines = [
         "| platform | idle servers | server USS MiB p50 | server PSS MiB p50 | kernels "
-        "| kernel USS MiB p50 | kernel PSS MiB p50 |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| kernel USS MiB p50 | kernel PSS MiB p50 | kernel CPU s to first output p50 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         s, k = r.server_memory, r.kernel_memory
@@ -310,7 +339,7 @@ def memory_table(results: list[Results]) -> str:
             f"| {r.platform} | {len(s)} | {fmt(quantile([m.uss for m in s], 0.5))} "
             f"| {fmt(quantile([m.pss for m in s], 0.5))} | {len(k)} "
             f"| {fmt(quantile([m.uss for m in k], 0.5))} "
-            f"| {fmt(quantile([m.pss for m in k], 0.5))} |"
+            f"| {fmt(quantile([m.pss for m in k], 0.5))} | {fmt(quantile(r.kernel_cpu, 0.5))} |"
         )
     return "\n".join(lines)
 

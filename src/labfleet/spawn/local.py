@@ -64,7 +64,7 @@ from labfleet.spawn.processes import (
     write_pid_record,
 )
 from labfleet.spawn.profile_form import ProfileChoiceMixin
-from labfleet.spawn.readiness import wait_listening
+from labfleet.spawn.readiness import start_gate, wait_listening
 from labfleet.spawn.runtime_dirs import RuntimeDirError, ensure_runtime_dir
 from labfleet.spawn.server_env import default_singleuser
 from labfleet.spawn.server_tuning import server_args
@@ -425,6 +425,7 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
         self.log.info("Starting %s with profile %r", self.slug, profile.slug)
         if not getattr(self, "port", 0):
             self.port = random_port()
+        admitted = await start_gate().admit()  # a few starts at a time, FIFO (issue 16)
         try:
             placement = await asyncio.to_thread(self.place)
             for note in placement.notes:
@@ -433,6 +434,7 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
             spec = self.build_spec(placement, gpus)
             self.pid = await launch_off_loop(self.get_launcher(), spec)  # not the default pool
         except BaseException as exc:
+            admitted.release()
             await self._kill_orphan()  # a child that recorded itself before the launch failed
             raise _spawn_error(exc, self.user.name) from exc
         self.pid_ticks = start_ticks(self.pid) or 0
@@ -443,6 +445,7 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
         listening = await wait_listening(
             self.ip or "127.0.0.1", self.port, self.pid, self.pid_ticks or None, self.start_timeout
         )
+        admitted.release()
         if not listening and not is_alive(self.pid, self.pid_ticks or None):
             raise await asyncio.to_thread(self._start_failure)  # at once, with its log tail
         diagnose.clear_end(self._state_dir(), self.slug)
