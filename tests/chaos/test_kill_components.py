@@ -1,0 +1,200 @@
+"""SIGKILL each component of a running platform at a random instant of a spawn,
+a stop or a login, LABFLEET_CHAOS_COUNT times per component (default 1 in a
+plain run; ``LABFLEET_CHAOS_COUNT=20 pytest -m chaos tests/chaos`` for the long
+run), then wait for the platform to converge and check every invariant of
+``invariants.Watch``: one hub, one proxy, services and fork-servers only of the
+live hub, no server process the hub does not know (pid files and cgroups), no
+valid token of a dead service; the round's member starts again and runs code;
+both databases pass PRAGMA integrity_check. The seed and round are in every
+failure message (LABFLEET_CHAOS_SEED reruns one).
+
+One platform serves every component (a start costs more than all the kills).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from labfleet.spawn.processes import is_alive, read_pid_record
+from tests.chaos import invariants
+from tests.integration.test_embedded_flow import PASSWORD, add_user
+from tests.support.client import HubUser
+from tests.support.platform import Platform
+
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+
+COUNT = int(os.environ.get("LABFLEET_CHAOS_COUNT", "1"))
+SEED = int(os.environ.get("LABFLEET_CHAOS_SEED", "11"))
+MEMBERS = ("cora", "dan")
+ACTIONS = ("spawn", "stop", "login")
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[Platform]:
+    import shutil
+    import tempfile
+
+    parent = Path(tempfile.mkdtemp(prefix="labfleet-chaos-"))
+    parent.chmod(0o711)  # servers isolated as their own accounts reach their homes
+    config = parent / "labfleet.yaml"
+    # culling on (its service is one of the victims), but never culling during the test
+    config.write_text("culling: {enabled: true, timeout: 3600, every: 300}\n")
+    running = Platform(data_dir=parent / "data", config=config)
+    try:
+        running.start(timeout=180)
+        for name in MEMBERS:
+            add_user(running.data_dir, name)
+        yield running
+    finally:
+        running.stop()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def _wait(check: Callable[[], list[str]], timeout: float, note: str) -> None:
+    deadline = time.monotonic() + timeout
+    problems = ["not checked yet"]
+    while time.monotonic() < deadline:
+        try:
+            problems = check()
+        except Exception as exc:  # a component still down: look again
+            problems = [f"{type(exc).__name__}: {exc}"]
+        if not problems:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{note}: not converged after {timeout:.0f} s: {problems}")
+
+
+def _member(platform: Platform, name: str) -> HubUser:
+    member = HubUser(platform.url, name)
+    _wait(lambda: [] if member.login(PASSWORD).status_code < 400 else ["login"], 120, name)
+    return member
+
+
+def _logs(platform: Platform, name: str) -> str:
+    """The ends of the hub's and the member's server logs, for a failure message."""
+    tails = []
+    logs = platform.data_dir / "logs"
+    for path in (logs / "hub.log", logs / "servers" / f"{name}.log"):
+        with contextlib.suppress(OSError):
+            tails.append(f"--- {path.name}:\n" + path.read_text(errors="replace")[-4000:])
+    return "\n".join(tails)
+
+
+def _ensure(platform: Platform, name: str, running: bool) -> None:
+    """Bring the member's server to the state the action needs."""
+    member = _member(platform, name)
+    try:
+        if running:
+            _wait(lambda: [] if member.start_server().status_code < 500 else ["start"], 60, name)
+            member.wait_ready(timeout=240)
+        else:
+            member.stop_server()
+            member.wait_stopped(timeout=120)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{_logs(platform, name)}") from exc
+    finally:
+        member.close()
+
+
+def _act(platform: Platform, name: str, action: str) -> threading.Thread:
+    """Start the action in the background (the kill lands somewhere inside it)."""
+
+    def run() -> None:
+        member = HubUser(platform.url, name)
+        try:
+            if action == "login":
+                member.login(PASSWORD)
+                return
+            member.login(PASSWORD)
+            (member.start_server if action == "spawn" else member.stop_server)()
+        except Exception:  # noqa: S110 - the kill may cut any request off
+            pass
+        finally:
+            member.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _victim(platform: Platform, component: str, name: str, within: float) -> int | None:
+    """The pid to kill now (for a user's server: the first one seen within ``within`` s)."""
+    data_dir = platform.data_dir
+    if component == "supervisor":
+        assert platform.proc is not None
+        return platform.proc.pid
+    if component == "hub":
+        return invariants.hub_pid(data_dir)
+    if component == "proxy":
+        return invariants.proxy_pid(data_dir)
+    if component == "server":  # once it exists (a spawn launches it), ``within`` s later
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            entry = read_pid_record(data_dir / "state" / "servers" / f"{name}.pid")
+            if entry is not None and is_alive(*entry):
+                time.sleep(within)
+                return entry[0]
+            time.sleep(0.01)
+        return None
+    hub = invariants.hub_pid(data_dir)
+    if hub is None:
+        return None
+    marker = "idle_culler" if component == "culler" else "forkserver_main"
+    found = [p.pid for p in invariants.children(hub, invariants.processes()) if marker in p.cmd]
+    return found[0] if found else None
+
+
+def _restart_supervisor(platform: Platform, round_note: str) -> None:
+    """A new `labfleet up` after its predecessor was SIGKILLed (it stops the old hub)."""
+    assert platform.proc is not None
+    platform.proc.wait(timeout=30)
+    platform.log_path = platform.data_dir.parent / f"up-{time.monotonic_ns()}.log"
+    platform.start(timeout=180)
+    assert "is up at" in platform.log(), round_note
+
+
+COMPONENTS = ["hub", "proxy", "culler", "forkserver", "server", "supervisor"]
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_kill_component(platform: Platform, component: str) -> None:
+    rng = random.Random(f"{SEED}-{component}")
+    watch = invariants.Watch(platform)
+    for round_ in range(COUNT):
+        name = rng.choice(MEMBERS)
+        action = ACTIONS[round_ % len(ACTIONS)] if len(ACTIONS) <= COUNT else rng.choice(ACTIONS)
+        delay = rng.uniform(0.0, 0.6)
+        note = (
+            f"LABFLEET_CHAOS_SEED={SEED} component {component}, round {round_}: "
+            f"SIGKILL {delay:.3f} s into {name}'s {action}"
+        )
+        _ensure(platform, name, running=action == "stop")
+        watch.note()
+        thread = _act(platform, name, action)
+        time.sleep(delay if component != "server" else 0)
+        victim = _victim(platform, component, name, within=delay)
+        if victim is not None:
+            os.kill(victim, signal.SIGKILL)
+        thread.join(timeout=60)
+        if component == "supervisor":
+            _restart_supervisor(platform, note)
+        _wait(watch.problems, 180, note)
+        # the member starts again (or still runs) and runs code
+        _ensure(platform, name, running=True)
+        member = _member(platform, name)
+        try:
+            assert member.run_code(member.new_token(), "print(6*7)").strip() == "42", note
+        finally:
+            member.close()
+        watch.note()
+        _wait(watch.problems, 60, f"{note} (after the new start)")
+    assert not invariants.integrity_problems(platform.data_dir), f"seed {SEED}, {component}"
