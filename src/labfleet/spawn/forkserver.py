@@ -111,9 +111,14 @@ class Helper:
     #: a fork-server still preloading after this long is hung (an import that never
     #: returns): it is killed, launches use exec, and a new one is tried after retry_after
     preload_timeout: float = DEFAULT_PRELOAD_TIMEOUT
-    #: a warm fork-server that does not answer a hello within this is hung and replaced
-    ping_timeout: float = 2.0
+    #: a warm fork-server that misses ``ping_strikes`` pings in a row (each allowed this
+    #: long: generous, a loaded 2-core machine answers slowly) is hung and replaced
+    ping_timeout: float = 5.0
+    ping_strikes: int = 2
+    missed_pings: int = 0
     generation: str = ""
+    #: learn the server's lazy imports from a throwaway server first (warmer, slower start)
+    rehearse: bool = True
     runtime_dir: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
     hello: dict[str, Any] | None = None
@@ -162,6 +167,7 @@ class Helper:
             # learning lazy imports is optional: give up on it well before the whole preload
             "--rehearse-timeout",
             str(max(1.0, self.preload_timeout / 2)),
+            *([] if self.rehearse else ["--no-rehearse"]),
         ]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -175,6 +181,7 @@ class Helper:
             )
         self.hello = None
         self.failed_at = None
+        self.missed_pings = 0
         self.started_at = time.monotonic()
         self.log.info("fork-server for %s starting (pid %s)", self.bin_dir, self.proc.pid)
 
@@ -284,9 +291,17 @@ class Helper:
             try:
                 self._ping()
             except (OSError, ValueError) as exc:
+                self.missed_pings += 1
+                if self.missed_pings < self.ping_strikes:
+                    self.log.info("fork-server for %s missed a ping: %r", self.bin_dir, exc)
+                    return None
                 pid = self.proc.pid
                 self.stop(kill=True)
-                return f"fork-server for {self.bin_dir} (pid {pid}) did not answer a ping: {exc!r}"
+                return (
+                    f"fork-server for {self.bin_dir} (pid {pid}) did not answer "
+                    f"{self.missed_pings} pings in a row: {exc!r}"
+                )
+            self.missed_pings = 0
             return None
 
     def _ping(self) -> None:
@@ -325,7 +340,7 @@ class Helper:
 
     def _hello(self) -> dict[str, Any]:
         try:
-            with self._connect(self.ping_timeout) as sock:
+            with self._connect() as sock:
                 sock.sendall(OP_HELLO)
                 hello: dict[str, Any] = json.loads(recv_frame(sock))
         except (OSError, ValueError) as exc:
@@ -398,10 +413,12 @@ class ForkServerLauncher:
         fallback: Launcher | None = None,
         warm_wait: float = 90.0,
         preload_timeout: float | None = None,
+        rehearse: bool = True,
     ):
         self.log = log or _default_log
         self.warm_wait = warm_wait
         self.preload_timeout = preload_timeout or preload_timeout_from_env()
+        self.rehearse = rehearse
         self.fallback = fallback or ExecLauncher()
         self.helpers: dict[tuple[Path, Signature, str], Helper] = {}
         self.lock = threading.Lock()
@@ -429,6 +446,7 @@ class ForkServerLauncher:
                     warm_wait=self.warm_wait,
                     preload_timeout=self.preload_timeout,
                     generation=key[2],
+                    rehearse=self.rehearse,
                 )
             return self.helpers[key]
 
