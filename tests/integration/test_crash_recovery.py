@@ -263,3 +263,36 @@ def test_a_server_records_its_own_pid_before_it_runs(tmp_path: Path) -> None:
     finally:
         os.killpg(pid, signal.SIGKILL)
         _wait_for(lambda: not is_alive(pid), 30, "the test process to end")
+
+
+def test_orphan_sweep_never_stops_a_server_started_while_it_asks_the_hub(tmp_path: Path) -> None:
+    """The sweep used to ask the hub first and read the pid files after: a member
+    who started their server in between lost it to the sweep. It now stops only
+    what it saw before asking, and leaves the new record in place."""
+    import subprocess
+
+    from labfleet.spawn.processes import read_pid_record, write_pid_record
+    from labfleet.up.orphans import sweep
+
+    def sleeper() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(["sleep", "60"], start_new_session=True)
+
+    record = tmp_path / "xia.pid"
+    old = sleeper()
+    write_pid_record(record, old.pid, start_ticks(old.pid) or 0)
+    new: list[subprocess.Popen[bytes]] = []
+
+    def hub_knows_nothing_yet() -> set[str]:
+        new.append(sleeper())  # xia starts a new server while the hub is asked
+        write_pid_record(record, new[0].pid, start_ticks(new[0].pid) or 0)
+        return set()
+
+    try:
+        assert sweep(tmp_path, [], hub_knows_nothing_yet, grace=5) == ["xia"]
+        old.wait(timeout=10)
+        assert new[0].poll() is None, "the sweep stopped a server started after its snapshot"
+        assert read_pid_record(record) == (new[0].pid, start_ticks(new[0].pid))
+    finally:
+        for proc in [old, *new]:
+            proc.kill()
+            proc.wait()
