@@ -236,7 +236,10 @@ def test_policies_can_be_turned_off() -> None:
 
 
 def test_per_user_namespace_objects() -> None:
-    config = load_example("google-hardened")
+    config = parse_text(
+        "name: datalab\nkubernetes: {namespace: datalab, users: {namespaces: per-user,"
+        " per_user: {quota_cpu: 8, quota_memory: 32G, quota_pods: 2}}}"
+    )
     objects = {o["kind"]: o for o in user_namespace_objects(config, "Alice@Example.org")}
     namespace = user_namespace_name(config, "Alice@Example.org")
     assert all(o["metadata"]["namespace"] == namespace for o in objects.values())
@@ -244,6 +247,11 @@ def test_per_user_namespace_objects() -> None:
     assert objects["ResourceQuota"]["spec"]["hard"] == {
         "limits.cpu": "8", "limits.memory": "32G", "pods": "2"
     }  # fmt: skip
+    # what a profile without limits gets: the quota shared by quota_pods
+    assert objects["LimitRange"]["spec"]["limits"] == [
+        {"type": "Container", "default": {"cpu": "4", "memory": "16G"},
+         "defaultRequest": {"cpu": "100m", "memory": "256Mi"}}
+    ]  # fmt: skip
 
 
 def test_workload_identity_annotation_per_user() -> None:

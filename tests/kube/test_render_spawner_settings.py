@@ -109,11 +109,16 @@ async def test_without_identity_the_configured_uid(kubeconfig: Path) -> None:  #
 async def test_per_user_namespace_objects_are_expanded_for_the_user(
     kubeconfig: Path,  # noqa: F811
 ) -> None:
-    spawner = make_spawner(load_example("google-hardened"), "Grace@Example.org")
+    config = parse_text(
+        "name: datalab\nkubernetes: {namespace: datalab, users: {namespaces: per-user,"
+        " per_user: {quota_cpu: 8, quota_memory: 32G, quota_pods: 2}}}"
+    )
+    spawner = make_spawner(config, "Grace@Example.org")
     objects = spawner._expand_all(spawner.labfleet_user_namespace_objects)
     namespaces = {o["metadata"]["namespace"] for o in objects}
     assert namespaces == {spawner.namespace}
     assert spawner.namespace.startswith("datalab-grace-example")
-    assert [o["kind"] for o in objects] == ["ServiceAccount", "NetworkPolicy", "ResourceQuota"]
+    kinds = [o["kind"] for o in objects]
+    assert kinds == ["ServiceAccount", "NetworkPolicy", "ResourceQuota", "LimitRange"]
     assert spawner.service_account == "jupyter-user"
     assert spawner.user_namespace_labels["labfleet.io/user-namespace-of"] == "datalab"
