@@ -243,6 +243,39 @@ def test_slow_body_clients_cannot_starve_the_pool(backends: dict[str, Backend]) 
         p.stop()
 
 
+def test_waiting_for_a_pool_slot_has_a_deadline() -> None:
+    """--connect-timeout bounds the wait for a free pool slot too: 503, not a hang.
+
+    The only slot (limit 1) is held by a request to a target that accepts and
+    never answers; the next request to it must be refused after the deadline.
+    """
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)  # the kernel accepts; nobody ever reads or answers
+    p = Proxy(
+        "--max-connections-per-target",
+        "1",
+        "--connect-timeout",
+        "1000",
+        "--shutdown-timeout",
+        "2000",
+    )
+    holder = socket.create_connection(("127.0.0.1", p.port), timeout=30)
+    try:
+        p.add("/user/mute", f"http://127.0.0.1:{srv.getsockname()[1]}")
+        holder.sendall(b"GET /user/mute/hold HTTP/1.1\r\nHost: x\r\n\r\n")
+        deadline = time.monotonic() + 30
+        while _metric(p, "labfleet_proxy_upstream_connections") < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        r = httpx.get(p.url + "/user/mute/next", timeout=60)
+        assert r.status_code == 503
+    finally:
+        holder.close()
+        p.stop()
+        srv.close()
+
+
 def _try_get(port: int) -> bytes:
     """A request on a new connection; a refused or reset connection reads as b''."""
     try:
