@@ -166,13 +166,18 @@ def test_labfleet_smoke_runs_code_probes_the_boundary_and_removes_what_it_made(
     ):
         assert lines.get(step, "").startswith("ok "), f"{step}:\n{out}\n{result.stderr}"
     assert "6 * 7 = 42 as uid 1000 on jupyter-smoke-" in out
-    # No NetworkPolicy is enforced between podman containers (the kubelet bridge says so):
-    # the smoke test must see that and fail, naming what a user's pod could reach.
-    for step in ("boundary: another user's server", "boundary: the proxy's REST API"):
-        assert lines.get(step, "").startswith("FAIL "), f"{step}:\n{out}"
-    assert "answers a user's pod" in lines["boundary: the proxy's REST API"]
-    assert result.returncode == 1
-    assert out.splitlines()[-1].startswith("smoke test FAILED")
+    # The rendered NetworkPolicies' egress, enforced by the kubelet bridge's iptables rules,
+    # keeps a user's pod from the metadata server, the proxy API and the other user's pod.
+    for step in (
+        "boundary: the cloud metadata server",
+        "boundary: another user's server",
+        "boundary: the proxy's REST API",
+    ):
+        assert lines.get(step, "").startswith("ok "), f"{step}:\n{out}"
+        assert "is unreachable from a user's pod" in lines[step]
+    assert any("smoke-" in c for c in fleet.kubelet.policed), fleet.kubelet.policed
+    assert result.returncode == 0, out + result.stderr
+    assert out.splitlines()[-1].startswith("smoke test passed")
     wait_for("the smoke test's pods to go", lambda: not _smoke_leftovers(fleet))
     users = fleet_api(fleet).get("/users").json()
     assert not [u["name"] for u in users if u["name"].startswith("smoke-")]
