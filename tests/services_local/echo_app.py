@@ -17,6 +17,15 @@ class Echo(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode() if length else ""
+        if self.path.endswith("/big"):  # more than one chunk, streamed through the gate
+            block = bytes(range(256)) * 4096  # 1 MiB
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(block) * 3))
+            self.end_headers()
+            for _ in range(3):
+                self.wfile.write(block)
+            return
         if self.path.endswith("/go-home"):
             self.send_response(302)
             self.send_header("Location", os.environ["LABFLEET_SERVICE_PREFIX"] + "home")

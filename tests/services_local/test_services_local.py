@@ -98,6 +98,9 @@ def test_a_member_reaches_the_application_through_the_proxy(platform: Platform) 
         moved = user.http.get("/services/hello/go-home", follow_redirects=False)
         assert moved.status_code == 302
         assert moved.headers["location"] == "/services/hello/home"
+        big = user.http.get("/services/hello/big")
+        assert big.status_code == 200 and big.content == bytes(range(256)) * 4096 * 3
+        assert big.headers["content-type"] == "application/octet-stream"
         # a same-origin POST goes through; a cross-site one is refused
         posted = _echo(user.http.post("/services/hello/form", content=b"a=1"))
         assert posted["method"] == "POST" and posted["body"] == "a=1"

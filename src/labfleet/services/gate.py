@@ -110,6 +110,53 @@ def cross_site(headers: Mapping[str, str], host: str) -> bool:
     return bool(origin) and origin != "null" and urlsplit(origin).netloc != host
 
 
+class _Relay:
+    """Streams the application's answer as it arrives: status and headers, then each chunk.
+
+    A large download or an event stream is never held in memory; tornado's
+    ``header_callback`` hands over the raw head line by line.
+    """
+
+    def __init__(self, handler: web.RequestHandler, gate: GateSettings) -> None:
+        self.handler, self.gate = handler, gate
+        self.started = False
+        self._status: tuple[int, str] | None = None
+        self._headers: list[tuple[str, str]] = []
+
+    def header_line(self, line: str) -> None:
+        line = line.rstrip("\r\n")
+        if line.startswith("HTTP/"):  # a new head (after a 100 Continue, too)
+            parts = line.split(" ", 2)
+            self._status = (int(parts[1]), parts[2] if len(parts) > 2 else "")
+            self._headers = []
+        elif line and self._status is not None:
+            name, _, value = line.partition(":")
+            self._headers.append((name.strip(), value.strip()))
+        elif not line and self._status is not None and self._status[0] >= 200:
+            self.start(*self._status, self._headers)
+
+    def start(self, code: int, reason: str | None, headers: list[tuple[str, str]]) -> None:
+        if self.started:
+            return
+        self.started = True
+        handler = self.handler
+        handler.set_status(code, reason or None)
+        handler._headers.clear()  # tornado's defaults (Content-Type, Server) are not the app's
+        for name, value in headers:
+            if name.lower() in _DROP_RESPONSE:
+                continue
+            if name.lower() == "location":
+                value = self.gate.public_location(value)
+            handler.add_header(name, value)
+
+    def chunk(self, data: bytes) -> None:
+        if not self.started:
+            self.start(*(self._status or (502, "Bad Gateway")), self._headers)
+        if self.handler.request.method != "HEAD" and data:
+            self.handler.write(data)
+            self.handler.flush()
+
+
 class GateHandler(HubOAuthenticated, websocket.WebSocketHandler):  # type: ignore[misc]
     """Plain requests are forwarded as they come; a websocket upgrade is relayed frame by frame.
 
@@ -138,6 +185,7 @@ class GateHandler(HubOAuthenticated, websocket.WebSocketHandler):  # type: ignor
         body = request.body if request.method not in ("GET", "HEAD", "OPTIONS") else None
         if request.method in ("POST", "PUT", "PATCH") and body is None:
             body = b""
+        relay = _Relay(self, gate)
         client = httpclient.AsyncHTTPClient()
         try:
             response = await client.fetch(
@@ -148,23 +196,17 @@ class GateHandler(HubOAuthenticated, websocket.WebSocketHandler):  # type: ignor
                 follow_redirects=False,
                 decompress_response=False,
                 raise_error=False,
-                request_timeout=300,
+                request_timeout=3600,  # long downloads and event streams
                 allow_nonstandard_methods=True,
+                header_callback=relay.header_line,
+                streaming_callback=relay.chunk,
             )
         except OSError:
-            raise web.HTTPError(502, f"service {gate.name} is not answering (starting?)") from None
-        if response.code == 599:
-            raise web.HTTPError(502, f"service {gate.name} is not answering (starting?)")
-        self.set_status(response.code, response.reason)
-        self._headers.clear()  # tornado's defaults (Content-Type, Server) are not the app's
-        for name, value in response.headers.get_all():
-            if name.lower() in _DROP_RESPONSE:
-                continue
-            if name.lower() == "location":
-                value = gate.public_location(value)
-            self.add_header(name, value)
-        if response.body and request.method != "HEAD":
-            self.write(response.body)
+            response = None
+        if not relay.started:
+            if response is None or response.code == 599:
+                raise web.HTTPError(502, f"service {gate.name} is not answering (starting?)")
+            relay.start(response.code, response.reason, list(response.headers.get_all()))
         await self.finish()
 
     head = post = put = patch = delete = options = _forward
