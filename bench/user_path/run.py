@@ -388,7 +388,21 @@ def browser_table(results: list[Results]) -> str:
     return "\n".join(lines)
 
 
-def run_all(args: argparse.Namespace, tmp: Path) -> list[Results]:
+def report(results: list[Results], bound: tuple[int, float, float]) -> None:
+    for title, text in (
+        ("Time to first output over the API (one member at a time)", first_output_table(results)),
+        ("Bursts", burst_table(results)),
+        ("Per-stage profile of the server-ready burst", profile_table(results)),
+        ("Logins (storm)", storm_table(results, bound)),
+        ("Hub restart", restart_table(results)),
+        ("Idle memory", memory_table(results)),
+        ("Browser", browser_table(results)),
+    ):
+        if text:
+            print(f"\n### {title}\n\n{text}", flush=True)
+
+
+def run_all(args: argparse.Namespace, tmp: Path, bound: tuple[int, float, float]) -> list[Results]:
     results = []
     for name in args.platforms.split(","):
         work = tmp / name
@@ -405,6 +419,9 @@ def run_all(args: argparse.Namespace, tmp: Path) -> list[Results]:
                     print(f"  {r.platform} {t.user}: {t.error}", flush=True)
             for note in r.notes:
                 print(f"  {r.platform}: {note}", flush=True)
+        if len(results) < len(args.platforms.split(",")):
+            print(f"\n(so far: {', '.join(r.platform for r in results)})")
+            report(results, bound)  # a run cut short still shows what it measured
     return results
 
 
@@ -431,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="bench-userpath-"))
     try:
-        results = run_all(args, tmp)
+        results = run_all(args, tmp, bound)
     finally:
         if args.keep:
             print(f"data directories and logs kept in {tmp}")
@@ -443,17 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, load average before {load_before[0]:.1f} / after "
         f"{os.getloadavg()[0]:.1f}, {host.python_implementation()} {host.python_version()}"
     )
-    for title, text in (
-        ("Time to first output over the API (one member at a time)", first_output_table(results)),
-        ("Bursts", burst_table(results)),
-        ("Per-stage profile of the server-ready burst", profile_table(results)),
-        ("Logins (storm)", storm_table(results, bound)),
-        ("Hub restart", restart_table(results)),
-        ("Idle memory", memory_table(results)),
-        ("Browser", browser_table(results)),
-    ):
-        if text:
-            print(f"\n### {title}\n\n{text}")
+    report(results, bound)
     if args.json:
         args.json.write_text(
             json.dumps([r.__dict__ for r in results], default=lambda o: o.__dict__, indent=1)
