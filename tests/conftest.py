@@ -13,10 +13,30 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 _STARTED = time.time()
 
 
-def _remove_empty_cgroups_made_since(started: float) -> None:
-    """rmdir the labfleet cgroups this session made; the kernel refuses a busy one."""
-    for parent in CGROUP_ROOT.glob("*/labfleet*"):
-        if not parent.is_dir() or parent.stat().st_ctime < started:
+def _tags_of_dirs_under(root: Path, depth: int = 4) -> set[str]:
+    """Platform tags (``labfleet-<tag>`` cgroup parents) of every directory near ``root``."""
+    from labfleet.spawn.accounts import platform_tag
+
+    tags: set[str] = set()
+    base_depth = len(root.parts)
+    for current, dirs, _ in os.walk(root):
+        here = Path(current)
+        tags.add(platform_tag(here))
+        if len(here.parts) - base_depth >= depth:
+            dirs.clear()
+    return tags
+
+
+def _remove_our_empty_cgroups(started: float, tags: set[str]) -> None:
+    """rmdir the labfleet cgroups of *this* session's platforms; the kernel refuses a busy one.
+
+    Only parents named for a data dir this session used: another pytest session
+    (or a real platform) on the same host may have an empty group of a server that
+    is about to start, and removing it would make that start fail.
+    """
+    for parent in CGROUP_ROOT.glob("*/labfleet-*"):
+        tag = parent.name.removeprefix("labfleet-")
+        if not parent.is_dir() or parent.stat().st_ctime < started or tag not in tags:
             continue
         for group in sorted(parent.rglob("*"), key=lambda p: len(p.parts), reverse=True):
             if group.is_dir():
@@ -35,10 +55,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """
     if os.geteuid() != 0:
         return
-    from labfleet.spawn.accounts import purge_accounts_under, purge_orphaned_accounts
+    from labfleet.spawn.accounts import (
+        platform_tag,
+        purge_accounts_under,
+        purge_orphaned_accounts,
+    )
+    from tests.support.platform import STARTED_DATA_DIRS
 
     factory = getattr(session.config, "_tmp_path_factory", None)
+    tags = {platform_tag(path) for path in STARTED_DATA_DIRS}
     if factory is not None:
         purge_accounts_under(factory.getbasetemp())
+        tags |= _tags_of_dirs_under(factory.getbasetemp())
     purge_orphaned_accounts()
-    _remove_empty_cgroups_made_since(_STARTED)
+    _remove_our_empty_cgroups(_STARTED, tags)

@@ -21,8 +21,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.integration.conftest import write_config
-from tests.support.platform import Platform, labfleet
+from tests.support.members import Member, platform_with_members
+from tests.support.platform import Platform
 
 pytestmark = pytest.mark.integration
 
@@ -34,26 +34,12 @@ OTHER = f"uma{_RUN}"
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    base = tmp_path_factory.mktemp("throttle")
-    config = write_config(
-        base / "labfleet.yaml", "culling: {enabled: false}\nlocal: {isolation: none}\n"
-    )
-    started = Platform(data_dir=base / "data", config=config)
-    for who in (OWNER, OTHER):
-        result = labfleet(
-            "users",
-            "add",
-            who,
-            "--password-stdin",
-            input=PASSWORD + "\n",
-            data_dir=started.data_dir,
-        )
-        assert result.returncode == 0, result.stderr
-    started.start()
-    try:
+    with platform_with_members(
+        tmp_path_factory.mktemp("throttle"),
+        "culling: {enabled: false}\nlocal: {isolation: none}\n",
+        [Member(OWNER, PASSWORD), Member(OTHER, PASSWORD)],
+    ) as started:
         yield started
-    finally:
-        started.stop()
 
 
 def client_from(platform: Platform, source: str) -> httpx.Client:

@@ -18,8 +18,8 @@ from urllib.parse import quote, urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, Route, sync_playwright
 
-from tests.integration.conftest import write_config
-from tests.support.platform import REPO, Platform, labfleet
+from tests.support.members import Member, platform_with_members
+from tests.support.platform import REPO, Platform
 
 CHROMIUM = Path(os.environ.get("LABFLEET_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = REPO / "test-artifacts"
@@ -105,24 +105,11 @@ def browser(
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """One real platform (`labfleet up`) for the module; users added with the CLI."""
-    base = tmp_path_factory.mktemp("e2e")
-    config = write_config(base / "labfleet.yaml", "culling: {enabled: false}\n")
-    started = Platform(data_dir=base / "data", config=config)
-    for name in USERS.values():
-        result = labfleet(
-            "users",
-            "add",
-            name,
-            "--password-stdin",
-            input=PASSWORD + "\n",
-            data_dir=started.data_dir,
-        )
-        assert result.returncode == 0, result.stderr
-    started.start()
-    try:
+    members = [Member(name, PASSWORD) for name in USERS.values()]
+    with platform_with_members(
+        tmp_path_factory.mktemp("e2e"), "culling: {enabled: false}\n", members
+    ) as started:
         yield started
-    finally:
-        started.stop()
 
 
 def login(page: Page, base_url: str, name: str, next_url: str | None = None) -> None:

@@ -17,8 +17,8 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.e2e.conftest import LoopbackGuard
-from tests.integration.conftest import write_config
-from tests.support.platform import Platform, labfleet
+from tests.support.members import Member, platform_with_members
+from tests.support.platform import Platform
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -32,26 +32,12 @@ SECOND = "bob's second password"
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    base = tmp_path_factory.mktemp("accounts-browser")
-    config = write_config(
-        base / "labfleet.yaml", "culling: {enabled: false}\nlocal: {isolation: none}\n"
-    )
-    started = Platform(data_dir=base / "data", config=config)
-    result = labfleet(
-        "users",
-        "add",
-        ADMIN,
-        "--admin",
-        "--password-stdin",
-        input=ADMIN_PASSWORD + "\n",
-        data_dir=started.data_dir,
-    )
-    assert result.returncode == 0, result.stderr
-    started.start()
-    try:
+    with platform_with_members(
+        tmp_path_factory.mktemp("accounts-browser"),
+        "culling: {enabled: false}\nlocal: {isolation: none}\n",
+        [Member(ADMIN, ADMIN_PASSWORD, admin=True)],
+    ) as started:
         yield started
-    finally:
-        started.stop()
 
 
 def sign_in(page: Page, base_url: str, name: str, password: str) -> None:

@@ -20,9 +20,9 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.e2e.conftest import PASSWORD, LoopbackGuard, login
-from tests.integration.conftest import write_config
 from tests.support.client import HubUser
-from tests.support.platform import Platform, labfleet
+from tests.support.members import Member, platform_with_members
+from tests.support.platform import Platform
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -33,9 +33,7 @@ ADMIN = f"boss{secrets.token_hex(3)}"
 
 @pytest.fixture(scope="module")
 def dashboard_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    base = tmp_path_factory.mktemp("dashboard")
-    config = write_config(
-        base / "labfleet.yaml",
+    config = (
         "culling: {enabled: false}\n"
         "dashboard: {sample_every: 1}\n"
         # isolation is not what these tests are about (pytest's tmp root is 0700)
@@ -43,25 +41,11 @@ def dashboard_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pla
         "branding: {name: Team Lab, announcement: Maintenance on Friday at 18:00}\n"
         "profiles:\n"
         "  - {slug: small, display_name: Small, memory: 1Gi, default: true}\n"
-        "  - {slug: big, display_name: Big, memory: 2Gi}\n",
+        "  - {slug: big, display_name: Big, memory: 2Gi}\n"
     )
-    platform = Platform(data_dir=base / "data", config=config)
-    for name, *extra in ((MEMBER,), (OTHER,), (ADMIN, "--admin")):
-        result = labfleet(
-            "users",
-            "add",
-            name,
-            "--password-stdin",
-            *extra,
-            input=PASSWORD + "\n",
-            data_dir=platform.data_dir,
-        )
-        assert result.returncode == 0, result.stderr
-    platform.start()
-    try:
+    members = [Member(MEMBER, PASSWORD), Member(OTHER, PASSWORD), Member(ADMIN, PASSWORD, True)]
+    with platform_with_members(tmp_path_factory.mktemp("dashboard"), config, members) as platform:
         yield platform
-    finally:
-        platform.stop()
 
 
 def _start(platform: Platform, name: str, profile: str) -> None:

@@ -21,8 +21,8 @@ import pytest
 from playwright.sync_api import BrowserContext, expect
 
 from tests.e2e.conftest import PASSWORD, LoopbackGuard, login
-from tests.integration.conftest import write_config
 from tests.support.client import KERNEL_DIED, HubUser
+from tests.support.members import Member, platform_with_members
 from tests.support.platform import Platform, labfleet
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -54,8 +54,7 @@ def failing_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platf
     base = tmp_path_factory.mktemp("failures")
     base.chmod(0o755)
     env = _broken_environment(base / "broken-env")
-    config = write_config(
-        base / "labfleet.yaml",
+    config = (
         "culling: {enabled: false}\n"
         "servers: {start_timeout: 60}\n"
         # isolation is not what these tests are about (pytest's tmp root is 0700)
@@ -63,24 +62,11 @@ def failing_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platf
         "hub: {extra_config: {Spawner: {poll_interval: 1}}}\n"
         "profiles:\n"
         "  - {slug: small, display_name: Small, memory: 400Mi, default: true}\n"
-        f"  - {{slug: broken, display_name: Broken environment, environment: {env}}}\n",
+        f"  - {{slug: broken, display_name: Broken environment, environment: {env}}}\n"
     )
-    platform = Platform(data_dir=base / "data", config=config)
-    for name in (BROKEN_USER, OOM_USER):
-        result = labfleet(
-            "users",
-            "add",
-            name,
-            "--password-stdin",
-            input=PASSWORD + "\n",
-            data_dir=platform.data_dir,
-        )
-        assert result.returncode == 0, result.stderr
-    platform.start()
-    try:
+    members = [Member(BROKEN_USER, PASSWORD), Member(OOM_USER, PASSWORD)]
+    with platform_with_members(base, config, members) as platform:
         yield platform
-    finally:
-        platform.stop()
 
 
 def _shot(page, artifacts: Path, name: str) -> None:

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.platform import CHP, Platform
+from tests.support.platform import TEST_PROXY, Platform, write_config
 
-#: LABFLEET_TEST_PROXY=chp runs the same end-to-end tests through Node CHP
-TEST_PROXY = os.environ.get("LABFLEET_TEST_PROXY", "labfleet")
-
-
-def write_config(path: Path, text: str) -> Path:
-    if TEST_PROXY == "chp" and "proxy:" not in text:
-        text += f"proxy: {{kind: chp, chp_command: [{CHP}]}}\n"
-    path.write_text(text)
-    return path
+__all__ = ["TEST_PROXY", "write_config"]  # re-exported: many test modules import them from here
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.client import HubUser
+from tests.support.members import Member, add_member
 from tests.support.platform import Platform, labfleet
 
 pytestmark = pytest.mark.integration
@@ -22,11 +23,8 @@ pytestmark = pytest.mark.integration
 PASSWORD = "correct horse battery staple"
 
 
-def add_user(data_dir: Path, name: str, *extra: str) -> None:
-    result = labfleet(
-        "users", "add", name, "--password-stdin", *extra, input=PASSWORD + "\n", data_dir=data_dir
-    )
-    assert result.returncode == 0, result.stderr
+def add_user(data_dir: Path, name: str, admin: bool = False) -> None:
+    add_member(data_dir, Member(name, PASSWORD, admin))
 
 
 def test_login_spawn_run_code_persist_and_resume(make_platform) -> None:
@@ -101,7 +99,7 @@ def test_idle_culler_stops_idle_server(make_platform) -> None:
 
 def test_users_cli_round_trip(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    add_user(data, "carol", "--admin")
+    add_user(data, "carol", admin=True)
     listing = labfleet("users", "list", data_dir=data)
     assert listing.returncode == 0 and "carol" in listing.stdout
     bad = labfleet("users", "add", "-rf", "--password-stdin", input=PASSWORD, data_dir=data)

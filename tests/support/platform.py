@@ -17,6 +17,18 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CHP = REPO / ".node" / "node_modules" / ".bin" / "configurable-http-proxy"
+#: Data dirs of every platform this test process started (the session's clean-up uses them).
+STARTED_DATA_DIRS: set[Path] = set()
+#: LABFLEET_TEST_PROXY=chp runs the same end-to-end tests through Node CHP
+TEST_PROXY = os.environ.get("LABFLEET_TEST_PROXY", "labfleet")
+
+
+def write_config(path: Path, text: str) -> Path:
+    """Write a test's labfleet.yaml (through Node CHP when ``LABFLEET_TEST_PROXY=chp``)."""
+    if TEST_PROXY == "chp" and "proxy:" not in text:
+        text += f"proxy: {{kind: chp, chp_command: [{CHP}]}}\n"
+    path.write_text(text)
+    return path
 
 
 def free_port() -> int:
@@ -84,6 +96,7 @@ class Platform:
         return out
 
     def start(self, timeout: float = 90) -> Platform:
+        STARTED_DATA_DIRS.add(self.data_dir.resolve())
         self.log_path = self.log_path or self.data_dir.parent / f"up-{self.port}.log"
         args = [
             sys.executable,
