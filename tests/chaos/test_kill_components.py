@@ -8,7 +8,7 @@ valid token of a dead service; the round's member starts again and runs code;
 both databases pass PRAGMA integrity_check. The seed and round are in every
 failure message (LABFLEET_CHAOS_SEED reruns one).
 
-One platform serves every component (a start costs more than all the kills).
+One platform serves the whole suite (``conftest.chaos_platform``).
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from labfleet.spawn.processes import is_alive, read_pid_record
 from tests.chaos import invariants
-from tests.integration.test_embedded_flow import PASSWORD, add_user
+from tests.chaos.conftest import MEMBERS
+from tests.integration.test_embedded_flow import PASSWORD
 from tests.support.client import HubUser
 from tests.support.platform import Platform
 
@@ -34,29 +34,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 COUNT = int(os.environ.get("LABFLEET_CHAOS_COUNT", "1"))
 SEED = int(os.environ.get("LABFLEET_CHAOS_SEED", "11"))
-MEMBERS = ("cora", "dan")
 ACTIONS = ("spawn", "stop", "login")
 
 
-@pytest.fixture(scope="module")
-def platform() -> Iterator[Platform]:
-    import shutil
-    import tempfile
-
-    parent = Path(tempfile.mkdtemp(prefix="labfleet-chaos-"))
-    parent.chmod(0o711)  # servers isolated as their own accounts reach their homes
-    config = parent / "labfleet.yaml"
-    # culling on (its service is one of the victims), but never culling during the test
-    config.write_text("culling: {enabled: true, timeout: 3600, every: 300}\n")
-    running = Platform(data_dir=parent / "data", config=config)
-    try:
-        running.start(timeout=180)
-        for name in MEMBERS:
-            add_user(running.data_dir, name)
-        yield running
-    finally:
-        running.stop()
-        shutil.rmtree(parent, ignore_errors=True)
+@pytest.fixture
+def platform(chaos_platform: Platform) -> Platform:
+    return chaos_platform
 
 
 def _wait(check: Callable[[], list[str]], timeout: float, note: str) -> None:
