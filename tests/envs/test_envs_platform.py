@@ -33,6 +33,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.root, needs_root]
 
 CONFIG = (
     "culling: {enabled: false}\n"
+    "local: {limits: none}\n"  # limits are not under test here: no control groups to leave
     "profiles:\n"
     "  - {slug: plain, display_name: Plain, default: true}\n"
     "  - {slug: sci, display_name: Science, environment: sci}\n"
