@@ -82,7 +82,9 @@ def one_run(context: BrowserContext, url: str, name: str, cache: str) -> dict[st
     net = Network(context, page)
     row: dict[str, Any] = {"cache": cache, "user": name}
     try:
-        page.goto(f"{url}/hub/login")
+        # ?reset: a fresh workspace, so JupyterLab opens on its launcher even for a member
+        # coming back (it would otherwise restore the notebook left open last time)
+        page.goto(f"{url}/hub/login?next=" + quote("/hub/user-redirect/lab?reset", safe=""))
         page.locator("#username_input").fill(name)
         page.locator("#password_input").fill(PASSWORD)
         start = time.monotonic()
