@@ -87,16 +87,17 @@ def idle_disk() -> Iterator[SmallDisk]:
 
 @pytest.fixture(scope="module")
 def platform(small_disk: SmallDisk) -> Iterator[Platform]:
-    """``labfleet up`` on the small disk, with members dana and erin (password ``PASSWORD``)."""
+    """``labfleet up`` on the small disk: members dana, erin, admin ada (password PASSWORD)."""
     old = os.environ.get("LABFLEET_CURRENT_FILE")
     os.environ["LABFLEET_CURRENT_FILE"] = str(small_disk.mount.parent / "current")
     config = small_disk.mount.parent / "labfleet.yaml"
-    # isolation is not what these tests are about; it would add system accounts
-    config.write_text("culling: {enabled: false}\nlocal: {isolation: none}\n")
+    # isolation and limits are not what these tests are about: no system accounts, and no
+    # cgroups (another test session's end-of-run sweep may remove an empty one mid-spawn)
+    config.write_text("culling: {enabled: false}\nlocal: {isolation: none, limits: none}\n")
     data = small_disk.mount / "data"
-    for name in ("dana", "erin"):
+    for name, admin in (("dana", ()), ("erin", ()), ("ada", ("--admin",))):
         added = labfleet(
-            "users", "add", name, "--password-stdin", input=PASSWORD + "\n", data_dir=data
+            "users", "add", name, *admin, "--password-stdin", input=PASSWORD + "\n", data_dir=data
         )
         assert added.returncode == 0, added.stderr
     platform = Platform(data_dir=data, config=config, log_path=small_disk.mount.parent / "up.log")

@@ -8,7 +8,7 @@ import pytest
 
 from labfleet.config.load import ConfigError
 from labfleet.config.model import FleetConfig
-from labfleet.up.free_space import Space, data_dir_space, free_space_warning
+from labfleet.hub.free_space import Space, data_dir_space, free_space_warning
 
 GIB = 2**30
 

@@ -1,15 +1,18 @@
 """Warn before the data directory's disk fills: a full disk stops logins, spawns and saves.
 
 ``free_space_warning`` is pure (numbers in, words out); ``data_dir_space``
-asks the kernel. Both the start-up banner and ``labfleet status`` use them,
-with ``local.min_free_space`` as the threshold.
+asks the kernel. The start-up banner, ``labfleet status`` and (for admins) the
+hub pages' announcement use them, with ``local.min_free_space`` as the threshold.
 """
 
 from __future__ import annotations
 
+import html
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from labfleet.config.units import format_size
 
@@ -47,3 +50,23 @@ def free_space_warning(data_dir: Path, space: Space | None, minimum: int) -> str
         f"(local.min_free_space is {format_size(minimum)}); when it is full, logins, spawns "
         "and saves fail until space is freed"
     )
+
+
+def low_disk_announcement(
+    data_dir: Path, minimum: int, announcement: str | Callable[[Any], str] | None = None
+) -> Callable[[Any], str]:
+    """A JupyterHub ``template_vars`` value (called per page with the user): the site's
+    announcement, with the low-space warning added for admins (members cannot act on it,
+    and the data dir's path is not theirs to see)."""
+
+    def render(user: Any) -> str:
+        shown = announcement(user) if callable(announcement) else (announcement or "")
+        if user is None or not getattr(user, "admin", False):
+            return shown
+        low = free_space_warning(data_dir, data_dir_space(data_dir), minimum)
+        if low is None:
+            return shown
+        warning = f"<strong>{html.escape(low)}</strong>"
+        return f"{warning}<br>{shown}" if shown else warning
+
+    return render

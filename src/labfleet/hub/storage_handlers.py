@@ -99,3 +99,20 @@ def install(data_dir: Path | None = None) -> None:
     BaseHandler.prepare = refusing_prepare
     BaseHandler._handle_request_exception = explaining_handle
     _installed.append(True)
+
+
+def announce_low_disk(c: Any, environ: dict[str, str] | None = None) -> None:
+    """Show admins a low-disk warning on every hub page (JupyterHub's announcement slot)."""
+    from labfleet.config.load import load_config
+    from labfleet.hub.free_space import low_disk_announcement
+
+    env = dict(os.environ if environ is None else environ)
+    runtime = Runtime.from_env(env)
+    if runtime.platform == "kubernetes":  # the hub pod's volume is watched by the cluster
+        return
+    minimum = load_config(env.get("LABFLEET_CONFIG") or None).local.min_free_space
+    variables = dict(c.JupyterHub.template_vars) if "template_vars" in c.JupyterHub else {}
+    existing = variables.get("announcement")
+    kept = existing if isinstance(existing, str) or callable(existing) else None
+    variables["announcement"] = low_disk_announcement(runtime.data_dir, minimum, kept)
+    c.JupyterHub.template_vars = variables

@@ -15,6 +15,7 @@ from pathlib import Path
 from labfleet.config.model import FleetConfig
 from labfleet.config.profiles import Machine, is_environment_name, machine_problems
 from labfleet.envs.store import Store
+from labfleet.hub.free_space import data_dir_space, free_space_warning
 from labfleet.hub.settings import cgroup_parent
 from labfleet.runtime import Runtime
 from labfleet.spawn.accounts import is_root, resolve_isolation
@@ -24,7 +25,6 @@ from labfleet.spawn.limits import Limits, LimitsProbe, probe
 from labfleet.spawn.processes import is_alive
 from labfleet.spawn.server_env import default_singleuser
 from labfleet.tls.service import certificate_line
-from labfleet.up.free_space import data_dir_space, free_space_warning
 
 
 def _commands(config: FleetConfig) -> list[Path]:
