@@ -122,6 +122,9 @@ def images(podman_env: dict[str, str], base_image: str) -> dict[str, str]:
         timeout=1500,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # Every source change leaves the previous images untagged (~0.7 GB each): drop those
+    # older than an hour (never a build in progress elsewhere), keep the layer cache.
+    _podman(podman_env, "image", "prune", "--force", "--filter", "until=1h")
     tags = result.stdout.split()
     expected = [f"{PREFIX}/labfleet-hub:{__version__}", f"{PREFIX}/labfleet-user:{__version__}"]
     assert tags == expected
