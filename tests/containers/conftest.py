@@ -55,7 +55,11 @@ def _run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="session")
 def podman_env() -> Iterator[dict[str, str]]:
-    missing = [tool for tool in ("podman", "runc", "debootstrap") if shutil.which(tool) is None]
+    missing = [
+        tool
+        for tool in ("podman", "runc", "debootstrap", "nsenter", "iptables")
+        if shutil.which(tool) is None
+    ]
     if missing:
         pytest.skip(f"container tests need {', '.join(missing)} (scripts/test installs them)")
     if os.geteuid() != 0:

@@ -92,16 +92,6 @@ class PodmanFleet:
         )
         return (result.stdout + result.stderr)[-6000:]
 
-    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """``labfleet ARGS`` against this fleet's config and kubeconfig."""
-        return subprocess.run(
-            [sys.executable, "-m", "labfleet.cli.main", *args],
-            text=True,
-            capture_output=True,
-            check=False,
-            timeout=timeout,
-        )
-
 
 def _podman(env: dict[str, str], *args: str) -> str:
     result = subprocess.run(["podman", *args], env=env, text=True, capture_output=True)
