@@ -102,7 +102,7 @@ def _warm_launch(launcher: ForkServerLauncher, tmp_path: Path) -> int:
 def test_a_dead_or_hung_forkserver_is_found_by_the_watchdog_and_replaced(
     tmp_path: Path, make_launcher
 ) -> None:
-    launcher = make_launcher(warm_wait=600, rehearse=False)
+    launcher = make_launcher(warm_wait=600, rehearse=False, ping_timeout=1)
     _warm_launch(launcher, tmp_path)
     helper = next(iter(launcher.helpers.values()))
     assert launcher.check_health() == [], "a warm fork-server answers the ping"

@@ -414,11 +414,13 @@ class ForkServerLauncher:
         warm_wait: float = 90.0,
         preload_timeout: float | None = None,
         rehearse: bool = True,
+        ping_timeout: float = 5.0,
     ):
         self.log = log or _default_log
         self.warm_wait = warm_wait
         self.preload_timeout = preload_timeout or preload_timeout_from_env()
         self.rehearse = rehearse
+        self.ping_timeout = ping_timeout
         self.fallback = fallback or ExecLauncher()
         self.helpers: dict[tuple[Path, Signature, str], Helper] = {}
         self.lock = threading.Lock()
@@ -447,6 +449,7 @@ class ForkServerLauncher:
                     preload_timeout=self.preload_timeout,
                     generation=key[2],
                     rehearse=self.rehearse,
+                    ping_timeout=self.ping_timeout,
                 )
             return self.helpers[key]
 
