@@ -142,6 +142,7 @@ def test_mutated_requests_frame_like_a_reference(data: bytes) -> None:
 
 
 @pytest.mark.fuzz
+@pytest.mark.timeout(1800)  # 3 min on a quiet VM, 8 on a busy one: past the 300 s default
 @settings(max_examples=50_000, **_SETTINGS)  # type: ignore[arg-type]
 @given(mutated())
 def test_long_fuzz_run(data: bytes) -> None:
