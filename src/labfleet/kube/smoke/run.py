@@ -137,7 +137,8 @@ class SmokeRun:
             return AccessPath(url, "--url"), url
         objects = render_objects(self.config, generate_hub_secrets())
         endpoint = find_endpoint(cluster, objects)
-        if needs_port_forward(endpoint):
+        # Identity-Aware Proxy refuses a request without a Google identity: go around it
+        if needs_port_forward(endpoint) or self.config.auth.kind == "iap":
             public = next(
                 o["metadata"]["name"]
                 for o in objects
