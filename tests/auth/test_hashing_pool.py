@@ -19,7 +19,7 @@ import pytest
 
 from labfleet.auth import hashing
 from labfleet.auth.accounts import AccountStore
-from labfleet.auth.hash_pool import HashPool
+from labfleet.auth.hash_pool import HashPool, core_count, cpu_quota
 from labfleet.auth.hashing import (
     OffloadError,
     ScryptParams,
@@ -179,3 +179,20 @@ def test_in_thread_hashing_can_be_chosen(tmp_path: Path) -> None:
         auth.get_authenticated_user(None, {"username": "alice", "password": "password-1"})
     )
     assert result is not None and hashing._offload is None
+
+
+def test_core_count_is_capped_by_a_cgroup_v2_quota(tmp_path: Path) -> None:
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # 1.5 CPUs, as in a pod limit
+    assert cpu_quota(tmp_path) == 1.5
+    assert core_count(tmp_path) == min(2, len(os.sched_getaffinity(0)))
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cpu_quota(tmp_path) is None
+
+
+def test_core_count_is_capped_by_a_cgroup_v1_quota(tmp_path: Path) -> None:
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("100000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert core_count(tmp_path) == 1
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cpu_quota(tmp_path) is None

@@ -20,6 +20,7 @@ import atexit
 import base64
 import contextlib
 import json
+import math
 import os
 import queue
 import subprocess
@@ -44,12 +45,36 @@ def niceness_from_env(environ: dict[str, str] | None = None) -> int:
         return DEFAULT_NICENESS
 
 
-def core_count() -> int:
-    """The cores this process may run on (the affinity mask, not the machine's total)."""
+def core_count(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may use: its affinity mask, capped by a CPU quota.
+
+    In a Kubernetes pod with ``limits.cpu: 2`` the affinity mask still lists
+    every core of the node; the quota (cgroup v2 ``cpu.max``, v1
+    ``cpu.cfs_quota_us``) is what the hub really gets.
+    """
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    quota = cpu_quota(cgroup_root)
+    if quota is not None:
+        cores = min(cores, math.ceil(quota))
+    return max(1, cores)
+
+
+def cpu_quota(cgroup_root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs allowed by the quota of this process's cgroup at the mount root (None: no quota)."""
+    try:
+        quota, period = (cgroup_root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((cgroup_root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((cgroup_root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
 
 
 @dataclass
