@@ -139,3 +139,14 @@ def test_concurrent_first_start_creates_one_admin(tmp_path: Path) -> None:
         thread.join()
     assert sum(result is not None for result in results) == 1
     assert AccountStore(path, FAST).count() == 1
+
+
+def test_the_real_error_survives_a_transaction_sqlite_already_ended(store: AccountStore) -> None:
+    """Issue 11: a full disk made SQLite end the transaction itself; our ROLLBACK then
+    raised "cannot rollback - no transaction is active" and hid "database or disk is full"."""
+    store.add("ann", "password-1")
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):  # noqa: SIM117
+        with store._transaction() as conn:
+            conn.execute("ROLLBACK")  # what SQLite does on SQLITE_FULL
+            raise sqlite3.OperationalError("database or disk is full")
+    assert store.verify("ann", "password-1")

@@ -158,7 +158,8 @@ class AccountStore:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite may have ended it (a full disk does)
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
 
