@@ -266,7 +266,9 @@ def die_with_the_hub() -> None:
 def main() -> None:
     die_with_the_hub()
     ioloop.IOLoop.current()  # the asyncio loop tornado uses
-    asyncio.run(_main())
+    # The hub stops its services with SIGINT: a normal end, not a traceback in hub.log.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main())
 
 
 if __name__ == "__main__":
