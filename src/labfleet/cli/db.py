@@ -90,6 +90,7 @@ def run_upgrade(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from labfleet.ops.migrate import UpgradeError, upgrade
+    from labfleet.ops.pg import PostgresError
     from labfleet.ops.rollback import rollback
 
     target = _locate(args)
@@ -101,7 +102,7 @@ def run_upgrade(args: argparse.Namespace) -> int:
             _say(f"the hub database is back as it was before the upgrade (from {used})")
             return EXIT_OK
         found = upgrade(target, _say)
-    except UpgradeError as exc:
+    except (UpgradeError, PostgresError) as exc:  # PostgresError: e.g. no pg_dump for the backup
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except SQLAlchemyError as exc:
