@@ -19,6 +19,7 @@ Content-Encoding).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
 import time
@@ -115,6 +116,11 @@ def one_run(context: BrowserContext, url: str, name: str, cache: str) -> dict[st
         row["output_visible_s"] = time.monotonic() - start
     except Exception as exc:
         row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+        row["error_url"] = page.url
+        shot = Path(tempfile.gettempdir()) / f"bench-user-path-{name}-{cache}.png"
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(shot))
+            row["screenshot"] = str(shot)
     finally:
         row.update(requests=net.responses, from_cache=net.from_cache, revalidated=net.revalidated)
         row["biggest_script"] = net.biggest

@@ -419,6 +419,13 @@ def run_all(args: argparse.Namespace, tmp: Path, bound: tuple[int, float, float]
                     print(f"  {r.platform} {t.user}: {t.error}", flush=True)
             for note in r.notes:
                 print(f"  {r.platform}: {note}", flush=True)
+            for row in r.browser:
+                if row.get("error"):
+                    print(
+                        f"  {r.platform} browser {row['cache']}: at {row.get('error_url')}, "
+                        f"screenshot {row.get('screenshot')}",
+                        flush=True,
+                    )
         if len(results) < len(args.platforms.split(",")):
             print(f"\n(so far: {', '.join(r.platform for r in results)})")
             report(results, bound)  # a run cut short still shows what it measured

@@ -65,11 +65,12 @@ class StartGate:
     the very end (p50 ≈ max: the first member waits for the last). Admitting a
     few at a time in arrival order gives the same total but lets the first
     members in first. A slot is held from launch until the port accepts, and
-    never longer than ``hold_max`` seconds, so a server that hangs cannot stall
-    the others (its start goes on outside the gate).
+    never longer than ``hold_max`` seconds (a normal start holds it ~0.5 s), so a
+    server that hangs, or a fork-server still warming up, delays the others by
+    at most that (its start goes on outside the gate).
     """
 
-    def __init__(self, slots: int, hold_max: float = 5.0) -> None:
+    def __init__(self, slots: int, hold_max: float = 2.0) -> None:
         self.slots = max(1, slots)
         self.hold_max = hold_max
         self._free = asyncio.Semaphore(self.slots)
