@@ -10,6 +10,7 @@ Skipped, with the reason, only where podman or debootstrap is not installed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -68,7 +69,21 @@ def podman_env() -> Iterator[dict[str, str]]:
     conf = CACHE / "containers.conf"
     conf.write_text(CONTAINERS_CONF)
     env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+    before = set(_podman_cgroups())
     yield env
+    # podman (cgroupfs) leaves its parent groups behind, empty: remove the ones it made now
+    for group in sorted(set(_podman_cgroups()) - before, key=lambda p: -len(p.parts)):
+        with contextlib.suppress(OSError):  # busy: another podman user still has a container
+            group.rmdir()
+
+
+def _podman_cgroups() -> list[Path]:
+    """Every ``libpod_parent`` group (and below) under the v1 controllers and v2's root."""
+    found: list[Path] = []
+    for parent in Path("/sys/fs/cgroup").glob("*/libpod_parent"):
+        found.append(parent)
+        found += [p for p in parent.rglob("*") if p.is_dir()]
+    return found
 
 
 def _podman(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
