@@ -66,9 +66,13 @@ def _logs(platform: Platform, name: str) -> str:
     """The ends of the hub's and the member's server logs, for a failure message."""
     tails = []
     logs = platform.data_dir / "logs"
-    for path in (logs / "hub.log", logs / "servers" / f"{name}.log"):
-        with contextlib.suppress(OSError):
-            tails.append(f"--- {path.name}:\n" + path.read_text(errors="replace")[-4000:])
+    with contextlib.suppress(OSError):
+        hub = (logs / "hub.log").read_text(errors="replace").splitlines()
+        lines = [line for line in hub if name in line and "xsrf" not in line.lower()]
+        tails.append("--- hub.log (lines naming the member):\n" + "\n".join(lines[-60:]))
+    with contextlib.suppress(OSError):
+        server = (logs / "servers" / f"{name}.log").read_text(errors="replace")
+        tails.append(f"--- {name}.log:\n" + server[-3000:])
     return "\n".join(tails)
 
 
@@ -160,24 +164,43 @@ def test_kill_component(platform: Platform, component: str) -> None:
             f"LABFLEET_CHAOS_SEED={SEED} component {component}, round {round_}: "
             f"SIGKILL {delay:.3f} s into {name}'s {action}"
         )
-        _ensure(platform, name, running=action == "stop")
-        watch.note()
-        thread = _act(platform, name, action)
-        time.sleep(delay if component != "server" else 0)
-        victim = _victim(platform, component, name, within=delay)
-        if victim is not None:
-            os.kill(victim, signal.SIGKILL)
-        thread.join(timeout=60)
-        if component == "supervisor":
-            _restart_supervisor(platform, note)
-        _wait(watch.problems, 180, note)
-        # the member starts again (or still runs) and runs code
-        _ensure(platform, name, running=True)
-        member = _member(platform, name)
         try:
-            assert member.run_code(member.new_token(), "print(6*7)").strip() == "42", note
-        finally:
-            member.close()
-        watch.note()
-        _wait(watch.problems, 60, f"{note} (after the new start)")
+            _round(platform, component, name, action, delay, watch, note)
+        except AssertionError as exc:
+            raise AssertionError(f"{note}: {exc}") from exc
     assert not invariants.integrity_problems(platform.data_dir), f"seed {SEED}, {component}"
+
+
+def _round(
+    platform: Platform,
+    component: str,
+    name: str,
+    action: str,
+    delay: float,
+    watch: invariants.Watch,
+    note: str,
+) -> None:
+    """One kill: prepare, act, kill, then wait for convergence and use the server."""
+    # a server to kill during a login must run already; a spawn starts from nothing
+    needs_server = action == "stop" or (component, action) == ("server", "login")
+    _ensure(platform, name, running=needs_server)
+    watch.note()
+    thread = _act(platform, name, action)
+    time.sleep(delay if component != "server" else 0)
+    victim = _victim(platform, component, name, within=delay)
+    if victim is not None:
+        with contextlib.suppress(ProcessLookupError):  # it ended on its own (a stop)
+            os.kill(victim, signal.SIGKILL)
+    thread.join(timeout=60)
+    if component == "supervisor":
+        _restart_supervisor(platform, note)
+    _wait(watch.problems, 180, note)
+    # the member starts again (or still runs) and runs code
+    _ensure(platform, name, running=True)
+    member = _member(platform, name)
+    try:
+        assert member.run_code(member.new_token(), "print(6*7)").strip() == "42", note
+    finally:
+        member.close()
+    watch.note()
+    _wait(watch.problems, 60, f"{note} (after the new start)")

@@ -55,7 +55,8 @@ def test_kill_hub_mid_spawn(chaos_platform: Platform) -> None:
         if not model:  # server_model() is the default server's model, {} when there is none
             # the hub does not believe in a server: none may run
             try:
-                _wait_for(lambda: not _server_pids(platform), 60, f"no orphan ({note}): {running}")
+                orphan = f"no orphan ({note}): {running}"
+                _wait_for(lambda: "cora" not in _server_pids(platform), 60, orphan)
             except AssertionError as exc:
                 raise AssertionError(f"{exc}\n{platform.log()[-6000:]}") from exc
             _wait_for(lambda c=cora: c.start_server().status_code in (201, 202, 400), 60, note)
@@ -63,7 +64,7 @@ def test_kill_hub_mid_spawn(chaos_platform: Platform) -> None:
         assert cora.run_code(cora.new_token(), "print(6*7)").strip() == "42", note
         cora.stop_server()
         cora.wait_stopped(timeout=60)
-        assert not _server_pids(platform), note
+        assert "cora" not in _server_pids(platform), note  # (other members may run)
         cora.close()
     with sqlite3.connect(platform.data_dir / "jupyterhub.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
