@@ -157,3 +157,13 @@ def test_google_and_oidc_settings() -> None:
 def test_config_errors_name_the_key(data: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _auth(data)
+
+
+def test_github_extra_scopes_are_typed() -> None:
+    """Issue 13: LSST's setup pushes with the sign-in token, which needs ``public_repo``."""
+    github = {**GITHUB["github"], "allowed_organizations": ["lsst"]}  # type: ignore[dict-item]
+    auth = _auth({**GITHUB, "github": {**github, "extra_scopes": ["public_repo", "public_repo"]}})
+    scope = build_auth_settings(auth, RUNTIME)["GitHubAuthenticator"]["scope"]
+    assert scope == ["read:user", "user:email", "read:org", "public_repo"]
+    with pytest.raises(ValueError, match="public_repos"):
+        _auth({**GITHUB, "github": {**github, "extra_scopes": ["public_repos"]}})

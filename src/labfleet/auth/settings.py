@@ -105,7 +105,12 @@ def _github(auth: AuthSection, runtime: Runtime) -> Settings:
             **_oauth_client(section),
             **_groups(auth, manage),
             "github_url": section.url.rstrip("/"),
-            "scope": ["read:user", "user:email", "read:org"],
+            "scope": [
+                "read:user",
+                "user:email",
+                "read:org",
+                *dict.fromkeys(section.extra_scopes),
+            ],
             "allowed_organizations": list(section.allowed_organizations),
             "denied_organizations": list(section.denied_organizations),
             "teams_as_groups": section.teams_as_groups,

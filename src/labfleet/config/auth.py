@@ -88,6 +88,27 @@ class OAuthClient(Section):
     )
 
 
+#: GitHub OAuth scopes a member's token may get (GitHub's own names; a typo is refused).
+GitHubScope = Literal[
+    "repo",
+    "public_repo",
+    "repo:status",
+    "repo_deployment",
+    "repo:invite",
+    "security_events",
+    "workflow",
+    "gist",
+    "read:packages",
+    "write:packages",
+    "write:org",
+    "read:project",
+    "project",
+    "notifications",
+    "read:gpg_key",
+    "read:public_key",
+]
+
+
 class GitHubAuth(OAuthClient):
     """GitHub or GitHub Enterprise: organisations and teams become hub groups."""
 
@@ -111,6 +132,13 @@ class GitHubAuth(OAuthClient):
     gid_offset: int = Field(default=0, ge=0, le=2**31)
     git_env: bool = Field(
         default=True, description="Give the lab git's name, e-mail and a token credential."
+    )
+    extra_scopes: list[GitHubScope] = Field(
+        default_factory=list,
+        description=(
+            "OAuth scopes asked for besides read:user, user:email and read:org, e.g. "
+            "public_repo (or repo) so the token git_env gives can push."
+        ),
     )
 
     @field_validator("allowed_organizations", "denied_organizations")
