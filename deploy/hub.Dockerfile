@@ -35,9 +35,10 @@ RUN if [ -s /tmp/build-ca/ca.crt ]; then export PIP_CERT=/tmp/build-ca/ca.crt; f
 
 FROM ${BASE}
 ARG DEBIAN_FRONTEND=noninteractive
-# tini reaps zombies and forwards signals, so SIGTERM from the kubelet stops the hub cleanly
+# tini reaps zombies and forwards signals, so SIGTERM from the kubelet stops the hub cleanly;
+# postgresql-client: `labfleet db upgrade` and `labfleet backup` use pg_dump for PostgreSQL hubs
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 tini ca-certificates \
+ && apt-get install -y --no-install-recommends python3 tini ca-certificates postgresql-client \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 1000 labfleet \
  && useradd --uid 1000 --gid 1000 --home-dir /srv/labfleet --no-create-home --shell /usr/sbin/nologin labfleet \

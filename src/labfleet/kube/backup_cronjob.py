@@ -160,13 +160,7 @@ def backup_warnings(config: FleetConfig) -> list[str]:
     backup = config.kubernetes.backup
     if backup is None:
         return []
-    warnings = []
-    if config.kubernetes.hub.database.kind == "postgres" and backup.image is None:
-        warnings.append(
-            "kubernetes.backup of a PostgreSQL hub runs pg_dump, which the labfleet hub image "
-            "does not contain: set kubernetes.backup.image to an image with labfleet and "
-            "pg_dump (e.g. one built FROM the hub image with postgresql-client)"
-        )
+    warnings = []  # the hub image carries pg_dump (deploy/hub.Dockerfile), so no image warning
     if backup.passphrase is None:
         warnings.append(
             "kubernetes.backup archives are not encrypted, and they hold the hub's secrets "
