@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import websockets
+
+from labfleet.kube.smoke.hubapi import execute_request
 
 
 class HubUser:
@@ -123,26 +124,8 @@ async def run_in_kernel(server_url: str, token: str, code: str, timeout: float =
 
 
 async def _execute(ws_url: str, headers: dict[str, str], code: str) -> str:
-    msg_id = uuid.uuid4().hex
-    request = {
-        "header": {
-            "msg_id": msg_id,
-            "username": "test",
-            "session": uuid.uuid4().hex,
-            "msg_type": "execute_request",
-            "version": "5.3",
-        },
-        "parent_header": {},
-        "metadata": {},
-        "channel": "shell",
-        "content": {
-            "code": code,
-            "silent": False,
-            "store_history": False,
-            "user_expressions": {},
-            "allow_stdin": False,
-        },
-    }
+    request = execute_request(code, "test")
+    msg_id = request["header"]["msg_id"]
     out: list[str] = []
     async with websockets.connect(
         ws_url, additional_headers=headers, max_size=None, open_timeout=60

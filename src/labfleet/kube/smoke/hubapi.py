@@ -80,16 +80,12 @@ class HubApi:
         return f"{self.base_url}user/{quote(name)}/"
 
 
-async def _execute(ws_url: str, token: str, code: str, verify_tls: bool) -> str:
-    request = HTTPRequest(
-        ws_url, headers={"Authorization": f"token {token}"}, validate_cert=verify_tls
-    )
-    connection = await websocket_connect(request, max_message_size=64 * 1024 * 1024)
-    msg_id = uuid.uuid4().hex
-    message = {
+def execute_request(code: str, username: str) -> dict[str, Any]:
+    """Pure: a Jupyter ``execute_request`` shell message for ``code`` (no history, no stdin)."""
+    return {
         "header": {
-            "msg_id": msg_id,
-            "username": "labfleet-smoke",
+            "msg_id": uuid.uuid4().hex,
+            "username": username,
             "session": uuid.uuid4().hex,
             "msg_type": "execute_request",
             "version": "5.3",
@@ -105,6 +101,15 @@ async def _execute(ws_url: str, token: str, code: str, verify_tls: bool) -> str:
             "allow_stdin": False,
         },
     }
+
+
+async def _execute(ws_url: str, token: str, code: str, verify_tls: bool) -> str:
+    request = HTTPRequest(
+        ws_url, headers={"Authorization": f"token {token}"}, validate_cert=verify_tls
+    )
+    connection = await websocket_connect(request, max_message_size=64 * 1024 * 1024)
+    message = execute_request(code, "labfleet-smoke")
+    msg_id = message["header"]["msg_id"]
     out: list[str] = []
     try:
         await connection.write_message(json.dumps(message))
