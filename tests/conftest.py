@@ -34,6 +34,10 @@ def _remove_our_empty_cgroups(started: float, tags: set[str]) -> None:
     (or a real platform) on the same host may have an empty group of a server that
     is about to start, and removing it would make that start fail.
     """
+    for default in CGROUP_ROOT.glob("*/labfleet"):  # spawners built without a platform's parent
+        if default.is_dir() and default.stat().st_ctime >= started:
+            with contextlib.suppress(OSError):  # refused while it holds any group
+                default.rmdir()
     for parent in CGROUP_ROOT.glob("*/labfleet-*"):
         tag = parent.name.removeprefix("labfleet-")
         if not parent.is_dir() or parent.stat().st_ctime < started or tag not in tags:
