@@ -36,16 +36,23 @@ events_logger = "file"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
-def debian_mirror() -> str:
-    """The first Debian mirror named in the host's apt sources."""
-    sources = [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]
+def debian_mirror(apt: Path = Path("/etc/apt")) -> str:
+    """The first Debian mirror among the host's enabled apt sources.
+
+    Only files apt reads count (``sources.list``, ``*.list``, ``*.sources``; not, say, a
+    ``*.disabled`` copy), comments are skipped, and only a Debian archive (a URL whose
+    path ends in ``/debian``) can serve debootstrap a bookworm base: a third-party
+    repository listed first (NodeSource, Google Cloud) cannot.
+    """
+    sources = [apt / "sources.list", *sorted((apt / "sources.list.d").glob("*"))]
     for path in sources:
-        if not path.is_file():
+        if not path.is_file() or path.suffix not in (".list", ".sources"):
             continue
         for line in path.read_text().splitlines():
-            words = line.split()
-            for word in words:
-                if word.startswith("http") and "security" not in word:
+            if line.lstrip().startswith("#"):
+                continue
+            for word in line.split():
+                if word.startswith("http") and word.rstrip("/").endswith("/debian"):
                     return word
     return "http://deb.debian.org/debian"
 
