@@ -13,6 +13,11 @@ hub which servers it believes in (running or starting), and stops exactly the
 snapshotted processes of the others. Snapshot first: a server started by a user
 after the question is not in the snapshot, so the sweep can never kill it.
 Pid + start ticks guard against recycled pids.
+
+The snapshotted groups of the others are then removed (rmdir, which the kernel
+refuses for a group something still runs in): a server killed with its hub, or
+a hub killed between making a group and launching into it, leaves an empty
+group that nothing else would ever remove.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ class Found:
     leader: bool
     record: Path | None = None
     stale: bool = False
+    #: a server's control group (one entry per hierarchy), removed once it is empty
+    group: Path | None = None
 
 
 def snapshot(run_dir: Path, cgroup_dirs: Iterable[Path] = ()) -> list[Found]:
@@ -62,6 +69,7 @@ def snapshot(run_dir: Path, cgroup_dirs: Iterable[Path] = ()) -> list[Found]:
             )
     for parent in cgroup_dirs:
         for group in sorted(p for p in parent.iterdir() if p.is_dir()):
+            found.append(Found(group.name, 0, 0, leader=False, stale=True, group=group))
             for pid in read_pids([group / "cgroup.procs"]):
                 ticks = start_ticks(pid)
                 if ticks is not None and (pid, ticks) not in seen:
@@ -94,7 +102,31 @@ def stop_found(found: list[Found], known: set[str], grace: float = 10) -> list[s
             None,
         ):
             entry.record.unlink(missing_ok=True)
+    groups = [f.group for f in doomed if f.group is not None]
+    # one try for a group empty in the snapshot: a start made since may be about to join it
+    remove_groups([g for g in groups if g.name not in stopped], wait=0)
+    remove_groups([g for g in groups if g.name in stopped])
     return sorted(stopped)
+
+
+def remove_groups(groups: list[Path], wait: float = 5) -> None:
+    """rmdir each group, retrying up to ``wait`` s while the processes just killed leave it;
+    a group still busy after that (something started in it since) stays."""
+    deadline = time.monotonic() + wait
+    left = list(groups)
+    while left:
+        busy = []
+        for group in left:
+            try:
+                group.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                busy.append(group)
+        if not busy or time.monotonic() > deadline:
+            return
+        left = busy
+        time.sleep(0.05)
 
 
 def sweep(
