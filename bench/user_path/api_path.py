@@ -219,3 +219,38 @@ async def stop_servers(url: str, admin_token: str, names: list[str], timeout: fl
             if all(not m.json().get("servers") for m in models):
                 return
             await asyncio.sleep(0.25)
+
+
+def first_output_table(runs: list[tuple[str, list[PathTiming]]]) -> str:
+    """The one-member-at-a-time table, one row per platform, with a ratio vs stock.
+
+    ``runs``: (platform, timings) pairs. The ratio is stock's total p50 over the
+    row's (higher: faster than stock); "—" without a stock run that succeeded.
+    """
+    lines = [
+        "| platform | users | "
+        + " | ".join(f"{s} p50 s" for s in STEPS)
+        + " | total p50 s | total max s | failures | total p50 vs stock |",
+        "| --- | --- | " + " | ".join("---" for _ in STEPS) + " | --- | --- | --- | --- |",
+    ]
+
+    def totals(timings: list[PathTiming]) -> list[float]:
+        return [t.total for t in timings if t.total is not None]
+
+    stock = next((totals(t) for p, t in runs if p == "stock"), [])
+    stock_p50 = quantile(stock, 0.5)
+    for platform, timings in runs:
+        ok = [t for t in timings if not t.error]
+        mine = totals(ok)
+        steps = [_fmt(quantile([t.steps[s] for t in ok if s in t.steps], 0.5)) for s in STEPS]
+        p50 = quantile(mine, 0.5)
+        vs = f"{stock_p50 / p50:.1f}x" if stock_p50 and p50 else "—"
+        lines.append(
+            f"| {platform} | {len(timings)} | {' | '.join(steps)} | {_fmt(p50)} "
+            f"| {_fmt(quantile(mine, 1.0))} | {len(timings) - len(ok)} | {vs} |"
+        )
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"

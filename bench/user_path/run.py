@@ -34,7 +34,8 @@ sys.path.insert(0, str(HERE))
 
 import httpx  # noqa: E402
 import psutil  # noqa: E402
-from api_path import STEPS, Burst, PathTiming, burst, member_path, quantile, stop_servers  # noqa: E402
+from api_path import Burst, PathTiming, burst, member_path, quantile, stop_servers  # noqa: E402
+from api_path import first_output_table as api_first_output_table  # noqa: E402
 from hubprofile import Memory, kernel_pids, memory_of, profile_rows, scrape, server_pids  # noqa: E402
 from logins import Storm, hash_bound, idle_probe, login_storm  # noqa: E402
 from platforms import PASSWORD, Running, admin_token, start_labfleet, start_stock, wait_healthy  # noqa: E402
@@ -243,21 +244,7 @@ def ratio(theirs: float | None, mine: float | None) -> str:
 
 
 def first_output_table(results: list[Results]) -> str:
-    lines = [
-        "| platform | users | "
-        + " | ".join(f"{s} p50 s" for s in STEPS)
-        + " | total p50 s | total max s | failures |",
-        "| --- | --- | " + " | ".join("---" for _ in STEPS) + " | --- | --- | --- |",
-    ]
-    for r in results:
-        ok = [t for t in r.first if not t.error]
-        totals = [t.total for t in ok if t.total is not None]
-        steps = [fmt(quantile([t.steps[s] for t in ok if s in t.steps], 0.5)) for s in STEPS]
-        lines.append(
-            f"| {r.platform} | {len(r.first)} | {' | '.join(steps)} | {fmt(quantile(totals, 0.5))} "
-            f"| {fmt(quantile(totals, 1.0))} | {len(r.first) - len(ok)} |"
-        )
-    return "\n".join(lines)
+    return api_first_output_table([(r.platform, r.first) for r in results])  # ratio vs stock
 
 
 def burst_table(results: list[Results]) -> str:
