@@ -381,7 +381,9 @@ class Helper:
         try:
             with self._request(), self._connect() as sock:
                 sock.sendall(OP_SPAWN)
-                send_frame(sock, json.dumps(request).encode())
+                # the readiness pipe rides on the frame's first bytes (SCM_RIGHTS): only the
+                # forked child reads the frame, so only the child (the server) holds it
+                send_frame(sock, json.dumps(request).encode(), spec.ready_fd)
                 answer = json.loads(recv_frame(sock))
                 if "pid" not in answer:
                     raise ForkServerError(f"fork-server refused: {answer.get('error')}")

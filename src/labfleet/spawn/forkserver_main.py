@@ -50,6 +50,8 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
+from labfleet.spawn.server_ready import READY_FD_ENV
+
 #: the server stack every user's server imports
 PRELOAD = ("jupyter_server.serverapp", "jupyterhub.singleuser")
 #: imported too when present (the pre-exec hooks' modules), never fatal
@@ -71,13 +73,20 @@ IMPORT_TIME_ENV = (
 #: modules whose top level reads the environment: executed again in each child
 REIMPORT_IN_CHILD = ("jupyterhub.singleuser",)
 OP_HELLO, OP_SPAWN, GO = b"H", b"S", b"G"
+#: where a server finds the hub's readiness pipe (``spawn.server_ready``)
+READY_FD_NUMBER = 3
 CHILD_TIMEOUT = 15.0
 MAX_FRAME = 16 * 1024 * 1024
 
 
 # --- framing (shared with the hub side) ------------------------------------------
-def send_frame(sock: socket.socket, payload: bytes) -> None:
-    sock.sendall(struct.pack("!I", len(payload)) + payload)
+def send_frame(sock: socket.socket, payload: bytes, fd: int | None = None) -> None:
+    """A length-prefixed frame; ``fd`` goes along with its 4-byte header (SCM_RIGHTS)."""
+    head = struct.pack("!I", len(payload))
+    if fd is not None:
+        sent = socket.send_fds(sock, [head], [fd])
+        head = head[sent:]
+    sock.sendall(head + payload)
 
 
 def recv_exact(sock: socket.socket, size: int) -> bytes:
@@ -96,6 +105,20 @@ def recv_frame(sock: socket.socket) -> bytes:
     if size > MAX_FRAME:
         raise ValueError(f"frame of {size} bytes is too large")
     return recv_exact(sock, size)
+
+
+def recv_frame_fd(sock: socket.socket) -> tuple[bytes, int | None]:
+    """A frame from :func:`send_frame` and the fd that came with it, if any."""
+    head, fds, _flags, _addr = socket.recv_fds(sock, 4, 1)
+    if not head:
+        raise ConnectionError("peer closed the connection")
+    head += recv_exact(sock, 4 - len(head))
+    (size,) = struct.unpack("!I", head)
+    if size > MAX_FRAME:
+        for extra in fds:
+            os.close(extra)
+        raise ValueError(f"frame of {size} bytes is too large")
+    return recv_exact(sock, size), (fds[0] if fds else None)
 
 
 # --- preloading --------------------------------------------------------------------
@@ -274,13 +297,23 @@ def _set_process_name(argv0: str) -> None:
         libc.prctl(15, os.path.basename(argv0).encode()[:15], 0, 0, 0)  # PR_SET_NAME
 
 
-def _become_process(spec: dict[str, Any], log_fd: int) -> None:
-    """stdio, fds, signals, environment, argv and sys.path of a freshly exec'd server."""
+def _become_process(spec: dict[str, Any], log_fd: int, ready_fd: int | None = None) -> None:
+    """stdio, fds, signals, environment, argv and sys.path of a freshly exec'd server.
+
+    The readiness pipe (if the hub sent one) becomes fd 3, as an exec with
+    ``pass_fds`` would keep it, and its number goes into the environment.
+    """
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
-    os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024)
+    first_closed = 3
+    if ready_fd is not None:
+        if ready_fd != READY_FD_NUMBER:
+            os.dup2(ready_fd, READY_FD_NUMBER)
+        spec["env"] = {**spec["env"], READY_FD_ENV: str(READY_FD_NUMBER)}
+        first_closed = READY_FD_NUMBER + 1
+    os.closerange(first_closed, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024)
     sys.stdin = open(0, closefd=False)  # noqa: SIM115 - process-lifetime stdio
     sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
@@ -341,7 +374,8 @@ def run_child(conn: socket.socket, listener: socket.socket) -> NoReturn:
         try:
             from labfleet.spawn.hookwire import decode_hooks
 
-            spec = json.loads(recv_frame(conn))
+            frame, ready_fd = recv_frame_fd(conn)
+            spec = json.loads(frame)
             hooks = decode_hooks(bytes.fromhex(spec["hooks"]))
             log_fd = os.open(spec["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             _apply_identity(spec, hooks)
@@ -359,7 +393,7 @@ def run_child(conn: socket.socket, listener: socket.socket) -> NoReturn:
         if go != GO:
             os._exit(1)  # the hub gave up on us (and may have used exec): never run twice
         conn.close()
-        _become_process(spec, log_fd)
+        _become_process(spec, log_fd, ready_fd)
         code = _run_script(spec["argv"][0])
     except BaseException:
         with contextlib.suppress(Exception):

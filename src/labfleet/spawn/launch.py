@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from labfleet.spawn.server_ready import READY_FD_ENV
+
 
 @dataclass(frozen=True)
 class LaunchSpec:
@@ -31,6 +33,15 @@ class LaunchSpec:
     #: called in the child before exec, as root, before privileges are dropped
     #: (e.g. joining a cgroup); must be async-signal-safe-ish: no locks, no logging
     pre_exec: tuple[Callable[[], None], ...] = field(default=())
+    #: write end of the hub's readiness pipe (``spawn.readiness.ReadyPipe``): the server
+    #: inherits it, named by ``LABFLEET_READY_FD``, and says over it when it serves
+    ready_fd: int | None = None
+
+    def env_with_ready_fd(self, fd: int | None) -> dict[str, str]:
+        """The server's environment, naming the readiness pipe's number in *its* process."""
+        if fd is None:
+            return self.env
+        return {**self.env, READY_FD_ENV: str(fd)}
 
 
 class Launcher(Protocol):
@@ -61,13 +72,14 @@ class ExecLauncher:
         with open(spec.log_path, "ab") as log:
             proc = subprocess.Popen(
                 spec.argv,
-                env=spec.env,
+                env=spec.env_with_ready_fd(spec.ready_fd),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_child_setup(spec),
                 close_fds=True,
+                pass_fds=() if spec.ready_fd is None else (spec.ready_fd,),
             )
         # the hub reaps children via poll(); keep no Popen reference so a restarted
         # hub and this one behave the same (state is the pid alone)

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -64,9 +64,10 @@ from labfleet.spawn.processes import (
     write_pid_record,
 )
 from labfleet.spawn.profile_form import ProfileChoiceMixin
-from labfleet.spawn.readiness import start_gate, wait_listening
+from labfleet.spawn.readiness import Readiness, ReadyPipe, start_gate, wait_ready
 from labfleet.spawn.runtime_dirs import RuntimeDirError, ensure_runtime_dir
 from labfleet.spawn.server_env import default_singleuser
+from labfleet.spawn.server_ready import server_args as ready_args
 from labfleet.spawn.server_tuning import server_args
 
 
@@ -416,7 +417,8 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
     def extra_args(self, uid: int | None) -> list[str]:
         runs_as_root = (uid is None and os.getuid() == 0) or uid == 0
         root = ["--ServerApp.allow_root=True"] if runs_as_root else []
-        return [*server_args(), *root]  # server_tuning: compression (issue 16)
+        # server_tuning: compression; server_ready: "I serve" over the hub's pipe (issue 16)
+        return [*server_args(), *ready_args(), *root]
 
     # --- lifecycle -------------------------------------------------------------
     async def start(self) -> tuple[str, int]:
@@ -426,30 +428,35 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
         if not getattr(self, "port", 0):
             self.port = random_port()
         admitted = await start_gate().admit()  # a few starts at a time, FIFO (issue 16)
+        pipe = ReadyPipe()  # the server says "I serve" over it (spawn.server_ready)
         try:
             placement = await asyncio.to_thread(self.place)
             for note in placement.notes:
                 self.log.info(note)
             gpus = await self.assign_gpus()
-            spec = self.build_spec(placement, gpus)
+            spec = replace(self.build_spec(placement, gpus), ready_fd=pipe.write_fd)
             self.pid = await launch_off_loop(self.get_launcher(), spec)  # not the default pool
         except BaseException as exc:
             admitted.release()
+            pipe.close()
             await self._kill_orphan()  # a child that recorded itself before the launch failed
             raise _spawn_error(exc, self.user.name) from exc
+        pipe.close_write()  # the server holds its own copy: its exit closes the pipe
         self.pid_ticks = start_ticks(self.pid) or 0
         if gpus:
             await asyncio.to_thread(self.gpu_ledger().bind, self.slug, self.pid, self.pid_ticks)
         self._write_pid_file()
-        # answer as soon as the server listens, instead of JupyterHub's slower HTTP polling
-        listening = await wait_listening(
-            self.ip or "127.0.0.1", self.port, self.pid, self.pid_ticks or None, self.start_timeout
-        )
+        # answer when the server says it serves, instead of JupyterHub's slower HTTP polling
+        ticks = self.pid_ticks or None
+        ip = self.ip or "127.0.0.1"
+        readiness = await wait_ready(pipe, ip, self.port, self.pid, ticks, self.start_timeout)
         admitted.release()
-        if not listening and not is_alive(self.pid, self.pid_ticks or None):
+        if readiness is Readiness.EXITED or not is_alive(self.pid, ticks):
             raise await asyncio.to_thread(self._start_failure)  # at once, with its log tail
+        if readiness is not Readiness.SIGNALLED:
+            self.log.info("server %s: %s", self.slug, readiness.value)
         diagnose.clear_end(self._state_dir(), self.slug)
-        return (self.ip or "127.0.0.1", self.port)
+        return (ip, self.port)
 
     # --- diagnosis (spawn.diagnose): why a server ended, in plain words ----------
     def _state_dir(self) -> Path:

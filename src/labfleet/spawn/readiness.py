@@ -9,6 +9,15 @@ load on the server), which ends as soon as the port accepts, the process
 dies, or the timeout passes — JupyterHub's own HTTP check then succeeds at
 its first attempt.
 
+Better still, the server says when it is up (:func:`wait_ready`): the hub
+hands each launch the write end of a pipe (:class:`ReadyPipe`); the server's
+``spawn.server_ready`` extension writes ``L`` when it loads and ``R`` once its
+event loop serves, and a server that dies closes the pipe. The hub waits on the
+read end in its event loop (no timer, no connect). The port poll stays as the
+fallback for a server that never loads the extension (an environment without
+labfleet, a custom command): it starts only after ``fallback_after`` seconds
+without an ``L``.
+
 :class:`StartGate` admits a few server starts at a time in arrival order, so a
 burst does not turn into everyone finishing together at the end.
 """
@@ -21,8 +30,10 @@ import os
 import time
 import weakref
 from collections.abc import AsyncIterator
+from enum import Enum
 
 from labfleet.spawn.processes import is_alive
+from labfleet.spawn.server_ready import LOADED, READY
 
 
 async def wait_listening(
@@ -55,6 +66,115 @@ async def wait_listening(
             await writer.wait_closed()
         return True
     return False
+
+
+class Readiness(Enum):
+    """How a wait for a new server ended (the cause a timeout or failure names)."""
+
+    SIGNALLED = "the server signalled it serves"
+    LISTENING = "the port accepted (the server sent no ready signal)"
+    EXITED = "the server process exited"
+    TIMEOUT = "no ready signal and no listening port before the timeout"
+
+    @property
+    def up(self) -> bool:
+        return self in (Readiness.SIGNALLED, Readiness.LISTENING)
+
+
+class ReadyPipe:
+    """One launch's readiness pipe: the hub keeps the read end, the server inherits the other.
+
+    Both ends are close-on-exec in the hub, so no other server launched at the
+    same time inherits them; the launcher passes ``write_fd`` on explicitly.
+    """
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        self.loaded = False  # the server's extension said hello (an ``R`` or EOF will follow)
+
+    def close_write(self) -> None:
+        """The hub's copy of the write end, once the server holds its own (after launch)."""
+        if self.write_fd >= 0:
+            os.close(self.write_fd)
+            self.write_fd = -1
+
+    def close(self) -> None:
+        self.close_write()
+        if self.read_fd >= 0:
+            os.close(self.read_fd)
+            self.read_fd = -1
+
+
+async def wait_ready(
+    pipe: ReadyPipe,
+    ip: str,
+    port: int,
+    pid: int,
+    ticks: int | None = None,
+    timeout: float = 30.0,
+    fallback_after: float = 1.0,
+) -> Readiness:
+    """Wait for the server's ``R`` on ``pipe`` (or its exit); the port poll only as a fallback.
+
+    The poll (:func:`wait_listening`) starts when no ``L`` came within
+    ``fallback_after`` seconds, or when the pipe closed without an ``R`` (an
+    exiting server: the poll then ends at its first liveness check). Closes the
+    pipe's read end.
+    """
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[Readiness] = loop.create_future()
+    polls: list[asyncio.Task[bool]] = []
+
+    def settle(result: Readiness) -> None:
+        if not outcome.done():
+            outcome.set_result(result)
+
+    def poll_port() -> None:
+        if polls or outcome.done():
+            return
+        left = max(0.0, deadline - loop.time())
+        task = asyncio.ensure_future(wait_listening(ip, port, pid, ticks, left))
+        task.add_done_callback(polled)
+        polls.append(task)
+
+    def polled(task: asyncio.Task[bool]) -> None:
+        if task.cancelled():
+            return
+        if task.result():
+            settle(Readiness.LISTENING)
+        else:
+            settle(Readiness.TIMEOUT if is_alive(pid, ticks) else Readiness.EXITED)
+
+    def readable() -> None:
+        try:
+            data = os.read(pipe.read_fd, 64)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if READY in data:
+            settle(Readiness.SIGNALLED)
+        elif LOADED in data:
+            pipe.loaded = True
+            fallback.cancel()
+        if not data:  # every holder closed it: the server is exiting (or dropped it)
+            loop.remove_reader(pipe.read_fd)
+            poll_port()
+
+    deadline = loop.time() + timeout
+    loop.add_reader(pipe.read_fd, readable)
+    fallback = loop.call_later(fallback_after, lambda: None if pipe.loaded else poll_port())
+    try:
+        return await asyncio.wait_for(asyncio.shield(outcome), timeout)
+    except TimeoutError:
+        return Readiness.TIMEOUT
+    finally:
+        fallback.cancel()
+        for task in polls:
+            task.cancel()
+        loop.remove_reader(pipe.read_fd)
+        pipe.close()
 
 
 class StartGate:
