@@ -17,6 +17,7 @@ from aiohttp import web
 
 from .kinds import BY_PATH, KINDS, Kind, groups
 from .pod_logs import PodLogs, serve_log
+from .port_forward import serve_port_forward
 from .selectors import SelectorError, parse_fields, parse_labels
 from .store import ApiStatus, Store, Watcher
 
@@ -127,7 +128,7 @@ def parse_route(parts: list[str]) -> Route | None:
         return None
     name = rest[1] if len(rest) > 1 else ""
     sub = rest[2] if len(rest) > 2 else ""
-    if sub not in ("", "status") and not (sub == "log" and kind.plural == "pods"):
+    if sub not in ("", "status") and not (sub in ("log", "portforward") and kind.plural == "pods"):
         return None
     return Route(kind, namespace, name, sub)
 
@@ -204,6 +205,8 @@ class DoubleServer:
             pod = store.get(kind, ns, name)
             exists = lambda: store.find(kind, ns, name) is not None  # noqa: E731
             return await serve_log(request, pod, self.pod_logs, exists, self.stopping)
+        if route.sub == "portforward" and request.method in ("GET", "POST"):
+            return await serve_port_forward(request, store.get(kind, ns, name), self.stopping)
         query = request.query
         dry_run = query.get("dryRun") == "All"
         manager = query.get("fieldManager") or _default_manager(request)
