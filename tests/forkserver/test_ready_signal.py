@@ -31,9 +31,14 @@ BY_HAND = """
 import os, socket, sys, time
 fd = int(os.environ["LABFLEET_READY_FD"])
 then, port = sys.argv[1], int(sys.argv[2])
-if then != "listen":
+if then not in ("listen", "late"):
     os.write(fd, b"L")
 time.sleep(0.2)
+if then == "late":  # loads after the poll began, listens, serves a moment later
+    os.write(fd, b"L")
+    s = socket.socket(); s.bind(("127.0.0.1", port)); s.listen()
+    time.sleep(1.0)
+    os.write(fd, b"R")
 if then == "ready":
     os.write(fd, b"R"); os.close(fd)
 elif then == "exit":
@@ -110,6 +115,15 @@ async def test_a_server_without_the_extension_is_found_by_the_port_poll(
 ) -> None:
     result, _pid = await _by_hand("listen", tmp_path, pids, fallback_after=0.1)
     assert result is Readiness.LISTENING
+
+
+async def test_a_late_hello_stops_a_port_poll_already_running(
+    tmp_path: Path, pids: list[int]
+) -> None:
+    # the poll began (no L within 0.01 s); once L came, only R may end the wait, though
+    # the port accepts before R (a bound socket is not yet a serving event loop)
+    result, _pid = await _by_hand("late", tmp_path, pids, fallback_after=0.01)
+    assert result is Readiness.SIGNALLED
 
 
 # --- a real jupyter_server ----------------------------------------------------------------

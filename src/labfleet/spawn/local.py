@@ -449,8 +449,10 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
         # answer when the server says it serves, instead of JupyterHub's slower HTTP polling
         ticks = self.pid_ticks or None
         ip = self.ip or "127.0.0.1"
-        readiness = await wait_ready(pipe, ip, self.port, self.pid, ticks, self.start_timeout)
-        admitted.release()
+        try:
+            readiness = await wait_ready(pipe, ip, self.port, self.pid, ticks, self.start_timeout)
+        finally:
+            admitted.release()  # a cancelled start (timeout, stop) frees its slot at once too
         if readiness is Readiness.EXITED or not is_alive(self.pid, ticks):
             raise await asyncio.to_thread(self._start_failure)  # at once, with its log tail
         if readiness is not Readiness.SIGNALLED:

@@ -113,7 +113,7 @@ async def wait_ready(
     pid: int,
     ticks: int | None = None,
     timeout: float = 30.0,
-    fallback_after: float = 1.0,
+    fallback_after: float = 3.0,
 ) -> Readiness:
     """Wait for the server's ``R`` on ``pipe`` (or its exit); the port poll only as a fallback.
 
@@ -131,7 +131,7 @@ async def wait_ready(
             outcome.set_result(result)
 
     def poll_port() -> None:
-        if polls or outcome.done():
+        if outcome.done() or any(not task.done() for task in polls):
             return
         left = max(0.0, deadline - loop.time())
         task = asyncio.ensure_future(wait_listening(ip, port, pid, ticks, left))
@@ -155,9 +155,11 @@ async def wait_ready(
             data = b""
         if READY in data:
             settle(Readiness.SIGNALLED)
-        elif LOADED in data:
+        elif LOADED in data:  # an R (or EOF) will come: no port poll, even one started late
             pipe.loaded = True
             fallback.cancel()
+            for task in polls:
+                task.cancel()
         if not data:  # every holder closed it: the server is exiting (or dropped it)
             loop.remove_reader(pipe.read_fd)
             poll_port()
