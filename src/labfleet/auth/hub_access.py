@@ -118,13 +118,31 @@ async def _apply(
     return f"{change.action} {change.name}"
 
 
-def apply_at_start(store: AccountStore, orm_user: Any, config_admins: Iterable[str]) -> None:
+def changes_by_name(changes: Iterable[AccessChange]) -> dict[str, list[AccessChange]]:
+    """Pending changes grouped per member, oldest first: read once for a whole hub start."""
+    grouped: dict[str, list[AccessChange]] = {}
+    for change in changes:
+        grouped.setdefault(change.name, []).append(change)
+    return grouped
+
+
+def apply_at_start(
+    store: AccountStore,
+    orm_user: Any,
+    config_admins: Iterable[str],
+    changes: Iterable[AccessChange] | None = None,
+) -> None:
     """The same changes for one hub user while the hub starts (no servers run for it then
-    that the hub could stop; the supervisor stops orphans of deleted users)."""
+    that the hub could stop; the supervisor stops orphans of deleted users).
+
+    ``changes``: this user's pending changes when the caller read them once for every user
+    (the hub calls this for each of its users at start: 10,000 reads of the store were
+    seconds of a restart); ``None`` reads them here.
+    """
     db = object_session(orm_user)
     if db is None:
         return
-    for change in store.access_changes():
+    for change in store.access_changes() if changes is None else changes:
         if change.name != orm_user.name:
             continue
         if change.action == REMOVE:

@@ -25,11 +25,17 @@ from jupyterhub import orm
 from tornado import web
 from traitlets import Bool, Float, Integer, List, Unicode, default
 
-from labfleet.auth.accounts import DEFAULT_MIN_LENGTH, Account, AccountStore, NoSuchAccount
+from labfleet.auth.accounts import (
+    DEFAULT_MIN_LENGTH,
+    AccessChange,
+    Account,
+    AccountStore,
+    NoSuchAccount,
+)
 from labfleet.auth.hash_pool import niceness_from_env, shared_pool
 from labfleet.auth.hashing import DEFAULT_PARAMS, ScryptParams, offload_to
 from labfleet.auth.home_archive import HomeDisposal, dispose_home
-from labfleet.auth.hub_access import apply_at_start
+from labfleet.auth.hub_access import apply_at_start, changes_by_name
 from labfleet.auth.invites import DEFAULT_TTL
 from labfleet.auth.normalizing import NormalizingAuthenticator
 from labfleet.auth.throttle import LoginThrottle
@@ -109,6 +115,8 @@ class PasswordAuthenticator(NormalizingAuthenticator):
         self._throttle: LoginThrottle | None = None
         self._hash_slots: asyncio.Semaphore | None = None
         self._login_threads: ThreadPoolExecutor | None = None
+        #: the pending access changes while the hub starts, read once (see add_user)
+        self._start_changes: dict[str, list[AccessChange]] | None = None
 
     @property
     def store(self) -> AccountStore:
@@ -196,7 +204,11 @@ class PasswordAuthenticator(NormalizingAuthenticator):
         super().add_user(user)
         loop = asyncio.get_running_loop()
         if isinstance(user, orm.User):  # called for every hub user while the hub starts
-            apply_at_start(self.store, user, self.admin_users)
+            if self._start_changes is None:  # one read of the store for the whole start
+                self._start_changes = changes_by_name(self.store.access_changes())
+            # popped: a change is applied once, never again from this snapshot
+            mine = self._start_changes.pop(user.name, [])
+            apply_at_start(self.store, user, self.admin_users, mine)
             return
         exists = await loop.run_in_executor(None, self.store.exists, user.name)
         if not exists:
