@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -32,4 +33,7 @@ def chaos_platform() -> Iterator[Platform]:
         yield running
     finally:
         running.stop()
-        shutil.rmtree(parent, ignore_errors=True)
+        if os.environ.get("LABFLEET_CHAOS_KEEP"):  # its logs, to read after a failure
+            print(f"chaos platform's data dir kept: {parent}")
+        else:
+            shutil.rmtree(parent, ignore_errors=True)
