@@ -114,23 +114,31 @@ def culler_command(culling: CullingSection) -> list[str]:
     return command
 
 
-def services_settings(config: FleetConfig, secrets: HubSecrets) -> Settings:
+def supervisor_scopes(platform: str) -> list[str]:
+    """What the supervisor token may do: no more than its one user on each platform needs.
+
+    On one machine that user is ``labfleet up``/``reload``/``status`` (resume servers, apply
+    account changes through ``/labfleet/access``, which needs ``admin:users``). On
+    Kubernetes nothing but ``labfleet smoke`` uses it, and smoke also issues its temporary
+    user a token limited to that user's server (``tokens``; see docs/kubernetes.md,
+    "The supervisor token"). A local token that could mint tokens for any user, admins
+    included, would be a way to every account for no feature at all.
+    """
+    scopes = ["list:users", "read:users", "read:servers", "servers", "admin:users"]
+    if platform == "kubernetes":
+        scopes.append("tokens")
+    return scopes
+
+
+def services_settings(config: FleetConfig, secrets: HubSecrets, platform: str) -> Settings:
     services: list[dict[str, Any]] = [
-        # `labfleet up` uses this token to resume servers and report status
+        # `labfleet up` (one machine) and `labfleet smoke` (Kubernetes) use this token
         {"name": SUPERVISOR_SERVICE, "api_token": secrets.supervisor_token},
     ]
     roles: list[dict[str, Any]] = [
         {
             "name": "labfleet-supervisor",
-            # tokens: `labfleet smoke` issues a short-lived token for its temporary user
-            "scopes": [
-                "list:users",
-                "read:users",
-                "read:servers",
-                "servers",
-                "admin:users",
-                "tokens",
-            ],
+            "scopes": supervisor_scopes(platform),
             "services": [SUPERVISOR_SERVICE],
         },
     ]
@@ -243,7 +251,7 @@ def build_hub_settings(config: FleetConfig, runtime: Runtime, secrets: HubSecret
         apply_tls(settings, config.tls, runtime.data_dir, labfleet_proxy=ours)
     merge(settings, spawner_settings(config, runtime))
     merge(settings, build_auth_settings(config.auth, runtime))
-    merge(settings, services_settings(config, secrets))
+    merge(settings, services_settings(config, secrets, runtime.platform))
     _add_dashboard_and_branding(settings, config, runtime)
     add_app_services(settings, config, runtime, runtime.hub_port or DEFAULT_HUB_PORT)
     if runtime.platform == "local":
