@@ -5,9 +5,10 @@ the container's image, command and args, its environment (values, Secret and Con
 the namespace field), its security context (user, group, fsGroup, read-only root, dropped
 capabilities, no privilege escalation, runAsNonRoot), its memory/CPU limits and its volumes
 (ConfigMap and Secret files, emptyDir, a PersistentVolumeClaim as a host directory, and the
-service-account token a pod with ``automountServiceAccountToken`` gets). Services become
-host names (``--add-host``). It is pure: files to write and directories to create are
-returned, nothing is run.
+service-account token a pod with ``automountServiceAccountToken`` gets), and its init
+containers, each a ``podman run`` of its own to be run in order before the main one.
+Services become host names (``--add-host``). It is pure: files to write and directories to
+create are returned, nothing is run.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ class Translated:
     files: dict[Path, bytes] = field(default_factory=dict)
     #: host directories to create, owned by (uid, gid): emptyDir and claims
     dirs: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    #: (init container name, ``podman run`` argv), to run to completion in order first
+    init: list[tuple[str, list[str]]] = field(default_factory=list)
+    #: the pod's other containers (a sidecar, the services' gate): (name, argv), detached,
+    #: named ``<name>-<container>``; they need a shared network (``--pod``) in ``placement``
+    others: list[tuple[str, list[str]]] = field(default_factory=list)
 
 
 def find(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
@@ -148,11 +154,15 @@ def _volumes(
     host_dir: Path,
     owner: tuple[int, int],
     out: Translated,
+    claims_dir: Path | None = None,
 ) -> None:
     volumes = {v["name"]: v for v in spec.get("volumes") or []}
     for mount in container.get("volumeMounts") or []:
         volume = volumes[mount["name"]]
         host = host_dir / mount["name"]
+        if claims_dir is not None and "persistentVolumeClaim" in volume:
+            # one directory per claim, whichever pod mounts it (the hub's and a backup job's)
+            host = claims_dir / volume["persistentVolumeClaim"]["claimName"]
         if mount.get("subPath"):
             host = host / mount["subPath"]
         ro = ",ro" if mount.get("readOnly") else ""
@@ -172,30 +182,30 @@ def _volumes(
             raise ValueError(f"volume {mount['name']}: unsupported kind {volume}")
 
 
-def translate_pod(
+def init_name(name: str, init: str) -> str:
+    """The podman container that runs init container ``init`` of the pod container ``name``."""
+    return f"{name}-init-{init}"
+
+
+def _container_argv(
     spec: dict[str, Any],
+    container: dict[str, Any],
     namespace: str,
     objects: list[dict[str, Any]],
-    *,
-    name: str,
-    workdir: Path,
-    placement: list[str],
-    cluster: ClusterAccess | None = None,
-) -> Translated:
-    """``podman run`` for the pod spec's first container.
-
-    ``placement``: where it runs (``--pod P``, or ``--network N`` with ``--add-host``s).
-    ``cluster``: what a pod that automounts its service-account token gets.
-    """
-    container = spec["containers"][0]
-    out = Translated(argv=["podman", "run", "--detach", "--init", "--name", name, *placement])
+    head: list[str],
+    host_dir: Path,
+    cluster: ClusterAccess | None,
+    out: Translated,
+    claims_dir: Path | None,
+) -> list[str]:
+    """``podman run`` for one container of the pod; the pod's volumes are host directories."""
+    saved, out.argv = out.argv, list(head)
     out.argv += _env(container, objects, namespace)
     out.argv += _security(spec, container)
     out.argv += _limits(container)
     uid, gid, fs_group = identity(spec, container)
     owner = (uid, fs_group if fs_group is not None else gid)
-    host_dir = workdir / name
-    _volumes(spec, container, objects, host_dir, owner, out)
+    _volumes(spec, container, objects, host_dir, owner, out, claims_dir)
     if spec.get("automountServiceAccountToken", True) and cluster is not None:
         account = host_dir / "kube-api-access"
         out.files[account / "token"] = cluster.token.encode()
@@ -212,6 +222,49 @@ def translate_pod(
         out.argv += [image, *container["command"][1:], *(container.get("args") or [])]
     else:
         out.argv += [image, *(container.get("args") or [])]
+    argv, out.argv = out.argv, saved
+    return argv
+
+
+def translate_pod(
+    spec: dict[str, Any],
+    namespace: str,
+    objects: list[dict[str, Any]],
+    *,
+    name: str,
+    workdir: Path,
+    placement: list[str],
+    cluster: ClusterAccess | None = None,
+    claims_dir: Path | None = None,
+) -> Translated:
+    """``podman run`` for each of the pod spec's containers, and one per init container.
+
+    ``placement``: where it runs (``--pod P``, or ``--network N`` with ``--add-host``s).
+    ``cluster``: what a pod that automounts its service-account token gets.
+    ``claims_dir``: where claims live, one directory per claim name, shared by every pod
+    that mounts the claim (None: a directory of this pod's own per claim mount).
+    The init containers (``Translated.init``, in the spec's order) run in the foreground
+    and are kept after they exit, so their exit code and log stay readable; they share
+    the pod's volume directories with the main container, as in a pod.
+    """
+    out = Translated(argv=[])
+    host_dir = workdir / name
+    for init in spec.get("initContainers") or []:
+        head = ["podman", "run", "--init", "--name", init_name(name, init["name"]), *placement]
+        argv = _container_argv(
+            spec, init, namespace, objects, head, host_dir, cluster, out, claims_dir
+        )
+        out.init.append((init["name"], argv))
+    head = ["podman", "run", "--detach", "--init", "--name", name, *placement]
+    out.argv = _container_argv(
+        spec, spec["containers"][0], namespace, objects, head, host_dir, cluster, out, claims_dir
+    )
+    for other in spec["containers"][1:]:
+        head = ["podman", "run", "--detach", "--init", "--name", f"{name}-{other['name']}"]
+        argv = _container_argv(
+            spec, other, namespace, objects, [*head, *placement], host_dir, cluster, out, claims_dir
+        )
+        out.others.append((other["name"], argv))
     return out
 
 
@@ -222,13 +275,21 @@ def translate(
     pod: str,
     workdir: Path,
     cluster: ClusterAccess | None = None,
+    claims_dir: Path | None = None,
 ) -> Translated:
     """``podman run`` for a Deployment's first container, joined to the podman pod ``pod``."""
     ns = deployment["metadata"].get("namespace", "default")
     spec = deployment["spec"]["template"]["spec"]
     name = f"{pod}-{spec['containers'][0]['name']}"
     return translate_pod(
-        spec, ns, objects, name=name, workdir=workdir, placement=["--pod", pod], cluster=cluster
+        spec,
+        ns,
+        objects,
+        name=name,
+        workdir=workdir,
+        placement=["--pod", pod],
+        cluster=cluster,
+        claims_dir=claims_dir,
     )
 
 

@@ -11,6 +11,8 @@ The order is a cluster's:
    translated into ``podman run`` in that pod (tests/containers/kube_to_podman.py); the
    hub gets the service-account token and CA a kubelet mounts, so KubeSpawner inside it
    talks to the double over the network with kubernetes_asyncio's in-cluster config.
+   Their init containers (the hub's ``upgrade-db``: ``labfleet db upgrade``) run first,
+   in the pod, to completion, on the same volumes; one that fails stops the fixture.
 5. The rendered probes are probed from here (the node's view: the pod IP and the probe's
    port and path); once they pass, the double reports the hub and proxy pods ready with the
    pod's IP, and ``labfleet apply`` finishes its rollout wait.
@@ -64,6 +66,20 @@ kubernetes:
     image: {hub_image}
   users:
     image: {user_image}
+  backup:
+    keep: 2
+services:
+  # a services: entry beside the hub: a static file server behind the hub's login
+  - name: files
+    image: {user_image}
+    port: 8080
+    url_prefix: /
+    command:
+      - sh
+      - -c
+      - >-
+        mkdir -p /tmp/www && echo served-by-the-app > /tmp/www/hello.txt && cd /tmp/www
+        && exec python3 -m http.server 8080 --bind 127.0.0.1
 """
 
 
@@ -77,6 +93,12 @@ class PodmanFleet:
     pod: str
     ip: str
     deployments: dict[str, dict[str, Any]]
+    #: podman container of each init container that ran -> (exit code, what it printed)
+    inits: dict[str, tuple[int, str]]
+    #: where the claims are on this machine, one directory per claim name
+    claims_dir: Path
+    #: the fixture's own directory (pods' volumes, kubeconfig, CA)
+    workdir: Path
 
     @property
     def proxy_url(self) -> str:
@@ -193,6 +215,9 @@ def podman_fleet(
             hosts=service_hosts(services, ip),
             prefix=pod,
             cluster=cluster,
+            pod_log=double.write_pod_log,
+            # hub and proxy reach a services: entry's gate by its Service name
+            hosts_files=[Path(_podman(env, "inspect", "--format", "{{.HostsPath}}", infra))],
         ).start()
         stack.callback(kubelet.stop)
         double.controller.kubelet = kubelet
@@ -218,6 +243,7 @@ def podman_fleet(
         deployments = _applied_deployments(double, apply)
         secrets, _ = double.store.list(BY_KIND["v1", "Secret"], NAMESPACE)
         maps, _ = double.store.list(BY_KIND["v1", "ConfigMap"], NAMESPACE)
+        inits: dict[str, tuple[int, str]] = {}
         for deployment in deployments.values():
             translated = translate(
                 deployment,
@@ -225,12 +251,35 @@ def podman_fleet(
                 pod=pod,
                 workdir=workdir / "platform",
                 cluster=cluster,
+                claims_dir=workdir / "claims",
             )
             write_files(translated.files, translated.dirs)
+            for init, init_argv in translated.init:
+                argv = [*init_argv[:2], "--pull", "never", *init_argv[2:]]
+                result = subprocess.run(argv, env=env, text=True, capture_output=True)
+                inits[argv[argv.index("--name") + 1]] = (
+                    result.returncode,
+                    result.stdout + result.stderr,
+                )
+                assert result.returncode == 0, f"init container {init}: {result.stderr}"
             argv = [*translated.argv[:2], "--pull", "never", *translated.argv[2:]]
             result = subprocess.run(argv, env=env, text=True, capture_output=True)
             assert result.returncode == 0, result.stderr
-        fleet = PodmanFleet(config_path, kubeconfig, double, kubelet, env, pod, ip, deployments)
+            container = deployment["spec"]["template"]["spec"]["containers"][0]["name"]
+            kubelet.platform_containers[container] = f"{pod}-{container}"
+        fleet = PodmanFleet(
+            config_path,
+            kubeconfig,
+            double,
+            kubelet,
+            env,
+            pod,
+            ip,
+            deployments,
+            inits,
+            workdir / "claims",
+            workdir,
+        )
         wait_probes(fleet)
         kubelet.platform_ip = ip
         out, _ = apply.communicate(timeout=400)

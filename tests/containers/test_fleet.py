@@ -9,8 +9,11 @@ running ``jupyterhub-singleuser`` and an IPython kernel. Doubles, named: the Kub
 from __future__ import annotations
 
 import base64
+import contextlib
+import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,10 +21,15 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import lightkube
 import pytest
+from lightkube.config.kubeconfig import KubeConfig
 
-from tests.containers.kube_to_podman import http_probe
+from labfleet.kube.meta import COMPONENT_USER, LABEL_COMPONENT
+from tests.containers.kube_to_podman import http_probe, translate_pod
 from tests.containers.podman_fleet import PASSWORD, PodmanFleet, http_ok
+from tests.containers.podman_kubelet import write_files
+from tests.kube.double.kinds import BY_KIND
 from tests.support.client import HubUser
 
 #: "  ok      1.2s  step name  detail" (labfleet.kube.smoke.plan.report_line)
@@ -164,7 +172,9 @@ def test_labfleet_smoke_runs_code_probes_the_boundary_and_removes_what_it_made(
         "boundary: the hub API without a token",
         "remove what the smoke test created",
     ):
-        assert lines.get(step, "").startswith("ok "), f"{step}:\n{out}\n{result.stderr}"
+        assert lines.get(step, "").startswith("ok "), (
+            f"{step}:\n{out}\n{result.stderr}\n{_diagnose(fleet)}"
+        )
     assert "6 * 7 = 42 as uid 1000 on jupyter-smoke-" in out
     # The rendered NetworkPolicies' egress, enforced by the kubelet bridge's iptables rules,
     # keeps a user's pod from the metadata server, the proxy API and the other user's pod.
@@ -210,3 +220,336 @@ def test_labfleet_smoke_interrupted_while_spawning_still_cleans_up(fleet: Podman
     wait_for("the smoke test's pods to go", lambda: not _smoke_leftovers(fleet))
     users = fleet_api(fleet).get("/users").json()
     assert not [u["name"] for u in users if u["name"].startswith("smoke-")]
+
+
+# -- init containers, exits and logs, as a kubelet handles them (the bridge) -----------
+
+
+def test_the_hub_deployments_upgrade_db_init_container_ran_before_the_hub(
+    fleet: PodmanFleet,
+) -> None:
+    """``labfleet db upgrade`` in the hub image, on the hub's own volumes and environment."""
+    (name,) = [n for n in fleet.inits if n.endswith("-init-upgrade-db")]
+    code, printed = fleet.inits[name]
+    assert code == 0, printed
+    assert "[labfleet] hub database schema:" in printed, printed
+    # the hub then made its database on the same claim the init container saw
+    data = fleet.claims_dir / _hub_claim(fleet)
+    assert list(data.glob("*.sqlite")), sorted(p.name for p in data.iterdir())
+
+
+def _hub_claim(fleet: PodmanFleet) -> str:
+    volumes = fleet.deployments["lab-hub"]["spec"]["template"]["spec"]["volumes"]
+    (data,) = [v for v in volumes if v["name"] == "data"]
+    return str(data["persistentVolumeClaim"]["claimName"])
+
+
+def _objects(fleet: PodmanFleet) -> list[dict[str, Any]]:
+    return fleet.double.list("v1", "Secret", "lab") + fleet.double.list("v1", "ConfigMap", "lab")
+
+
+def test_the_backup_cronjobs_job_backs_up_the_running_hub_and_the_archive_restores(
+    fleet: PodmanFleet,
+) -> None:
+    """The CronJob's pod, as the double holds it, run once with the hub image's labfleet."""
+    user = HubUser(fleet.proxy_url, "backed-up")
+    try:
+        assert user.login(PASSWORD).status_code == 200  # a row the archive must hold
+    finally:
+        user.close()
+    cron = fleet.double.get("batch/v1", "CronJob", "lab-backup", "lab")
+    assert cron is not None
+    job = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert job["restartPolicy"] == "Never"
+    translated = translate_pod(
+        job,
+        "lab",
+        _objects(fleet),
+        name=f"{fleet.pod}-backup-once",
+        workdir=fleet.workdir / "jobs",
+        placement=["--rm", "--network", "none", "--pull", "never"],
+        claims_dir=fleet.claims_dir,  # the hub's own database claim, and the archive claim
+    )
+    write_files(translated.files, translated.dirs)
+    argv = [a for a in translated.argv if a != "--detach"]  # a Job's pod: run to its end
+    ran = subprocess.run(argv, env=fleet.env, text=True, capture_output=True, timeout=300)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "kept the newest 2 archives; wrote /backups/lab-" in ran.stdout, ran.stdout
+    volumes = {v["name"]: v for v in job["volumes"]}
+    archives_dir = fleet.claims_dir / volumes["backups"]["persistentVolumeClaim"]["claimName"]
+    (archive,) = archives_dir.glob("*.labfleet-backup")
+    # restore with the same labfleet, in the hub image, into an empty data directory
+    restored = fleet.workdir / "restored"
+    restored.mkdir()
+    os.chown(restored, 1000, 1000)
+    image = fleet.deployments["lab-hub"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    restore = subprocess.run(
+        [
+            "podman", "run", "--rm", "--init", "--network", "none", "--pull", "never",
+            "--user", "1000:1000",
+            "--volume", f"{archives_dir}:/backups:ro",
+            "--volume", f"{restored}:/restored:rw",
+            image, "labfleet", "restore", f"/backups/{archive.name}", "--data-dir", "/restored",
+        ],
+        env=fleet.env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )  # fmt: skip
+    assert restore.returncode == 0, restore.stdout + restore.stderr
+    (database,) = restored.rglob("jupyterhub.sqlite")
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        names = {row[0] for row in db.execute("SELECT name FROM users")}
+    assert "backed-up" in names, names
+
+
+_RESTRICTED_POD = {
+    "securityContext": {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "runAsGroup": 100,
+        "fsGroup": 100,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    },
+    "restartPolicy": "Never",
+    "volumes": [{"name": "work", "emptyDir": {}}],
+}
+_RESTRICTED_CONTAINER = {
+    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    "volumeMounts": [{"name": "work", "mountPath": "/work"}],
+}
+
+
+def _shell(name: str, image: str, script: str) -> dict[str, Any]:
+    return {"name": name, "image": image, "command": ["sh", "-c", script], **_RESTRICTED_CONTAINER}
+
+
+def _create_pod(
+    fleet: PodmanFleet, name: str, inits: list[dict[str, Any]], main: dict[str, Any]
+) -> None:
+    pod = {
+        "metadata": {"name": name, "labels": {LABEL_COMPONENT: COMPONENT_USER}},
+        "spec": {**_RESTRICTED_POD, "initContainers": inits, "containers": [main]},
+    }
+    fleet.double.store.create(BY_KIND["v1", "Pod"], "lab", pod, "test")
+
+
+def _status(fleet: PodmanFleet, name: str) -> dict[str, Any]:
+    pod = fleet.double.get("v1", "Pod", name, "lab")
+    return (pod or {}).get("status") or {}
+
+
+def _delete_pod(fleet: PodmanFleet, name: str) -> None:
+    if fleet.double.get("v1", "Pod", name, "lab") is not None:
+        fleet.double.store.delete(BY_KIND["v1", "Pod"], "lab", name)
+    wait_for(f"pod {name}'s containers to go", lambda: not fleet.kubelet.container_of("lab", name))
+
+
+def test_init_containers_run_in_order_on_the_pods_volumes_and_the_log_is_the_containers(
+    fleet: PodmanFleet,
+) -> None:
+    image = fleet.deployments["lab-hub"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    user_image = image.replace("labfleet-hub", "labfleet-user")
+    _create_pod(
+        fleet,
+        "init-order",
+        [
+            _shell("first", user_image, "echo first-ran > /work/order"),
+            _shell("second", user_image, "echo second-ran >> /work/order"),
+        ],
+        _shell("main", user_image, "cat /work/order; echo main-printed-this; sleep 600"),
+    )
+    try:
+        wait_for("the pod to run", lambda: _status(fleet, "init-order").get("phase") == "Running")
+        # GET pods/init-order/log: served from what the container really wrote (podman logs)
+        client = lightkube.Client(KubeConfig.from_file(str(fleet.kubeconfig)))
+        lines = wait_for(
+            "the container's lines in the pod log",
+            lambda: (
+                [x for x in client.log("init-order", namespace="lab") if "main-" in x]
+                and list(client.log("init-order", namespace="lab"))
+            ),
+        )
+        assert [line.rstrip("\n") for line in lines] == [
+            "first-ran",
+            "second-ran",
+            "main-printed-this",
+        ]
+    finally:
+        _delete_pod(fleet, "init-order")
+
+
+def test_a_failing_init_container_leaves_the_pod_pending_and_the_main_one_never_starts(
+    fleet: PodmanFleet,
+) -> None:
+    image = fleet.deployments["lab-hub"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    user_image = image.replace("labfleet-hub", "labfleet-user")
+    _create_pod(
+        fleet,
+        "init-fails",
+        [
+            _shell("fine", user_image, "true"),
+            _shell("broken", user_image, "echo cannot migrate >&2; exit 3"),
+        ],
+        _shell("main", user_image, "sleep 600"),
+    )
+    try:
+        status = wait_for(
+            "the init container's failure in the pod status",
+            lambda: (s := _status(fleet, "init-fails")).get("initContainerStatuses") and s,
+        )
+        assert status["phase"] == "Pending"
+        fine, broken = status["initContainerStatuses"]
+        assert fine["state"]["terminated"]["exitCode"] == 0
+        assert broken["state"]["terminated"]["exitCode"] == 3
+        assert broken["state"]["terminated"]["reason"] == "Error"
+        (main,) = status["containerStatuses"]
+        assert main["state"] == {"waiting": {"reason": "PodInitializing"}}
+        assert fleet.kubelet.container_of("lab", "init-fails") is None
+        assert any("init container broken exited 3" in e for e in fleet.kubelet.errors)
+    finally:
+        _delete_pod(fleet, "init-fails")
+
+
+def _user_container(fleet: PodmanFleet, username: str) -> str:
+    container = fleet.kubelet.container_of("lab", f"jupyter-{username}")
+    assert container is not None, fleet.kubelet.errors
+    return container
+
+
+def _user_container_or_none(fleet: PodmanFleet, username: str) -> str | None:
+    return fleet.kubelet.container_of("lab", f"jupyter-{username}")
+
+
+def _labfleet_logs(fleet: PodmanFleet, what: str) -> str:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "labfleet.cli.main",
+            "logs",
+            what,
+            "--cluster",
+            "-c",
+            str(fleet.config_path),
+            "--kubeconfig",
+            str(fleet.kubeconfig),
+            "-n",
+            "500",
+        ],
+        text=True,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_labfleet_logs_shows_what_the_hub_and_a_users_container_wrote(fleet: PodmanFleet) -> None:
+    assert "JupyterHub is now running" in _labfleet_logs(fleet, "hub")
+    user = HubUser(fleet.proxy_url, "lovelace")
+    try:
+        assert user.login(PASSWORD).status_code == 200
+        assert user.start_server().status_code in (201, 202)
+        user.wait_ready(timeout=240)
+        out = wait_for(
+            "the server's start-up line in labfleet logs",
+            lambda: (o := _labfleet_logs(fleet, "lovelace")) and "is running at" in o and o,
+        )
+        assert "Jupyter Server" in out, out
+        # SIGKILL: exit 137, and KubeSpawner's pods say restartPolicy OnFailure, so the
+        # kubelet bridge restarts the container (new network namespace, rules again)
+        container = _user_container(fleet, "lovelace")
+        subprocess.run(["podman", "kill", container], env=fleet.env, check=True)
+        notebook = wait_for(
+            "the killed container's restart",
+            lambda: [
+                c
+                for c in _status(fleet, "jupyter-lovelace").get("containerStatuses") or []
+                if c.get("restartCount") == 1 and "running" in c["state"]
+            ],
+        )[0]
+        assert notebook["lastState"]["terminated"]["exitCode"] == 137
+        assert _status(fleet, "jupyter-lovelace")["phase"] == "Running"
+        assert user.stop_server().status_code in (202, 204)
+        user.wait_stopped(timeout=120)
+    finally:
+        user.close()
+
+
+def test_a_user_container_that_exits_is_a_stopped_server_to_the_hub(fleet: PodmanFleet) -> None:
+    """A clean exit under OnFailure is not restarted: the pod ends and the hub's poll sees it."""
+    user = HubUser(fleet.proxy_url, "hopper")
+    api = fleet_api(fleet)
+    try:
+        assert user.login(PASSWORD).status_code == 200
+        assert user.start_server().status_code in (201, 202)
+        user.wait_ready(timeout=240)
+        assert api.get("/users/hopper").json()["servers"]
+        container = _user_container(fleet, "hopper")
+        # SIGTERM: jupyterhub-singleuser shuts down and exits 0, as on a node's shutdown
+        subprocess.run(["podman", "stop", "--time", "20", container], env=fleet.env, check=True)
+        ended = wait_for(
+            "the pod to end",
+            lambda: (
+                (s := _status(fleet, "jupyter-hopper")).get("phase") in ("Succeeded", "Failed")
+                and s
+            ),
+        )
+        (notebook,) = ended["containerStatuses"]
+        assert ended["phase"] == "Succeeded", ended
+        assert notebook["state"]["terminated"]["exitCode"] == 0
+        assert notebook["restartCount"] == 0
+        # JupyterHub polls every server (Spawner.poll_interval, 30 s by default)
+        wait_for(
+            "the hub to see the server stopped",
+            lambda: not api.get("/users/hopper").json()["servers"],
+            timeout=150,
+        )
+        # KubeSpawner deletes a stopped pod, and the bridge its container
+        wait_for(
+            "the pod to go", lambda: fleet.double.get("v1", "Pod", "jupyter-hopper", "lab") is None
+        )
+        wait_for(
+            "the container to go", lambda: not fleet.kubelet.container_of("lab", "jupyter-hopper")
+        )
+    finally:
+        api.close()
+        user.close()
+
+
+def test_a_services_entry_runs_in_containers_behind_the_hub_login_and_proxy_route(
+    fleet: PodmanFleet,
+) -> None:
+    """The ``services:`` Deployment's pod (app + gate) run by the bridge, reached via the proxy."""
+    pod = wait_for(
+        "the services: pod to run",
+        lambda: [
+            p
+            for p in fleet.double.list("v1", "Pod", "lab")
+            if p["metadata"]["name"].startswith("lab-svc-files")
+            and (p.get("status") or {}).get("phase") == "Running"
+        ],
+    )[0]
+    assert fleet.kubelet.container_of("lab", pod["metadata"]["name"]), fleet.kubelet.errors
+    url = f"{fleet.proxy_url}/services/files/hello.txt"
+    anonymous = wait_for(  # the gate listens a moment after its container starts
+        "the gate to answer through the proxy",
+        lambda: (
+            (r := httpx.get(url, follow_redirects=False, timeout=30)).status_code not in (502, 503)
+            and r
+        ),
+    )
+    assert anonymous.status_code in (302, 303), (anonymous.status_code, anonymous.text[:300])
+    final = httpx.get(url, follow_redirects=True, timeout=30)
+    assert "/hub/login" in str(final.url), final.url
+    assert "served-by-the-app" not in final.text
+    user = HubUser(fleet.proxy_url, "turing")
+    try:
+        assert user.login(PASSWORD).status_code == 200
+        served = user.http.get("/services/files/hello.txt")  # the OAuth round trip, then the app
+        assert served.status_code == 200, (served.status_code, served.text[:500])
+        assert served.text.strip() == "served-by-the-app"
+    finally:
+        user.close()
