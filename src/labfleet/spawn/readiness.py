@@ -134,7 +134,10 @@ async def wait_ready(
         if outcome.done() or any(not task.done() for task in polls):
             return
         left = max(0.0, deadline - loop.time())
-        task = asyncio.ensure_future(wait_listening(ip, port, pid, ticks, left))
+        # slower than a first-class poll: it serves only servers without the extension (or
+        # ones so loaded that their L is late), and on a busy hub its connects cost the loop
+        poll = wait_listening(ip, port, pid, ticks, left, interval=0.05, max_interval=0.5)
+        task = asyncio.ensure_future(poll)
         task.add_done_callback(polled)
         polls.append(task)
 
