@@ -62,3 +62,26 @@ def test_os_errors_and_plain_ones() -> None:
     assert ro is not None and ro.fault is StorageFault.READ_ONLY
     assert classify(ValueError("database or disk is full")) is None  # not from a driver
     assert classify(OSError(errno.ENOENT, "missing")) is None
+
+
+def test_sqlite_unable_to_open_is_named_by_the_write_probe(tmp_path: Path) -> None:
+    """A database opened before its disk went read-only cannot create its journal: SQLite
+    says only "unable to open database file"; the data dir's write probe says why."""
+    with pytest.raises(sqlite3.OperationalError) as caught:
+        sqlite3.connect(tmp_path / "missing" / "t.sqlite").execute("SELECT 1")
+    assert classify(caught.value) is None, "no probe: not a storage fault we can name"
+    probed: list[bool] = []
+
+    def read_only() -> OSError:
+        probed.append(True)
+        return OSError(errno.EROFS, "Read-only file system")
+
+    problem = classify(caught.value, read_only)
+    assert problem is not None and problem.fault is StorageFault.READ_ONLY
+    assert problem.detail == "unable to open database file: Read-only file system"
+    assert classify(caught.value, lambda: None) is None, "the data dir writes: not a fault"
+    failing = classify(caught.value, lambda: OSError(errno.EIO, "Input/output error"))
+    assert failing is not None and failing.fault is StorageFault.IO_ERROR
+    assert http_status(failing) == 503 and "input/output errors" in explain(failing, tmp_path)
+    assert classify(OSError(errno.ENOSPC, "full"), read_only) is not None
+    assert len(probed) == 1, "asked only when SQLite's words are vague"

@@ -113,12 +113,13 @@ def report_storage_fault(exc: BaseException, args: argparse.Namespace) -> int | 
     caller re-raises it). The traceback would show the *last* error of the
     chain (e.g. "cannot rollback - no transaction is active"), not its cause.
     """
+    from labfleet.hub.free_space import write_probe
     from labfleet.hub.storage_errors import classify, explain
 
-    problem = classify(exc)
+    where = getattr(args, "data_dir", None)
+    problem = classify(exc, (lambda: write_probe(where)) if where else None)
     if problem is None:
         return None
-    where = getattr(args, "data_dir", None)
     print(f"error: {explain(problem, where.resolve() if where else None)}", file=sys.stderr)
     return EXIT_FAILURE  # a runtime failure, not bad input
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from labfleet.cli.common import EXIT_NOT_RUNNING, EXIT_OK, is_data_dir
 from labfleet.config.model import FleetConfig
+from labfleet.hub.free_space import write_probe
+from labfleet.hub.storage_errors import StorageFault, probe_problem
 from labfleet.runtime import Runtime
 from labfleet.tls.service import certificate_status
 from labfleet.up.running import platform_status, status_text
@@ -32,6 +34,28 @@ def wants_local_status(args: argparse.Namespace) -> bool:
     if getattr(args, "data_dir_source", "--data-dir") != "the default ./labfleet-data":
         return True  # named explicitly, or the running platform's
     return bool(is_data_dir(args.data_dir))
+
+
+def storage_fault_line(data_dir: Path) -> str | None:
+    """A line when the data dir cannot be written (read-only, full, failing disk), else None.
+
+    Logins, spawns and saves then fail; ``status`` says so and why, not only "up".
+    """
+    if not is_data_dir(data_dir):
+        return None
+    failed = write_probe(data_dir)
+    problem = probe_problem(failed) if failed is not None else None
+    if problem is None:
+        return None
+    what = {
+        StorageFault.FULL: "FULL",
+        StorageFault.READ_ONLY: "READ-ONLY",
+        StorageFault.IO_ERROR: "FAILING (I/O errors)",
+    }.get(problem.fault, problem.fault.value)
+    return (
+        f"STORAGE: the data directory {data_dir} is {what} ({problem.detail}); logins, "
+        "spawns and saves fail until it is writable again (no restart needed)"
+    )
 
 
 def run_local_status(config: FleetConfig, data_dir: Path, as_json: bool = False) -> int:
@@ -54,6 +78,9 @@ def run_local_status(config: FleetConfig, data_dir: Path, as_json: bool = False)
         return code
     for line in status_text(status):
         print(line)
+    fault = storage_fault_line(data_dir)
+    if fault is not None:
+        print(fault)
     if is_data_dir(data_dir):  # the machine's facts; never create a data dir to show them
         runtime = Runtime(data_dir=data_dir.resolve())
         for line in local_status_lines(config, runtime):

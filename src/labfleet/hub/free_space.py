@@ -1,14 +1,16 @@
 """Warn before the data directory's disk fills: a full disk stops logins, spawns and saves.
 
 ``free_space_warning`` is pure (numbers in, words out); ``data_dir_space``
-asks the kernel. The start-up banner, ``labfleet status`` and (for admins) the
+and ``write_probe`` ask the kernel. The start-up banner, ``labfleet status`` and (for admins) the
 hub pages' announcement use them, with ``local.min_free_space`` as the threshold.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,32 @@ def data_dir_space(data_dir: Path) -> Space | None:
         except OSError:
             continue
         return Space(free=stat.f_bavail * stat.f_frsize, total=stat.f_blocks * stat.f_frsize)
+    return None
+
+
+def write_probe(data_dir: Path) -> OSError | None:
+    """Try a small, synced write in ``data_dir``: the kernel's error if it fails, else None.
+
+    Names what SQLite words vaguely ("unable to open database file", "disk I/O
+    error") when the disk went read-only, filled up or fails (``storage_errors``).
+    The probe file is removed again; a probe that cannot even start (no such
+    directory) answers None: that is not a storage fault.
+    """
+    if not data_dir.is_dir():
+        return None
+    try:
+        fd, name = tempfile.mkstemp(prefix=".labfleet-write-probe-", dir=data_dir)
+    except OSError as exc:
+        return exc
+    try:
+        os.write(fd, b"labfleet write probe\n")
+        os.fsync(fd)
+    except OSError as exc:
+        return exc
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(name)
     return None
 
 

@@ -6,7 +6,13 @@ something unrelated ("cannot rollback - no transaction is active", a 403
 "Missing or invalid credentials"), which is what people see. This module only
 *recognises* the original fault in an exception chain and words it; the hub
 (``hub.storage_handlers``) and the CLI (``cli.common``) decide how to show it.
-Pure: no I/O except the optional free-space figure passed in by the caller.
+
+Some faults reach SQLite as a vaguer code: a database already open when its
+disk turns read-only fails to create its journal ("unable to open database
+file", SQLITE_CANTOPEN) or to write it ("disk I/O error", SQLITE_IOERR), with
+the kernel's EROFS/ENOSPC lost on the way. For those the caller may pass a
+``probe`` (``free_space.write_probe``: try a small write in the data dir) whose
+error names the cause. Pure apart from that probe, which the caller supplies.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import enum
 import errno
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +29,7 @@ class StorageFault(enum.Enum):
     FULL = "full"
     READ_ONLY = "read-only"
     LOCKED = "locked"
+    IO_ERROR = "i/o error"
 
 
 #: SQLite primary result codes (the low byte of an extended code)
@@ -42,6 +50,11 @@ _OS_ERRNOS = {
     errno.EDQUOT: StorageFault.FULL,
     errno.EROFS: StorageFault.READ_ONLY,
 }
+#: what a write probe may answer besides the above: the disk itself fails
+_PROBE_ERRNOS = {**_OS_ERRNOS, errno.EIO: StorageFault.IO_ERROR}
+#: SQLite codes that hide the kernel's reason: ask the probe
+_VAGUE_SQLITE_CODES = (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR)
+_VAGUE_PHRASES = ("unable to open database file", "disk i/o error")
 #: message fragments, for drivers that give no code (older sqlite3, wrapped errors)
 _PHRASES = (
     ("database or disk is full", StorageFault.FULL),
@@ -93,13 +106,57 @@ def _fault_of(exc: BaseException) -> StorageFault | None:
     return None
 
 
-def classify(exc: BaseException) -> StorageProblem | None:
-    """The storage fault somewhere in ``exc``'s chain, or None if it is not one."""
-    for item in _chain(exc):
+def _is_vague(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return (code & 0xFF) in _VAGUE_SQLITE_CODES
+    if isinstance(exc, sqlite3.Error) or type(exc).__module__.startswith("sqlalchemy"):
+        return any(phrase in str(exc).lower() for phrase in _VAGUE_PHRASES)
+    return False
+
+
+def _detail(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).splitlines()[0]
+
+
+def probe_problem(failed: OSError, context: str = "") -> StorageProblem | None:
+    """What a failed write probe in the data dir says (EIO too: the disk itself fails)."""
+    if failed.errno not in _PROBE_ERRNOS:
+        return None
+    reason = failed.strerror or str(failed)
+    return StorageProblem(
+        _PROBE_ERRNOS[failed.errno], f"{context}: {reason}" if context else reason
+    )
+
+
+def classify(
+    exc: BaseException, probe: Callable[[], OSError | None] | None = None
+) -> StorageProblem | None:
+    """The storage fault somewhere in ``exc``'s chain, or None if it is not one.
+
+    ``probe`` is asked only when the chain holds nothing clearer than SQLite's
+    "unable to open database file" or "disk I/O error"; the error it returns (if
+    any) names the fault. A disk I/O error the probe cannot explain is still one.
+    """
+    chain = _chain(exc)
+    for item in chain:
         fault = _fault_of(item)
         if fault is not None:
-            detail = str(getattr(item, "orig", None) or item).splitlines()[0]
-            return StorageProblem(fault, detail)
+            return StorageProblem(fault, _detail(item))
+    vagues = [item for item in chain if _is_vague(item)]
+    if not vagues:
+        return None
+    # the driver's own error reads best ("unable to open database file"), not its wrappers
+    vague = next((v for v in vagues if isinstance(v, sqlite3.Error)), vagues[0])
+    found = probe() if probe is not None else None
+    named = probe_problem(found, _detail(vague)) if found is not None else None
+    if named is not None:
+        return named
+    if (
+        "i/o error" in str(vague).lower()
+        or ((getattr(vague, "sqlite_errorcode", 0) or 0) & 0xFF) == sqlite3.SQLITE_IOERR
+    ):
+        return StorageProblem(StorageFault.IO_ERROR, _detail(vague))
     return None
 
 
@@ -112,6 +169,12 @@ def explain(problem: StorageProblem, where: Path | None = None) -> str:
     elif problem.fault is StorageFault.READ_ONLY:
         head = f"{place} is read-only (its disk was remounted read-only or lost write access)"
         todo = "make it writable again (check the disk and `mount`); no restart is needed"
+    elif problem.fault is StorageFault.IO_ERROR:
+        head = f"the disk holding {place} reports input/output errors"
+        todo = (
+            "check the disk (`dmesg`, its health) and its mount; labfleet carries on by "
+            "itself once writes work again"
+        )
     else:
         head = "another program holds a lock on labfleet's database"
         todo = (

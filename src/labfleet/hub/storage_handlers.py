@@ -10,8 +10,11 @@ JupyterHub's ``BaseHandler`` (the API handlers derive from it):
 * ``get_current_user`` remembers a storage fault it hit (and still raises, as before);
 * ``prepare`` turns a remembered fault into an HTTP error instead of going on as nobody;
 * ``_handle_request_exception`` answers any uncaught storage fault with 507
-  (disk full) or 503 (read-only, locked) and the words of ``storage_errors.explain``,
-  after rolling the session back so the next request starts clean.
+  (disk full) or 503 (read-only, locked, I/O errors) and the words of
+  ``storage_errors.explain``, after rolling the session back so the next request
+  starts clean. SQLite's vague "unable to open database file" (what a database
+  opened before its disk went read-only says) is named by a write probe in the
+  data dir (``free_space.write_probe``).
 
 Nothing is retried or cached: once there is room again, the next request works.
 """
@@ -26,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from labfleet.hub.free_space import write_probe
 from labfleet.hub.storage_errors import StorageProblem, classify, explain, http_status
 from labfleet.runtime import Runtime
 
@@ -58,6 +62,10 @@ def install(data_dir: Path | None = None) -> None:
     from jupyterhub.handlers.base import BaseHandler
 
     where = data_dir or Runtime.from_env(dict(os.environ)).data_dir
+
+    def probe() -> OSError | None:  # asked only for SQLite's vague "unable to open" / I/O
+        return write_probe(where)
+
     get_current_user: Callable[..., Any] = BaseHandler.get_current_user
     prepare: Callable[..., Any] = BaseHandler.prepare
     handle: Callable[..., Any] = BaseHandler._handle_request_exception
@@ -67,7 +75,7 @@ def install(data_dir: Path | None = None) -> None:
         try:
             return await get_current_user(self)
         except Exception as exc:
-            problem = classify(exc)
+            problem = classify(exc, probe)
             if problem is not None:
                 setattr(self, _MARK, problem)
             raise
@@ -84,7 +92,7 @@ def install(data_dir: Path | None = None) -> None:
 
     @functools.wraps(handle)
     def explaining_handle(self: Any, e: BaseException) -> None:
-        problem = classify(e) if not getattr(e, "jupyterhub_message", None) else None
+        problem = classify(e, probe) if not getattr(e, "jupyterhub_message", None) else None
         if problem is None:
             return handle(self, e)  # type: ignore[no-any-return]
         _log.error("%s %s: %s", self.request.method, self.request.path, explain(problem, where))
