@@ -116,6 +116,12 @@ class LocalSection(Section):
         le=4_194_304,
         description="Most processes and threads one server (with its kernels) may run.",
     )
+    kernel_preload: bool = Field(
+        default=True,
+        description="Fork each server's default Python kernels from a per-server process that "
+        "has already imported ipykernel (a kernel starts in a fork, not a fresh interpreter); "
+        "false: every kernel starts a fresh interpreter.",
+    )
     min_free_space: Size = Field(
         default=2**30,
         description="Below this much free space on the data directory's disk, the start-up "

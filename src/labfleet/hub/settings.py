@@ -89,7 +89,7 @@ def proxy_settings(proxy: ProxySection, runtime: Runtime, secrets: HubSecrets) -
             command += ["--trusted-proxy", network]
     else:
         command = list(proxy.chp_command or ["configurable-http-proxy"])
-    return {
+    settings: Settings = {
         "ConfigurableHTTPProxy": {
             "command": command,
             "api_url": f"http://127.0.0.1:{api_port}",
@@ -98,6 +98,9 @@ def proxy_settings(proxy: ProxySection, runtime: Runtime, secrets: HubSecrets) -
             "should_start": runtime.platform == "local",
         },
     }
+    if runtime.platform == "local":  # a restarted hub keeps the running proxy (hub/kept_proxy)
+        settings["JupyterHub"] = {"proxy_class": "labfleet.hub.kept_proxy.KeptProxy"}
+    return settings
 
 
 def culler_command(culling: CullingSection) -> list[str]:
@@ -188,6 +191,7 @@ def local_spawner_settings(config: FleetConfig, runtime: Runtime) -> Settings:
             "isolation": local.isolation,
             "limits_backend": local.limits,
             "pids_max": local.pids_max,
+            "kernel_preload": local.kernel_preload,
             "shared_data_dir": shared(local.shared.data),
             "shared_scratch_dir": shared(local.shared.scratch),
             "gpu_mode": local.gpus.mode,

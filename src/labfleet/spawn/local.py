@@ -22,7 +22,7 @@ from typing import Any
 
 from jupyterhub.spawner import Spawner, SpawnException
 from jupyterhub.utils import random_port
-from traitlets import Enum, Float, Integer, List, Unicode, observe
+from traitlets import Bool, Enum, Float, Integer, List, Unicode, observe
 
 from labfleet.config.profiles import Profile
 from labfleet.envs.store import describe, resolve_prefix
@@ -181,6 +181,7 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
     )
     cgroup_parent = Unicode("labfleet", config=True, help="Parent control group of servers.")
     pids_max = Integer(1024, config=True, help="Most processes/threads per server.")
+    kernel_preload = Bool(True, config=True, help="Fork kernels from a preloaded zygote.")
     shared_data_dir = Unicode("", config=True, help="Read-only shared folder (~/data).")
     shared_scratch_dir = Unicode("", config=True, help="Shared writable folder (~/scratch).")
     gpu_mode = Enum(["exclusive", "shared"], "exclusive", config=True)
@@ -418,7 +419,7 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
         runs_as_root = (uid is None and os.getuid() == 0) or uid == 0
         root = ["--ServerApp.allow_root=True"] if runs_as_root else []
         # server_tuning: compression; server_ready: "I serve" over the hub's pipe (issue 16)
-        return [*server_args(), *ready_args(), *root]
+        return [*server_args(self.kernel_preload), *ready_args(), *root]
 
     # --- lifecycle -------------------------------------------------------------
     async def start(self) -> tuple[str, int]:

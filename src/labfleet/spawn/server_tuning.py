@@ -9,18 +9,31 @@ network, at a few tens of milliseconds of the server's CPU per large file,
 once per member per JupyterLab version thanks to the cache. Websocket frames
 (kernel messages) are not affected.
 
+Kernels: ``spawn.kernel_zygote`` forks a server's default Python kernels from
+a per-server process that has already imported ipykernel, so a kernel start is
+a fork rather than a fresh interpreter (``local.kernel_preload``, default on).
+
 Pure: the spawner appends :func:`server_args` to every server's command line,
 whichever launcher starts it.
 """
 
 from __future__ import annotations
 
+#: the server extension that forks kernels from a preloaded zygote
+KERNEL_ZYGOTE = "labfleet.spawn.kernel_zygote"
+
 #: Tornado application settings for every user server
 TORNADO_SETTINGS = {"compress_response": "True"}
 
 
-def server_args() -> list[str]:
-    """``jupyterhub-singleuser`` arguments for :data:`TORNADO_SETTINGS`."""
+def server_args(kernel_preload: bool = True) -> list[str]:
+    """``jupyterhub-singleuser`` arguments: :data:`TORNADO_SETTINGS`, the kernel zygote."""
     return [
-        f"--ServerApp.tornado_settings={key}={value}" for key, value in TORNADO_SETTINGS.items()
+        *(f"--ServerApp.tornado_settings={key}={value}" for key, value in TORNADO_SETTINGS.items()),
+        *zygote_args(kernel_preload),
     ]
+
+
+def zygote_args(enabled: bool = True) -> list[str]:
+    """Arguments that enable the kernel zygote extension (``spawn.kernel_zygote``)."""
+    return [f"--ServerApp.jpserver_extensions={KERNEL_ZYGOTE}=True"] if enabled else []

@@ -1,0 +1,288 @@
+"""Kernels forked from the server's kernel zygote (issue 16), in a real jupyter_server.
+
+A real server with the ``spawn.kernel_zygote`` extension, real kernels started
+over REST and driven over the websocket: they run code with the kernelspec's
+environment, the notebook's directory, the server's uid and cgroup; interrupt
+and restart work (JupyterLab uses both); a shut-down kernel leaves no process;
+SIGKILL of the server takes the zygote and its kernels with it; a kernelspec
+the zygote cannot serve starts the normal way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from labfleet.spawn.kernel_zygote import fits_zygote
+from labfleet.spawn.processes import is_alive
+from labfleet.spawn.server_tuning import zygote_args as server_args
+from tests.support.client import _execute
+from tests.support.platform import free_port
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "not-a-secret"
+HEADERS = {"Authorization": f"token {TOKEN}"}
+#: prints what a test checks about the kernel process it runs in
+WHO = (
+    "import os, json; print(json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), "
+    "'uid': os.getuid(), 'cwd': os.getcwd(), 'var': os.environ.get('ZYGOTE_SPEC_VAR'), "
+    "'cgroup': open('/proc/self/cgroup').read()}))"
+)
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    @property
+    def zygote_pid(self) -> int:
+        found = re.search(r"kernel zygote started \(pid (\d+)\)", self.log.read_text())
+        assert found, self.log.read_text()[-3000:]
+        return int(found.group(1))
+
+
+def _kernelspec(share: Path, name: str, env: dict[str, str]) -> None:
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": name,
+        "language": "python",
+        "env": env,
+    }
+    folder = share / "kernels" / name
+    folder.mkdir(parents=True)
+    (folder / "kernel.json").write_text(json.dumps(spec))
+
+
+def _wait_for(check: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+@contextlib.contextmanager
+def running_server(tmp_path: Path) -> Iterator[Server]:
+    share = tmp_path / "share"
+    _kernelspec(share, "zspec", {"ZYGOTE_SPEC_VAR": "from-the-spec"})
+    _kernelspec(share, "otherpy", {"PYTHONDONTWRITEBYTECODE": "1"})  # not the zygote's
+    (tmp_path / "notebooks").mkdir()
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "JUPYTER_PATH": str(share),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+    }
+    argv = [
+        str(Path(sys.prefix) / "bin" / "jupyter-server"),
+        f"--ServerApp.port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.open_browser=False",
+        f"--ServerApp.root_dir={tmp_path}",
+        f"--IdentityProvider.token={TOKEN}",
+        *server_args(),
+        *(["--allow-root"] if os.getuid() == 0 else []),
+    ]
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}/"
+
+    def serves() -> bool:
+        assert process.poll() is None, log.read_text()[-3000:]
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(url + "api/status", headers=HEADERS, timeout=5).status_code == 200
+        return False
+
+    started = Server(process, url, log)
+    try:
+        _wait_for(serves, 120, "the server serves")
+        yield started
+    finally:
+        zygote = None
+        with contextlib.suppress(AssertionError):
+            zygote = started.zygote_pid
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if zygote is not None and is_alive(zygote):
+            os.kill(zygote, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the tests that leave it whole (a start is seconds on 2 cores)."""
+    with running_server(tmp_path_factory.mktemp("zygote")) as server:
+        yield server
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """A server of the test's own, for tests that kill part of it."""
+    with running_server(tmp_path) as server:
+        yield server
+
+
+async def _start(server: Server, name: str, path: str = "notebooks/a.ipynb") -> str:
+    async with httpx.AsyncClient(headers=HEADERS, timeout=120) as http:
+        resp = await http.post(
+            server.url + "api/sessions",
+            json={"path": path, "type": "notebook", "kernel": {"name": name}},
+        )
+        resp.raise_for_status()
+        return str(resp.json()["kernel"]["id"])
+
+
+async def _run(server: Server, kernel_id: str, code: str, timeout: float = 120) -> str:
+    ws = server.url.replace("http", "ws", 1) + f"api/kernels/{kernel_id}/channels"
+    return await asyncio.wait_for(_execute(ws, HEADERS, code), timeout)
+
+
+async def _who(server: Server, kernel_id: str) -> dict[str, object]:
+    out = await _run(server, kernel_id, WHO)
+    return dict(json.loads(out))
+
+
+async def _post(server: Server, path: str) -> None:
+    async with httpx.AsyncClient(headers=HEADERS, timeout=120) as http:
+        (await http.post(server.url + path)).raise_for_status()
+
+
+async def _delete(server: Server, path: str) -> None:
+    async with httpx.AsyncClient(headers=HEADERS, timeout=120) as http:
+        (await http.delete(server.url + path)).raise_for_status()
+
+
+def _dead(pid: int) -> bool:
+    """Gone, or a zombie (it runs nothing; its parent reaps it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def _own_cgroup(pid: int) -> str:
+    return Path(f"/proc/{pid}/cgroup").read_text()
+
+
+async def test_a_forked_kernel_runs_as_the_server_with_the_specs_env_and_cwd(
+    shared: Server,
+) -> None:
+    server = shared
+    kernel_id = await _start(server, "zspec")
+    who = await _who(server, kernel_id)
+    assert who["ppid"] == server.zygote_pid, "forked from the zygote"
+    assert who["var"] == "from-the-spec"
+    assert who["cwd"] == str(server.log.parent / "notebooks")
+    assert who["uid"] == os.getuid()
+    assert who["cgroup"] == _own_cgroup(server.process.pid)
+    assert "forked from the zygote" in server.log.read_text()
+
+
+async def test_interrupt_and_restart_of_a_forked_kernel(shared: Server) -> None:
+    server = shared
+    kernel_id = await _start(server, "python3")
+    first = await _who(server, kernel_id)
+    assert first["ppid"] == server.zygote_pid
+    running = asyncio.create_task(_run(server, kernel_id, "import time; time.sleep(300)"))
+    await asyncio.sleep(1.0)  # let the cell start (an interrupt before it is a no-op)
+    await _post(server, f"api/kernels/{kernel_id}/interrupt")
+    assert "KeyboardInterrupt" in await running
+    await _post(server, f"api/kernels/{kernel_id}/restart")
+    second = await _who(server, kernel_id)
+    assert second["pid"] != first["pid"]
+    assert second["ppid"] == server.zygote_pid, "the restarted kernel is forked too"
+    _wait_for(lambda: not is_alive(int(first["pid"])), 30, "the old kernel is gone")  # type: ignore[call-overload]
+
+
+async def test_a_shut_down_kernel_leaves_no_process(shared: Server) -> None:
+    server = shared
+    kernel_id = await _start(server, "python3", "notebooks/b.ipynb")
+    pid = int((await _who(server, kernel_id))["pid"])  # type: ignore[call-overload]
+    await _delete(server, f"api/kernels/{kernel_id}")
+    _wait_for(lambda: not Path(f"/proc/{pid}").exists(), 30, "no kernel process (nor zombie)")
+
+
+async def test_the_zygote_and_its_kernels_die_with_a_killed_server(server: Server) -> None:
+    kernel_id = await _start(server, "python3")
+    kernel = int((await _who(server, kernel_id))["pid"])  # type: ignore[call-overload]
+    zygote = server.zygote_pid
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    _wait_for(lambda: _dead(zygote), 30, "the zygote died with the server")
+    _wait_for(lambda: _dead(kernel), 30, "its kernel died with the zygote")
+
+
+async def test_a_kernelspec_the_zygote_cannot_serve_starts_normally(shared: Server) -> None:
+    server = shared
+    kernel_id = await _start(server, "otherpy", "notebooks/c.ipynb")
+    who = await _who(server, kernel_id)
+    assert who["ppid"] == server.process.pid, "a plain child of the server"
+    assert "other PYTHON*/LD_* variables" in server.log.read_text()
+
+
+async def test_a_dead_zygote_falls_back_to_a_normal_start(server: Server) -> None:
+    os.kill(server.zygote_pid, signal.SIGKILL)
+    _wait_for(lambda: _dead(server.zygote_pid), 30, "the zygote is gone")
+    kernel_id = await _start(server, "python3")
+    who = await _who(server, kernel_id)
+    assert who["ppid"] == server.process.pid
+    assert "kernel zygote failed" in server.log.read_text()
+
+
+def test_only_the_default_python_kernelspec_fits() -> None:
+    python = sys.executable
+    argv = [python, "-m", "ipykernel_launcher", "-f", "c.json"]
+    assert fits_zygote(argv, {"A": "1"}, python, {}) == ""
+    assert fits_zygote(["/other/python", *argv[1:]], {}, python, {}).startswith("another")
+    assert fits_zygote(["R", "--slave"], {}, python, {}).startswith("not an ipykernel")
+    assert fits_zygote(argv, {"PYTHONPATH": "/x"}, python, {}) != ""
+
+
+def test_the_spawners_arguments_enable_the_zygote_beside_the_ready_signal() -> None:
+    from jupyter_server.serverapp import ServerApp
+
+    from labfleet.spawn import server_ready, server_tuning
+
+    ServerApp.clear_instance()
+    app = ServerApp()
+    app.parse_command_line([*server_tuning.server_args(), *server_ready.server_args()])
+    assert app.jpserver_extensions == {
+        "labfleet.spawn.kernel_zygote": True,
+        "labfleet.spawn.server_ready": True,
+    }
+    ServerApp.clear_instance()
+    assert server_tuning.KERNEL_ZYGOTE not in " ".join(server_tuning.server_args(False))
