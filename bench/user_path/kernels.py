@@ -205,6 +205,12 @@ def run(n: int = 5, prefix: Path | None = None) -> list[KernelRow]:
         ]
 
 
+def kernel_row(n: int) -> None:
+    """The row as ``run.py`` prints it after its tables (n kernels per mode; 0: skip)."""
+    if n > 0:
+        print("\n" + kernel_table(run(n)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kernels", type=int, default=5)

@@ -40,6 +40,8 @@ from hubprofile import Memory, kernel_pids, memory_of, profile_rows, scrape, ser
 from logins import Storm, hash_bound, idle_probe, login_storm  # noqa: E402
 from platforms import PASSWORD, Running, admin_token, start_labfleet, start_stock, wait_healthy  # noqa: E402
 
+from kernels import kernel_row  # noqa: E402
+
 
 @dataclass
 class Results:
@@ -432,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hash-niceness", type=int, help="PasswordAuthenticator.hash_niceness for labfleet"
     )
+    parser.add_argument("--kernels", type=int, default=3, help="kernel starts per mode (0: none)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
@@ -455,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.getloadavg()[0]:.1f}, {host.python_implementation()} {host.python_version()}"
     )
     report(results, bound)
+    kernel_row(args.kernels)  # bench/user_path/kernels.py: plain vs zygote kernel start
     if args.json:
         args.json.write_text(
             json.dumps([r.__dict__ for r in results], default=lambda o: o.__dict__, indent=1)
