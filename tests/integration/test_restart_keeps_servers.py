@@ -4,7 +4,8 @@
 new hub process, which must find every running server again (``init_spawners`` checks them
 concurrently), keep its process and route, and let its member back in with the same token.
 One server is covered by test_failures / test_reload; this one runs several at once, which
-is what the restart path does at scale, and checks that none was stopped or re-spawned.
+is what the restart path does at scale, and checks that none was stopped or re-spawned,
+and that the proxy routing them was kept (hub/kept_proxy.py), not replaced.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def test_restarted_hub_keeps_every_running_server_answering(make_platform) -> No
             tokens[name] = member.new_token()
         processes = {name: _server_pid(platform, name) for name in MEMBERS}
         log_before = len(platform.log())
+        proxy_pid = (platform.data_dir / "state" / "proxy.pid").read_text().strip()
 
         # SIGHUP, as `labfleet reload` sends it: the supervisor kills the hub, starts another
         old_hub = _hub_pid(platform)
@@ -74,6 +76,9 @@ def test_restarted_hub_keeps_every_running_server_answering(make_platform) -> No
             # through the proxy, authenticated by the new hub, in a kernel of the same server
             assert member.run_code(tokens[name], "print(6 * 7)").strip() == "42", name
         after = platform.log()[log_before:]
+        # the proxy that routes them is the same process: no route or connection was dropped
+        assert (platform.data_dir / "state" / "proxy.pid").read_text().strip() == proxy_pid
+        assert "Keeping the running proxy" in after
         assert "appears to have stopped while the Hub was down" not in after
         assert "does not appear to be running" not in after
     finally:
