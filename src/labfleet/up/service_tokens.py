@@ -1,38 +1,5 @@
-"""Revoke the API tokens JupyterHub generated for the services of a hub that is gone.
+"""The supervisor's name for :mod:`labfleet.hub.service_tokens` (the hub pod uses it too)."""
 
-A managed service without a configured token (the idle culler, the dashboard)
-gets a fresh one at every hub start (note "generated at startup"), and
-JupyterHub never deletes the old ones: every crash left one more valid
-``delete:servers`` token behind, usable by a leaked culler or anyone who read
-it from a dead process's environment. The supervisor deletes them before each
-hub start, while no hub is running, so only the tokens of the services the new
-hub starts are ever valid. Tokens from the config (the supervisor's, metrics)
-are left alone: they are secrets by design.
-"""
+from labfleet.hub.service_tokens import STARTUP_NOTE, revoke_startup_tokens
 
-from __future__ import annotations
-
-from pathlib import Path
-
-from sqlalchemy import create_engine, inspect, text
-
-#: the note JupyterHub gives the tokens it generates for managed services
-STARTUP_NOTE = "generated at startup"
-
-
-def revoke_startup_tokens(db_url: str) -> int:
-    """Delete every service token JupyterHub generated at a past start; returns how many."""
-    if db_url.startswith("sqlite:///") and not Path(db_url.split(":///", 1)[1]).exists():
-        return 0  # a first start: connecting would create an empty file
-    engine = create_engine(db_url)
-    try:
-        if not inspect(engine).has_table("api_tokens"):
-            return 0  # a first start: no database yet
-        with engine.begin() as db:
-            result = db.execute(
-                text("DELETE FROM api_tokens WHERE service_id IS NOT NULL AND note = :note"),
-                {"note": STARTUP_NOTE},
-            )
-            return int(result.rowcount or 0)
-    finally:
-        engine.dispose()
+__all__ = ["STARTUP_NOTE", "revoke_startup_tokens"]
