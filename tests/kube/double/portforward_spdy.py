@@ -33,7 +33,8 @@ FLAG_FIN = 0x01
 SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS = 1, 2, 3, 4
 PING, GOAWAY, HEADERS, WINDOW_UPDATE = 6, 7, 8, 9
 
-RST_PROTOCOL_ERROR, RST_CANCEL = 1, 5
+RST_PROTOCOL_ERROR = 1
+GOAWAY_PROTOCOL_ERROR = 1
 #: Kubernetes' names for the sub-protocol, plain and tunnelled in WebSocket messages.
 PROTOCOL = "portforward.k8s.io"
 TUNNELLED_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
@@ -246,7 +247,11 @@ class PortForwardSession:
             for frame in frames:
                 await self._handle(frame)
         except (SpdyError, struct.error, zlib.error, UnicodeDecodeError):
-            await self._send(control_frame(GOAWAY, 0, struct.pack(">II", self._last_stream, 1)))
+            await self._send(
+                control_frame(
+                    GOAWAY, 0, struct.pack(">II", self._last_stream, GOAWAY_PROTOCOL_ERROR)
+                )
+            )
             await self.close()
 
     async def _handle(self, frame: Frame) -> None:
@@ -275,7 +280,9 @@ class PortForwardSession:
         try:
             port = int(headers.get("port", ""))
         except ValueError:
-            await self._send(control_frame(RST_STREAM, 0, struct.pack(">II", stream, 1)))
+            await self._send(
+                control_frame(RST_STREAM, 0, struct.pack(">II", stream, RST_PROTOCOL_ERROR))
+            )
             return
         # kubectl numbers its connections; one without a request id pairs by port.
         key = headers.get("requestid") or f"port-{port}"
@@ -287,7 +294,9 @@ class PortForwardSession:
             forward.data_stream = stream
             forward.task = asyncio.ensure_future(self._pump(key, forward))
         else:
-            await self._send(control_frame(RST_STREAM, 0, struct.pack(">II", stream, 1)))
+            await self._send(
+                control_frame(RST_STREAM, 0, struct.pack(">II", stream, RST_PROTOCOL_ERROR))
+            )
 
     async def _data(self, frame: Frame) -> None:
         forward = self._by_stream.get(frame.stream)
