@@ -30,10 +30,9 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
+from bench.support.stock_hub import add_labfleet_admin, admin_token, start_stock  # noqa: E402
 from measure import Driver, Summary, concurrent, sequential  # noqa: E402
-from stock import StockHub  # noqa: E402
-from tests.support.client import HubUser  # noqa: E402
-from tests.support.platform import CHP, Platform, free_port, labfleet  # noqa: E402
+from tests.support.platform import CHP, Platform  # noqa: E402
 
 ADMIN = "benchadmin"
 PASSWORD = "bench-password-" + os.urandom(6).hex()
@@ -62,16 +61,6 @@ def labfleet_config(launcher: str, proxy: str, spawner: str | None = None) -> st
     return text
 
 
-def admin_token(url: str) -> str:
-    admin = HubUser(url, ADMIN)
-    try:
-        resp = admin.login(PASSWORD)
-        resp.raise_for_status()
-        return admin.new_token()
-    finally:
-        admin.close()
-
-
 class Running:
     """A started platform: its public URL and how to stop it."""
 
@@ -83,11 +72,7 @@ def start_labfleet(work: Path, launcher: str, proxy: str, spawner: str | None) -
     config = work / "labfleet.yaml"
     config.write_text(labfleet_config(launcher, proxy, spawner))
     data = work / "data"
-    added = labfleet(
-        "users", "add", ADMIN, "--admin", "--password-stdin", input=PASSWORD + "\n", data_dir=data
-    )
-    if added.returncode != 0:
-        raise RuntimeError(f"labfleet users add failed: {added.stderr}")
+    add_labfleet_admin(data, ADMIN, PASSWORD)
     saved = os.environ.get("PYTHONPATH")
     if spawner:  # the hub (and so the fork-server and servers) can import bench modules
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), saved) if p)
@@ -101,21 +86,13 @@ def start_labfleet(work: Path, launcher: str, proxy: str, spawner: str | None) -
     return Running(running.url, running.stop, running.log_path)
 
 
-def start_stock(work: Path) -> Running:
-    hub = StockHub(
-        work,
-        port=free_port(),
-        hub_port=free_port(),
-        api_port=free_port(),
-        chp=CHP,
-        admin=ADMIN,
-        timeout=TIMEOUT,
-    ).start()
+def start_stock_platform(work: Path) -> Running:
+    hub = start_stock(work, ADMIN, TIMEOUT)
     return Running(hub.url, hub.stop, hub.log_path)
 
 
 async def measure(name: str, url: str, n_seq: int, n_conc: int, poll: float) -> list[Summary]:
-    driver = Driver(url, admin_token(url), poll=poll, timeout=TIMEOUT)
+    driver = Driver(url, admin_token(url, ADMIN, PASSWORD), poll=poll, timeout=TIMEOUT)
     tag = name.replace("-", "")[:10]
     seq_names = [f"s{tag}{i}" for i in range(n_seq)]
     conc_names = [f"c{tag}{i}" for i in range(n_conc)]
@@ -171,7 +148,7 @@ def run_all(args: argparse.Namespace, tmp: Path) -> list[Summary]:
         work.mkdir()
         print(f"starting {name}…", flush=True)
         if name == "stock":
-            running = start_stock(work)
+            running = start_stock_platform(work)
         elif name in LAUNCHERS:
             launcher, spawner = LAUNCHERS[name]
             running = start_labfleet(work, launcher, args.proxy, spawner)

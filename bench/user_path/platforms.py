@@ -4,7 +4,7 @@
   production scrypt cost, labfleet's proxy); members get accounts written
   straight into the account store.
 * **stock**: JupyterHub 6 + ``SimpleLocalProcessSpawner`` + Node CHP +
-  ``DummyAuthenticator`` (``bench/spawn/stock.py``); any name signs in, so its
+  ``DummyAuthenticator`` (``bench/support/stock_hub.py``); any name signs in, so its
   login row is the hub without a hash.
 """
 
@@ -22,13 +22,12 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-for extra in (REPO, REPO / "src", REPO / "bench" / "spawn"):
+for extra in (REPO, REPO / "src"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from stock import StockHub  # noqa: E402
-from tests.support.client import HubUser  # noqa: E402
-from tests.support.platform import CHP, Platform, free_port, labfleet  # noqa: E402
+from bench.support import stock_hub  # noqa: E402
+from tests.support.platform import Platform  # noqa: E402
 
 from labfleet.auth.accounts import AccountStore  # noqa: E402
 from labfleet.runtime import Runtime  # noqa: E402
@@ -51,12 +50,7 @@ class Running:
 
 
 def admin_token(url: str) -> str:
-    admin = HubUser(url, ADMIN)
-    try:
-        admin.login(PASSWORD).raise_for_status()
-        return admin.new_token()
-    finally:
-        admin.close()
+    return stock_hub.admin_token(url, ADMIN, PASSWORD)
 
 
 def _read_pid(path: Path) -> int | None:
@@ -77,11 +71,7 @@ def start_labfleet(work: Path, hash_niceness: int | None = None) -> Running:
         f"hub: {{extra_config: {{{extra}}}}}\n"
     )
     data = work / "data"
-    added = labfleet(
-        "users", "add", ADMIN, "--admin", "--password-stdin", input=PASSWORD + "\n", data_dir=data
-    )
-    if added.returncode != 0:
-        raise RuntimeError(f"labfleet users add failed: {added.stderr}")
+    stock_hub.add_labfleet_admin(data, ADMIN, PASSWORD)
     platform = Platform(data_dir=data, config=config).start(timeout=180)
     store = AccountStore(Runtime(data_dir=data).accounts_db)
 
@@ -114,15 +104,7 @@ def start_labfleet(work: Path, hash_niceness: int | None = None) -> Running:
 
 
 def start_stock(work: Path) -> Running:
-    hub = StockHub(
-        work,
-        port=free_port(),
-        hub_port=free_port(),
-        api_port=free_port(),
-        chp=CHP,
-        admin=ADMIN,
-        timeout=TIMEOUT,
-    ).start()
+    hub = stock_hub.start_stock(work, ADMIN, TIMEOUT)
 
     def restart_hub() -> None:
         hub.stop()  # stock stops its servers with the hub (cleanup_servers); CHP stays

@@ -246,15 +246,26 @@ def ratio(theirs: float | None, mine: float | None) -> str:
 
 
 def first_output_table(results: list[Results]) -> str:
+    if not any(r.first for r in results):  # --first 0
+        return ""
     return api_first_output_table([(r.platform, r.first) for r in results])  # ratio vs stock
 
 
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table, or "" when there is nothing to show (that measurement did not run)."""
+    if not rows:
+        return ""
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
+
+
+def stock_of(results: list[Results]) -> Results | None:
+    """The anchor of every ratio column (stock / this platform)."""
+    return next((r for r in results if r.platform == "stock"), None)
+
+
 def burst_table(results: list[Results]) -> str:
-    lines = [
-        "| burst | platform | ok | wall s | p50 s | max s | p50/max | wall ratio |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    anchor = next((r for r in results if r.platform == "stock"), None)
+    anchor, rows = stock_of(results), []
     for kind in ("ready", "output"):
         for r in results:
             b = r.bursts.get(kind)
@@ -262,91 +273,136 @@ def burst_table(results: list[Results]) -> str:
                 continue
             p50, top = quantile(b.ok, 0.5), quantile(b.ok, 1.0)
             ref = anchor.bursts.get(kind) if anchor else None
-            lines.append(
-                f"| {len(b.timings)} to {'server ready' if kind == 'ready' else 'first output'} "
-                f"| {r.platform} | {len(b.ok)}/{len(b.timings)} | {fmt(b.wall)} | {fmt(p50)} "
-                f"| {fmt(top)} | {fmt(p50 / top if p50 and top else None)} "
-                f"| {ratio(ref.wall if ref and not ref.failures else None, b.wall)} |"
+            ok_ref = ref if ref and not ref.failures else None
+            rows.append(
+                [
+                    f"{len(b.timings)} to {'server ready' if kind == 'ready' else 'first output'}",
+                    r.platform,
+                    f"{len(b.ok)}/{len(b.timings)}",
+                    fmt(b.wall),
+                    fmt(p50),
+                    fmt(top),
+                    fmt(p50 / top if p50 and top else None),
+                    ratio(ok_ref.wall if ok_ref else None, b.wall),
+                    ratio(quantile(ok_ref.ok, 0.5) if ok_ref else None, p50),
+                ]
             )
-    return "\n".join(lines)
+    header = ["burst", "platform", "ok", "wall s", "p50 s", "max s", "p50/max", "wall ratio"]
+    return markdown([*header, "p50 ratio"], rows)
 
 
 def storm_table(results: list[Results], bound: tuple[int, float, float]) -> str:
     cores, per_hash, limit = bound
-    lines = [
-        f"hash bound: {cores} cores ÷ {per_hash:.3f} CPU-s per scrypt hash = {limit:.1f} logins/s",
-        "",
-        "| platform | auth | logins/s | share of hash bound | failures "
-        "| other requests p50 ms (at rest) "
-        "| p99 ms (at rest) | p50 ms (storm) | p99 ms (storm) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    anchor, rows = stock_of(results), []
+
+    def ms(v: float | None) -> str:
+        return "—" if v is None else f"{v * 1000:.0f}"
+
     for r in results:
         if r.storm is None:
             continue
         idle = r.idle or Storm()
-        auth = "password (scrypt)" if r.platform != "stock" else "dummy (no hash)"
-        share = f"{r.storm.rate / limit:.2f}" if r.platform != "stock" else "—"
-
-        def ms(v: float | None) -> str:
-            return "—" if v is None else f"{v * 1000:.0f}"
-
-        lines.append(
-            f"| {r.platform} | {auth} | {r.storm.rate:.1f} | {share} | {r.storm.failures} "
-            f"| {ms(idle.probe_p50)} | {ms(idle.probe_p99)} | {ms(r.storm.probe_p50)} "
-            f"| {ms(r.storm.probe_p99)} |"
+        ours = r.platform != "stock"
+        ref = anchor.storm if anchor else None
+        rows.append(
+            [
+                r.platform,
+                "password (scrypt)" if ours else "dummy (no hash)",
+                f"{r.storm.rate:.1f}",
+                f"{r.storm.rate / limit:.2f}" if ours else "—",
+                str(r.storm.failures),
+                ms(idle.probe_p50),
+                ms(idle.probe_p99),
+                ms(r.storm.probe_p50),
+                ms(r.storm.probe_p99),
+                ratio(ref.probe_p99 if ref else None, r.storm.probe_p99),
+            ]
         )
-    return "\n".join(lines)
+    table = markdown(
+        [
+            "platform",
+            "auth",
+            "logins/s",
+            "share of hash bound",
+            "failures",
+            "other requests p50 ms (at rest)",
+            "p99 ms (at rest)",
+            "p50 ms (storm)",
+            "p99 ms (storm)",
+            "p99 (storm) ratio",
+        ],
+        rows,
+    )
+    bound_line = f"hash bound: {cores} cores ÷ {per_hash:.3f} CPU-s per scrypt hash"
+    return f"{bound_line} = {limit:.1f} logins/s\n\n{table}" if table else ""
 
 
 def restart_table(results: list[Results]) -> str:
-    lines = [
-        "| platform | hub users | running servers | healthy after s "
-        "| all servers answer after s | lost |",
-        "| --- | --- | --- | --- | --- | --- |",
+    anchor = stock_of(results)
+    ref = anchor.restart.get("healthy_s") if anchor else None
+    rows = [
+        [
+            r.platform,
+            str(x["users"]),
+            str(x["running"]),
+            fmt(x["healthy_s"]),
+            fmt(x["servers_back_s"]),
+            str(x["lost"]),
+            ratio(ref, x["healthy_s"]),
+        ]
+        for r in results
+        if (x := r.restart)
     ]
-    for r in results:
-        if not r.restart:
-            continue
-        x = r.restart
-        lines.append(
-            f"| {r.platform} | {x['users']} | {x['running']} | {fmt(x['healthy_s'])} "
-            f"| {fmt(x['servers_back_s'])} | {x['lost']} |"
-        )
-    return "\n".join(lines)
+    header = ["platform", "hub users", "running servers", "healthy after s"]
+    return markdown([*header, "all servers answer after s", "lost", "healthy ratio"], rows)
 
 
 def memory_table(results: list[Results]) -> str:
-    lines = [
-        "| platform | idle servers | server USS MiB p50 | server PSS MiB p50 | kernels "
-        "| kernel USS MiB p50 | kernel PSS MiB p50 | kernel CPU s to first output p50 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    anchor = stock_of(results)
+
+    def p50(memory: list[Memory], kind: str) -> float | None:
+        return quantile([getattr(m, kind) for m in memory], 0.5)
+
+    rows = []
     for r in results:
         s, k = r.server_memory, r.kernel_memory
-        lines.append(
-            f"| {r.platform} | {len(s)} | {fmt(quantile([m.uss for m in s], 0.5))} "
-            f"| {fmt(quantile([m.pss for m in s], 0.5))} | {len(k)} "
-            f"| {fmt(quantile([m.uss for m in k], 0.5))} "
-            f"| {fmt(quantile([m.pss for m in k], 0.5))} | {fmt(quantile(r.kernel_cpu, 0.5))} |"
+        if not s and not k:
+            continue
+        ref = anchor.server_memory if anchor else []
+        rows.append(
+            [
+                r.platform,
+                str(len(s)),
+                fmt(p50(s, "uss")),
+                fmt(p50(s, "pss")),
+                ratio(p50(ref, "uss"), p50(s, "uss")),
+                str(len(k)),
+                fmt(p50(k, "uss")),
+                fmt(p50(k, "pss")),
+                fmt(quantile(r.kernel_cpu, 0.5)),
+            ]
         )
-    return "\n".join(lines)
+    header = ["platform", "idle servers", "server USS MiB p50", "server PSS MiB p50"]
+    header += ["server USS ratio", "kernels", "kernel USS MiB p50", "kernel PSS MiB p50"]
+    return markdown([*header, "kernel CPU s to first output p50"], rows)
 
 
 def profile_table(results: list[Results]) -> str:
-    lines = ["| platform | stage (server-ready burst) | hub metrics |", "| --- | --- | --- |"]
+    rows = []
     for r in results:
-        for stage, text in r.profile:
-            lines.append(f"| {r.platform} | {stage} | {text} |")
+        rows += [[r.platform, stage, text] for stage, text in r.profile]
         b = r.bursts.get("ready")
         if b:
             for step in ("login", "ready"):
                 values = [t.steps[step] for t in b.timings if step in t.steps]
-                lines.append(
-                    f"| {r.platform} | client: {step} | p50 {fmt(quantile(values, 0.5))} s, "
-                    f"max {fmt(quantile(values, 1.0))} s |"
+                rows.append(
+                    [
+                        r.platform,
+                        f"client: {step}",
+                        f"p50 {fmt(quantile(values, 0.5))} s, max {fmt(quantile(values, 1.0))} s",
+                    ]
                 )
-    return "\n".join(lines)
+    return markdown(["platform", "stage (server-ready burst)", "hub metrics"], rows)
 
 
 def browser_table(results: list[Results]) -> str:
@@ -356,9 +412,12 @@ def browser_table(results: list[Results]) -> str:
     lines = [
         "| platform | cache | sign in → lab usable s | → cell output visible s "
         "| notebook shown → kernel connected s | first cell ran | responses | from cache "
-        "| 304 | largest script: bytes, Cache-Control, Content-Encoding |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| 304 | largest script: bytes, Cache-Control, Content-Encoding | output ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    stock_output = {
+        row["cache"]: row.get("output_visible_s") for row in rows if row["platform"] == "stock"
+    }
     for row in rows:
         big = row.get("biggest_script") or {}
         error = " ".join(str(row.get("error", "")).split())[:120]
@@ -372,7 +431,8 @@ def browser_table(results: list[Results]) -> str:
             f"| {row['platform']} | {row['cache']} | {fmt(row.get('lab_usable_s'))} "
             f"| {fmt(row.get('output_visible_s'))} | {fmt(row.get('window_s'))} "
             f"| {error or row.get('first_cell_ran', '—')} | {row.get('requests', '—')} "
-            f"| {row.get('from_cache', '—')} | {row.get('revalidated', '—')} | {script} |"
+            f"| {row.get('from_cache', '—')} | {row.get('revalidated', '—')} | {script} "
+            f"| {ratio(stock_output.get(row['cache']), row.get('output_visible_s'))} |"
         )
     return "\n".join(lines)
 
