@@ -3,7 +3,8 @@
 The same code drives labfleet and stock JupyterHub. "Log in" is the real form
 (GET /hub/login for the XSRF cookie, POST username+password), then a token
 for the API (one hub request); "server ready" is the spawn POST until the
-user's ``/api/status`` answers 200 *through the proxy*; "kernel" is
+user's ``/api/status`` answers 200 *through the proxy* (waiting on the hub's progress
+event stream first, as the spawn page does, rather than polling the hub); "kernel" is
 ``POST /user/<name>/api/kernels``; "first output" is an ``execute_request``
 of ``print(...)`` over the kernel's websocket until its stream arrives.
 """
@@ -87,6 +88,8 @@ class Member:
         resp = await self.http.post(f"/hub/api/users/{user}/server", json={})
         if resp.status_code not in (201, 202):
             raise RuntimeError(f"spawn POST answered {resp.status_code}: {resp.text[:200]}")
+        if resp.status_code == 202:
+            await self._wait_progress()
         deadline = time.monotonic() + self.timeout
         last = ""
         tries = 0
@@ -103,6 +106,31 @@ class Member:
                 raise RuntimeError("the spawn failed (see the hub log)")
             await asyncio.sleep(poll)
         raise TimeoutError(f"server not ready within {self.timeout}s (last: {last})")
+
+    async def _wait_progress(self) -> None:
+        """Until the hub's progress stream says ready (what the spawn page's browser does).
+
+        Polling ``/user/<name>/api/status`` while the server is pending sends every
+        poll to the hub (no route yet): in a slow burst that was thousands of hub
+        requests, loading the very loop being measured. The event stream is one
+        request per member; the status check afterwards normally answers at once.
+        A stream that cannot be read leaves the waiting to the status poll.
+        """
+        url = f"/hub/api/users/{quote(self.name)}/server/progress"
+        try:
+            async with self.http.stream("GET", url) as stream:
+                if stream.status_code != 200:
+                    return
+                async for line in stream.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    event = json.loads(line[5:])
+                    if event.get("failed"):
+                        raise RuntimeError(f"the spawn failed: {event.get('message', '')[:200]}")
+                    if event.get("ready"):
+                        return
+        except httpx.HTTPError:
+            return
 
     async def _server_pending_or_up(self) -> bool:
         resp = await self.http.get(f"/hub/api/users/{quote(self.name)}")
