@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -27,10 +28,20 @@ def add_user(data_dir: Path, name: str, admin: bool = False) -> None:
     add_member(data_dir, Member(name, PASSWORD, admin))
 
 
+def _journal_mode(db: Path) -> str:
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+    finally:
+        conn.close()
+
+
 def test_login_spawn_run_code_persist_and_resume(make_platform) -> None:
     platform: Platform = make_platform("culling: {enabled: false}\n")
     platform.start()
     assert platform.admin_password(), "first start must print the generated admin password"
+    # commits append to a write-ahead log instead of syncing a journal and the file each time
+    assert _journal_mode(platform.data_dir / "jupyterhub.sqlite") == "wal"
     add_user(platform.data_dir, "alice")  # the CLI works on the data dir of a running hub
 
     alice = HubUser(platform.url, "alice")
