@@ -37,9 +37,40 @@ def resolve_references(settings: Settings, environ: dict[str, str]) -> Settings:
     return settings
 
 
+def profile_startup(environ: Mapping[str, str]) -> bool:
+    """``LABFLEET_HUB_PROFILE=FILE``: cProfile the hub's start into FILE (``pstats`` format).
+
+    From here (the config is read inside ``JupyterHub.initialize``) until ``start`` returns,
+    i.e. the hub is serving: where a restart's seconds go (database, spawner checks, proxy
+    routes, services). Only the event loop's thread is profiled, which is the one that
+    limits a restart. Off unless the variable is set; returns whether it was.
+    """
+    path = environ.get("LABFLEET_HUB_PROFILE")
+    if not path:
+        return False
+    import cProfile
+
+    from jupyterhub.app import JupyterHub
+
+    profiler = cProfile.Profile()
+    original = JupyterHub.start
+
+    async def start(self: JupyterHub) -> None:
+        try:
+            await original(self)
+        finally:
+            profiler.disable()
+            profiler.dump_stats(path)
+
+    JupyterHub.start = start
+    profiler.enable()
+    return True
+
+
 def configure(c: Any, environ: Mapping[str, str] | None = None) -> None:
     log_redaction.install()
     env = dict(os.environ if environ is None else environ)
+    profile_startup(env)
     runtime = Runtime.from_env(env)
     runtime.state_dir.mkdir(parents=True, exist_ok=True)
     config = load_config(env.get("LABFLEET_CONFIG") or None)
