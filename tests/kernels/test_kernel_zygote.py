@@ -236,6 +236,27 @@ async def test_a_shut_down_kernel_leaves_no_process(shared: Server) -> None:
     _wait_for(lambda: not Path(f"/proc/{pid}").exists(), 30, "no kernel process (nor zombie)")
 
 
+def _atexit_marker(path: Path) -> str:
+    return f"import atexit; atexit.register(lambda: open({str(path)!r}, 'w').write('bye'))"
+
+
+async def test_a_shut_down_kernel_runs_its_exit_hooks(shared: Server, tmp_path: Path) -> None:
+    kernel_id = await _start(shared, "python3", "notebooks/d.ipynb")
+    await _run(shared, kernel_id, _atexit_marker(tmp_path / "bye"))
+    await _delete(shared, f"api/kernels/{kernel_id}")
+    _wait_for(lambda: (tmp_path / "bye").exists(), 60, "the kernel's atexit hook ran")
+
+
+async def test_the_spawners_sigterm_to_the_session_stops_kernels_politely(
+    server: Server, tmp_path: Path
+) -> None:
+    kernel_id = await _start(server, "python3")
+    await _run(server, kernel_id, _atexit_marker(tmp_path / "bye"))
+    os.killpg(server.process.pid, signal.SIGTERM)  # as the spawner stops a server
+    server.process.wait(timeout=120)
+    assert (tmp_path / "bye").exists(), "the kernel was killed, not shut down"
+
+
 async def test_the_zygote_and_its_kernels_die_with_a_killed_server(server: Server) -> None:
     kernel_id = await _start(server, "python3")
     kernel = int((await _who(server, kernel_id))["pid"])  # type: ignore[call-overload]

@@ -189,8 +189,11 @@ class Zygote:
             return ZygoteKernel(self, int(message["pid"]), fds[0])
 
     def exit_status(self, pid: int, timeout: float = 1.0) -> int:
-        """The status the zygote reported for a kernel that ended (-1 if it did not say)."""
-        if pid not in self.exits and self.lock.acquire(timeout=timeout):
+        """The status the zygote reported for a kernel that ended (-1 if it did not say).
+
+        Called on the event loop: it waits at most briefly for a spawn in progress.
+        """
+        if pid not in self.exits and self.lock.acquire(timeout=0.2):
             try:
                 deadline = time.monotonic() + timeout
                 while pid not in self.exits and time.monotonic() < deadline:

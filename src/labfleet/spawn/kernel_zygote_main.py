@@ -29,6 +29,7 @@ server. Stdlib only until :func:`preload`.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import ctypes
 import gc
@@ -97,6 +98,8 @@ def run_kernel(sock: socket.socket, wakeup: tuple[int, int], request: dict[str, 
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # ignored dispositions survive a fork
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
         os.setsid()
         die_with_parent(int(request["zygote"]))
         null = os.open(os.devnull, os.O_RDONLY)
@@ -115,6 +118,9 @@ def run_kernel(sock: socket.socket, wakeup: tuple[int, int], request: dict[str, 
     except BaseException:
         traceback.print_exc()
     finally:
+        # a forked child leaves by os._exit: run what a normal interpreter runs at exit
+        # (IPython saves its history, the member's own atexit hooks)
+        atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
@@ -160,7 +166,10 @@ def serve(sock: socket.socket) -> None:
     read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(write_end)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C on the server's terminal is not ours
+    # a ^C on the server's terminal, or the spawner's SIGTERM to the server's session, is not
+    # ours: the server shuts its kernels down politely first, then its exit kills us (pdeathsig)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     import select
 
     while True:
