@@ -68,6 +68,10 @@ kubernetes:
     image: {user_image}
   backup:
     keep: 2
+servers:
+  # CI here is 2 shared cores: a server may need more than the default 60 s to answer
+  start_timeout: 300
+  http_timeout: 180
 services:
   # a services: entry beside the hub: a static file server behind the hub's login
   - name: files

@@ -139,6 +139,7 @@ class PodmanKubelet:
     hosts_files: list[Path] = field(default_factory=list)
     _started: dict[str, _Started] = field(default_factory=dict)
     _queue: list[Obj] = field(default_factory=list)
+    _taken: set[str] = field(default_factory=set)
     _follow: list[tuple[str, str, str, str, str | None]] = field(default_factory=list)
     _followed: set[str] = field(default_factory=set)
     _followers: list[subprocess.Popen[str]] = field(default_factory=list)
@@ -158,7 +159,9 @@ class PodmanKubelet:
             if uid in self.init_failed:
                 return None
             started = self._started.get(uid)
-            if started is None and all(p["metadata"]["uid"] != uid for p in self._queue):
+            if started is None and uid not in self._taken:
+                # once per pod: launching one takes seconds, and the double asks every tick
+                self._taken.add(uid)
                 self._queue.append(pod)
             if started is not None and started.ip:
                 started.running = True  # the controller now writes Running with this IP

@@ -57,9 +57,9 @@ def test_hub_passes_its_rendered_probes_and_a_user_signs_in_through_the_proxy(
         user.close()
     # The double saw the hub and proxy pods come up with the podman pod's address.
     pods = fleet.double.list("v1", "Pod", "lab")
-    assert {p["status"].get("podIP") for p in pods if p["metadata"]["name"].startswith("lab-")} == {
-        fleet.ip
-    }
+    platform = [p for p in pods if p["metadata"]["name"].startswith(("lab-hub-", "lab-proxy-"))]
+    assert len(platform) == 2
+    assert {p["status"].get("podIP") for p in platform} == {fleet.ip}
 
 
 def test_kubespawner_in_the_hub_container_starts_a_user_container_that_runs_code(
@@ -119,6 +119,13 @@ def _diagnose(fleet: PodmanFleet) -> str:
     lines.append("hub log:\n" + fleet.logs(fleet.container("lab-hub")))
     for container in fleet.kubelet.containers():
         lines.append(f"{container}:\n" + fleet.logs(container))
+    # what every bridged container wrote, also those gone by now (the double keeps it)
+    logs = fleet.double.server.pod_logs
+    for key in sorted(logs._lines):  # a test looks inside the double
+        if key[1].startswith("jupyter-"):
+            lines.append(f"log of {'/'.join(key)}:\n" + "\n".join(logs.read(key)[-40:]))
+    for pod in fleet.double.list("v1", "Pod", "lab"):
+        lines.append(f"pod {pod['metadata']['name']}: {pod.get('status')}")
     return "\n".join(str(line) for line in lines)
 
 
@@ -148,7 +155,7 @@ def _smoke_leftovers(fleet: PodmanFleet) -> list[str]:
         for o in fleet.double.list("v1", kind, "lab")
         if "smoke-" in o["metadata"]["name"]
     ]
-    return found + fleet.kubelet.containers()
+    return found + [c for c in fleet.kubelet.containers() if "smoke-" in c]
 
 
 def test_labfleet_smoke_runs_code_probes_the_boundary_and_removes_what_it_made(
@@ -279,17 +286,19 @@ def test_the_backup_cronjobs_job_backs_up_the_running_hub_and_the_archive_restor
     archives_dir = fleet.claims_dir / volumes["backups"]["persistentVolumeClaim"]["claimName"]
     (archive,) = archives_dir.glob("*.labfleet-backup")
     # restore with the same labfleet, in the hub image, into an empty data directory
+    # restore writes beside the data directory first, then renames: give it a parent
     restored = fleet.workdir / "restored"
     restored.mkdir()
     os.chown(restored, 1000, 1000)
     image = fleet.deployments["lab-hub"]["spec"]["template"]["spec"]["containers"][0]["image"]
     restore = subprocess.run(
         [
-            "podman", "run", "--rm", "--init", "--network", "none", "--pull", "never",
+            "podman", "run", "--rm", "--network", "none", "--pull", "never",
             "--user", "1000:1000",
             "--volume", f"{archives_dir}:/backups:ro",
             "--volume", f"{restored}:/restored:rw",
-            image, "labfleet", "restore", f"/backups/{archive.name}", "--data-dir", "/restored",
+            image, "labfleet", "restore", f"/backups/{archive.name}",
+            "--data-dir", "/restored/data",
         ],
         env=fleet.env,
         text=True,
@@ -411,6 +420,13 @@ def test_a_failing_init_container_leaves_the_pod_pending_and_the_main_one_never_
         _delete_pod(fleet, "init-fails")
 
 
+def _wait_ready(fleet: PodmanFleet, user: HubUser) -> None:
+    try:
+        user.wait_ready(timeout=240)
+    except TimeoutError:
+        raise AssertionError(_diagnose(fleet)) from None
+
+
 def _user_container(fleet: PodmanFleet, username: str) -> str:
     container = fleet.kubelet.container_of("lab", f"jupyter-{username}")
     assert container is not None, fleet.kubelet.errors
@@ -452,7 +468,7 @@ def test_labfleet_logs_shows_what_the_hub_and_a_users_container_wrote(fleet: Pod
     try:
         assert user.login(PASSWORD).status_code == 200
         assert user.start_server().status_code in (201, 202)
-        user.wait_ready(timeout=240)
+        _wait_ready(fleet, user)
         out = wait_for(
             "the server's start-up line in labfleet logs",
             lambda: (o := _labfleet_logs(fleet, "lovelace")) and "is running at" in o and o,
@@ -485,7 +501,7 @@ def test_a_user_container_that_exits_is_a_stopped_server_to_the_hub(fleet: Podma
     try:
         assert user.login(PASSWORD).status_code == 200
         assert user.start_server().status_code in (201, 202)
-        user.wait_ready(timeout=240)
+        _wait_ready(fleet, user)
         assert api.get("/users/hopper").json()["servers"]
         container = _user_container(fleet, "hopper")
         # SIGTERM: jupyterhub-singleuser shuts down and exits 0, as on a node's shutdown
