@@ -69,7 +69,7 @@ def test_labfleet_smoke_reaches_the_hub_through_kubectl_port_forward(fleet: Podm
         "boundary: the hub API without a token",
         "remove what the smoke test created",
     ):
-        assert lines.get(step, "").startswith("ok "), f"{step}:\n{out}\n{result.stderr}"
+        assert lines.get(step, "").startswith("ok "), f"{step}:\n{out}\n{_diagnose(fleet)}"
     assert result.returncode == 0, f"{out}\n{result.stderr}"
     # The hub was reached through the double's port-forward to the proxy pod, by kubectl
     # (a POST for SPDY, a GET for kubectl 1.31+'s WebSocket tunnel) ...
@@ -82,3 +82,9 @@ def test_labfleet_smoke_reaches_the_hub_through_kubectl_port_forward(fleet: Podm
     # ... and smoke stopped that kubectl (by its pid) before it exited.
     pid = int(re.search(r"\(pid (\d+)\)", access).group(1))  # type: ignore[union-attr]
     assert not Path(f"/proc/{pid}").exists(), f"kubectl port-forward (pid {pid}) is still there"
+
+
+def _diagnose(fleet: PodmanFleet) -> str:
+    """The end of the hub's log and what the kubelet bridge saw (a failed spawn is there)."""
+    hub_log = fleet.logs(fleet.container("lab-hub")).splitlines()[-60:]
+    return f"kubelet errors: {fleet.kubelet.errors}\nhub log (end):\n" + "\n".join(hub_log)
