@@ -136,8 +136,17 @@ def memory_of(pid: int) -> Memory | None:
     return Memory(info.uss / 2**20, info.pss / 2**20)
 
 
+#: labfleet.spawn.kernel_zygote_main: the per-server kernel zygote
+ZYGOTE_MAIN = "kernel_zygote_main"
+
+
+def _is_zygote(process: psutil.Process) -> bool:
+    return any(ZYGOTE_MAIN in part for part in process.cmdline())
+
+
 def kernel_pids(server_pid: int) -> list[int]:
-    """The server's kernel processes (``ipykernel`` in the command line)."""
+    """The server's kernel processes: ``ipykernel`` in the command line, or a fork of the
+    server's kernel zygote (which keeps the zygote's command line)."""
     try:
         children = psutil.Process(server_pid).children(recursive=True)
     except psutil.Error:
@@ -146,6 +155,24 @@ def kernel_pids(server_pid: int) -> list[int]:
     for child in children:
         try:
             if any("ipykernel" in part for part in child.cmdline()):
+                found.append(child.pid)
+            elif _is_zygote(child) and child.ppid() != server_pid:
+                found.append(child.pid)  # forked from the zygote, not the zygote itself
+        except psutil.Error:
+            continue
+    return found
+
+
+def zygote_pids(server_pid: int) -> list[int]:
+    """The server's kernel zygote (``local.kernel_preload``): part of what an idle server costs."""
+    try:
+        children = psutil.Process(server_pid).children(recursive=False)
+    except psutil.Error:
+        return []
+    found = []
+    for child in children:
+        try:
+            if _is_zygote(child):
                 found.append(child.pid)
         except psutil.Error:
             continue

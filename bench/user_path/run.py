@@ -36,7 +36,15 @@ import httpx  # noqa: E402
 import psutil  # noqa: E402
 from api_path import Burst, PathTiming, burst, member_path, quantile, stop_servers  # noqa: E402
 from api_path import first_output_table as api_first_output_table  # noqa: E402
-from hubprofile import Memory, kernel_pids, memory_of, profile_rows, scrape, server_pids  # noqa: E402
+from hubprofile import (  # noqa: E402
+    Memory,
+    kernel_pids,
+    memory_of,
+    profile_rows,
+    scrape,
+    server_pids,
+    zygote_pids,
+)
 from logins import Storm, hash_bound, idle_probe, login_storm  # noqa: E402
 from platforms import PASSWORD, Running, admin_token, start_labfleet, start_stock, wait_healthy  # noqa: E402
 
@@ -54,6 +62,7 @@ class Results:
     restart: dict[str, Any] = field(default_factory=dict)
     server_memory: list[Memory] = field(default_factory=list)
     kernel_memory: list[Memory] = field(default_factory=list)
+    zygote_memory: list[Memory] = field(default_factory=list)
     browser: list[dict[str, Any]] = field(default_factory=list)
     kernel_cpu: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -75,7 +84,11 @@ def cpu_seconds(pid: int | None) -> float | None:
 
 
 async def measure_memory(
-    url: str, token: str, members: list[str], kernel_cpu: list[float] | None = None
+    url: str,
+    token: str,
+    members: list[str],
+    kernel_cpu: list[float] | None = None,
+    zygotes: list[Memory] | None = None,
 ) -> tuple[list[Memory], list[Memory]]:
     await asyncio.sleep(1.0)  # let servers and kernels settle into idle
     servers, kernels = [], []
@@ -83,6 +96,10 @@ async def measure_memory(
         mem = memory_of(pid)
         if mem:
             servers.append(mem)
+        for zpid in zygote_pids(pid) if zygotes is not None else []:
+            zmem = memory_of(zpid)
+            if zmem:
+                zygotes.append(zmem)
         for kpid in kernel_pids(pid):
             kmem = memory_of(kpid)
             if kmem:
@@ -207,7 +224,7 @@ def measure_platform(running: Running, args: argparse.Namespace) -> Results:
             res.profile.append(
                 ("server: CPU until ready (p50)", f"{quantile(cpus, 0.5):.3f} CPU-s")
             )
-        servers, _ = asyncio.run(measure_memory(url, token, ready_burst))
+        servers, _ = asyncio.run(measure_memory(url, token, ready_burst, zygotes=res.zygote_memory))
         res.server_memory += servers
         asyncio.run(stop_servers(url, token, ready_burst))
         res.bursts["output"] = asyncio.run(burst(url, out_burst, PASSWORD, "output"))
@@ -365,17 +382,22 @@ def memory_table(results: list[Results]) -> str:
 
     rows = []
     for r in results:
-        s, k = r.server_memory, r.kernel_memory
+        s, k, z = r.server_memory, r.kernel_memory, r.zygote_memory
         if not s and not k:
             continue
         ref = anchor.server_memory if anchor else []
+        # what an idle server costs: the server, plus its kernel zygote where there is one
+        whole = None if p50(s, "uss") is None else (p50(s, "uss") or 0.0) + (p50(z, "uss") or 0.0)
         rows.append(
             [
                 r.platform,
                 str(len(s)),
                 fmt(p50(s, "uss")),
                 fmt(p50(s, "pss")),
-                ratio(p50(ref, "uss"), p50(s, "uss")),
+                fmt(p50(z, "uss")) if z else "-",
+                fmt(p50(z, "pss")) if z else "-",
+                fmt(whole),
+                ratio(p50(ref, "uss"), whole),
                 str(len(k)),
                 fmt(p50(k, "uss")),
                 fmt(p50(k, "pss")),
@@ -383,7 +405,8 @@ def memory_table(results: list[Results]) -> str:
             ]
         )
     header = ["platform", "idle servers", "server USS MiB p50", "server PSS MiB p50"]
-    header += ["server USS ratio", "kernels", "kernel USS MiB p50", "kernel PSS MiB p50"]
+    header += ["zygote USS MiB p50", "zygote PSS MiB p50", "server + zygote USS MiB"]
+    header += ["USS ratio", "kernels", "kernel USS MiB p50", "kernel PSS MiB p50"]
     return markdown([*header, "kernel CPU s to first output p50"], rows)
 
 
