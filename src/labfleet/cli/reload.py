@@ -107,8 +107,10 @@ def _wait_new_hub(state_dir: Path, old_pid: int | None, port: int, timeout: floa
 def _wait_routes(data_dir: Path, hub_port: int, timeout: float) -> bool:
     """True once the proxy routes every running server again.
 
-    JupyterHub replaces the proxy when it starts and then restores the routes;
-    until then a member's open tab gets a 404 instead of their (still running) server.
+    The restarted hub keeps a live proxy (hub/kept_proxy.py) and checks its routes;
+    where it has to replace one (the proxy died, its command changed) the routes come
+    back only after the hub adds them, and until then a member's open tab gets a 404
+    instead of their (still running) server.
     """
     try:
         secrets = read_secrets(data_dir / "secrets")
