@@ -1,9 +1,10 @@
 """A test-only kubelet: the pods the Kubernetes API double admits, run as podman containers.
 
 No kubelet can run here. This bridge plugs into the double's controller (its ``kubelet``
-hook): a users' server pod that the double has admitted (Pod Security, ServiceAccount,
-references) is translated by :mod:`kube_to_podman` and started from its image with its
-command, environment, security context, limits and volumes on the podman network; the pod
+hook): a users' server pod (or a ``services:`` entry's pod) that the double has admitted
+(Pod Security, ServiceAccount, references) is translated by :mod:`kube_to_podman` and
+started from its image with its command, environment, security context, limits and volumes
+on the podman network (a pod of several containers as a podman pod: one network); the pod
 becomes Running with the container's real IP, so the hub, the proxy and the test reach the
 server the way they would in a cluster. A pod deleted in the double has its container
 removed. Pods of the platform itself (hub, proxy) run in one podman pod started by the
