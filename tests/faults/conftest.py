@@ -121,7 +121,7 @@ def start_platform(data: Path, home: Path) -> Platform:
         )
         assert added.returncode == 0, added.stderr
     platform = Platform(data_dir=data, config=config, log_path=home / "up.log")
-    platform.start()
+    platform.start(timeout=300)  # on FUSE, on a busy 2-core machine, a start is slow
     return platform
 
 

@@ -4,11 +4,14 @@ Left alone, JupyterHub turns such a fault into misleading answers: a failed
 database write while authenticating a request is swallowed in ``prepare`` and
 the request carries on *unauthenticated* (a spawn then says 403 "Missing or
 invalid credentials"), and one inside a handler is a bare 500. Installed from
-``jupyterhub_config.py`` (the hub process only), this wraps three methods of
+``jupyterhub_config.py`` (the hub process only), this wraps four methods of
 JupyterHub's ``BaseHandler`` (the API handlers derive from it):
 
 * ``get_current_user`` remembers a storage fault it hit (and still raises, as before);
 * ``prepare`` turns a remembered fault into an HTTP error instead of going on as nobody;
+* ``spawn_single_user`` turns a storage fault into that HTTP error too (the spawn
+  page otherwise reports a spawn that failed within a second as "Unhandled error
+  starting server", its cause dropped);
 * ``_handle_request_exception`` answers any uncaught storage fault with 507
   (disk full) or 503 (read-only, locked, I/O errors) and the words of
   ``storage_errors.explain``, after rolling the session back so the next request
@@ -60,6 +63,7 @@ def install(data_dir: Path | None = None) -> None:
     if _installed:
         return
     from jupyterhub.handlers.base import BaseHandler
+    from tornado import web
 
     where = data_dir or Runtime.from_env(dict(os.environ)).data_dir
 
@@ -69,6 +73,7 @@ def install(data_dir: Path | None = None) -> None:
     get_current_user: Callable[..., Any] = BaseHandler.get_current_user
     prepare: Callable[..., Any] = BaseHandler.prepare
     handle: Callable[..., Any] = BaseHandler._handle_request_exception
+    spawn_single_user: Callable[..., Any] = BaseHandler.spawn_single_user
 
     @functools.wraps(get_current_user)
     async def remembering_get_current_user(self: Any) -> Any:
@@ -103,6 +108,20 @@ def install(data_dir: Path | None = None) -> None:
             assert sys.exc_info()[1] is replaced
             return handle(self, replaced)  # type: ignore[no-any-return]
 
+    @functools.wraps(spawn_single_user)
+    async def naming_spawn_single_user(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # the spawn page waits 1 s for a spawn and turns any failure that is not an
+        # HTTPError into "Unhandled error starting server" (the cause dropped): name it here
+        try:
+            return await spawn_single_user(self, *args, **kwargs)
+        except Exception as exc:
+            problem = classify(exc, probe) if not isinstance(exc, web.HTTPError) else None
+            if problem is None:
+                raise
+            _rollback(self)
+            raise storage_http_error(problem, where) from exc
+
+    BaseHandler.spawn_single_user = naming_spawn_single_user
     BaseHandler.get_current_user = remembering_get_current_user
     BaseHandler.prepare = refusing_prepare
     BaseHandler._handle_request_exception = explaining_handle
