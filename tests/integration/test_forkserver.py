@@ -9,6 +9,7 @@ to plain exec, visibly in the hub log.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -83,6 +84,12 @@ def _wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[n
     raise AssertionError(f"timed out waiting for {what}")
 
 
+WHO = (
+    "import os, json; print(json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), "
+    "'uid': os.getuid(), 'cgroup': open('/proc/self/cgroup').read()}))"
+)
+
+
 def test_forked_server_runs_code_survives_hub_restart_and_stops(make_platform) -> None:
     platform: Platform = make_platform(FORKSERVER)
     name = _name("fork")
@@ -100,6 +107,14 @@ def test_forked_server_runs_code_survives_hub_restart_and_stops(make_platform) -
         assert "is warm" in _full_log(platform), "the hub never logged a warm fork-server"
 
         assert user.run_code(token, "print(6*7)").strip() == "42"
+        # the kernel is forked from the server's kernel zygote (local.kernel_preload), which
+        # is the server's child: same account, same cgroup
+        who = json.loads(user.run_code(token, WHO))
+        zygote = int(who["ppid"])
+        assert "kernel_zygote_main" in _cmdline(zygote), _cmdline(zygote)
+        assert int(_stat(zygote)[1]) == pid, "the zygote is the server's child"
+        assert who["uid"] == Path(f"/proc/{pid}").stat().st_uid
+        assert who["cgroup"] == Path(f"/proc/{pid}/cgroup").read_text()
         cwd = user.run_code(token, "import os; print(os.getcwd(), os.environ['HOME'])").split()
         home = str((platform.data_dir / "homes" / name).resolve())
         assert cwd == [home, home]
@@ -122,6 +137,8 @@ def test_forked_server_runs_code_survives_hub_restart_and_stops(make_platform) -
         again.stop_server().raise_for_status()
         again.wait_stopped(timeout=90)
         _wait_until(lambda: not _alive(pid), 30, "the forked server to exit")
+        _wait_until(lambda: not _alive(zygote), 30, "the zygote to exit with its server")
+        _wait_until(lambda: not _alive(int(who["pid"])), 30, "the kernel to exit")
         user.close()
         again.close()
     finally:
