@@ -12,6 +12,7 @@ import base64
 import contextlib
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -129,8 +130,11 @@ def _diagnose(fleet: PodmanFleet) -> str:
     return "\n".join(str(line) for line in lines)
 
 
-def _smoke(fleet: PodmanFleet, *extra: str) -> list[str]:
-    return [
+def _smoke(fleet: PodmanFleet, *extra: str, port_forward: bool = False) -> list[str]:
+    """``labfleet smoke`` against the fleet: in through the real ``kubectl port-forward``
+    (the fleet is ``cluster-ip``; the double's ``pods/NAME/portforward`` dials the proxy
+    pod's address) or, with ``port_forward=False``, straight to the proxy container."""
+    argv = [
         sys.executable,
         "-m",
         "labfleet.cli.main",
@@ -139,13 +143,11 @@ def _smoke(fleet: PodmanFleet, *extra: str) -> list[str]:
         str(fleet.config_path),
         "--kubeconfig",
         str(fleet.kubeconfig),
-        # the double serves no port-forward and its load balancer address is made up
-        "--url",
-        fleet.proxy_url,
         "--spawn-timeout",
         "240",
         *extra,
     ]
+    return argv if port_forward else [*argv, "--url", fleet.proxy_url]
 
 
 def _smoke_leftovers(fleet: PodmanFleet) -> list[str]:
@@ -161,7 +163,14 @@ def _smoke_leftovers(fleet: PodmanFleet) -> list[str]:
 def test_labfleet_smoke_runs_code_probes_the_boundary_and_removes_what_it_made(
     fleet: PodmanFleet,
 ) -> None:
-    result = subprocess.run(_smoke(fleet), text=True, capture_output=True, timeout=600, check=False)
+    through_kubectl = shutil.which("kubectl") is not None  # scripts/test installs it
+    result = subprocess.run(
+        _smoke(fleet, port_forward=through_kubectl),
+        text=True,
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
     out = result.stdout
     print(out)  # the report, for whoever reads the test log
     lines = {
@@ -198,6 +207,21 @@ def test_labfleet_smoke_runs_code_probes_the_boundary_and_removes_what_it_made(
     wait_for("the smoke test's pods to go", lambda: not _smoke_leftovers(fleet))
     users = fleet_api(fleet).get("/users").json()
     assert not [u["name"] for u in users if u["name"].startswith("smoke-")]
+    if through_kubectl:
+        access = lines["find the access path"]
+        assert "through kubectl port-forward service/lab-proxy-public" in access, access
+        # the hub was reached through the double's port-forward to the proxy pod, by kubectl
+        # (a POST for SPDY, a GET for kubectl 1.31+'s WebSocket tunnel) ...
+        forwarded = [
+            p
+            for _, p in fleet.double.server.requests
+            if re.search(r"/pods/lab-proxy-[^/]+/portforward", p)
+        ]
+        assert forwarded, fleet.double.server.requests[-20:]
+        # ... and smoke stopped that kubectl (by its pid) before it exited
+        found = re.search(r"\(pid (\d+)\)", access)
+        assert found, access
+        assert not os.path.exists(f"/proc/{found.group(1)}"), f"kubectl is still there: {access}"
 
 
 def test_labfleet_smoke_interrupted_while_spawning_still_cleans_up(fleet: PodmanFleet) -> None:
