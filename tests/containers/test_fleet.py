@@ -314,7 +314,7 @@ def test_the_backup_cronjobs_job_backs_up_the_running_hub_and_the_archive_restor
     restored = fleet.workdir / "restored"
     restored.mkdir()
     os.chown(restored, 1000, 1000)
-    image = fleet.deployments["lab-hub"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    image = _hub_image(fleet)
     restore = subprocess.run(
         [
             "podman", "run", "--rm", "--network", "none", "--pull", "never",
@@ -372,6 +372,11 @@ def _status(fleet: PodmanFleet, name: str) -> dict[str, Any]:
     return (pod or {}).get("status") or {}
 
 
+def _hub_image(fleet: PodmanFleet) -> str:
+    """The hub image the fleet's Deployment names (the user image is its sibling)."""
+    return str(fleet.deployments["lab-hub"]["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
 def _delete_pod(fleet: PodmanFleet, name: str) -> None:
     if fleet.double.get("v1", "Pod", name, "lab") is not None:
         fleet.double.store.delete(BY_KIND["v1", "Pod"], "lab", name)
@@ -381,8 +386,7 @@ def _delete_pod(fleet: PodmanFleet, name: str) -> None:
 def test_init_containers_run_in_order_on_the_pods_volumes_and_the_log_is_the_containers(
     fleet: PodmanFleet,
 ) -> None:
-    image = fleet.deployments["lab-hub"]["spec"]["template"]["spec"]["containers"][0]["image"]
-    user_image = image.replace("labfleet-hub", "labfleet-user")
+    user_image = _hub_image(fleet).replace("labfleet-hub", "labfleet-user")
     _create_pod(
         fleet,
         "init-order",
@@ -415,8 +419,7 @@ def test_init_containers_run_in_order_on_the_pods_volumes_and_the_log_is_the_con
 def test_a_failing_init_container_leaves_the_pod_pending_and_the_main_one_never_starts(
     fleet: PodmanFleet,
 ) -> None:
-    image = fleet.deployments["lab-hub"]["spec"]["template"]["spec"]["containers"][0]["image"]
-    user_image = image.replace("labfleet-hub", "labfleet-user")
+    user_image = _hub_image(fleet).replace("labfleet-hub", "labfleet-user")
     _create_pod(
         fleet,
         "init-fails",
