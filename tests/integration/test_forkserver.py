@@ -62,6 +62,16 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _private_and_shared_kib(pid: int) -> tuple[int, int]:
+    """A process's private (its USS) and shared resident memory, from ``smaps_rollup``."""
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, _, rest = line.partition(":")
+        fields[key] = int(rest.split()[0])
+    private = fields["Private_Clean"] + fields["Private_Dirty"]
+    return private, fields["Shared_Clean"] + fields["Shared_Dirty"]
+
+
 def _full_log(platform: Platform) -> str:
     assert platform.log_path is not None
     return platform.log_path.read_text(errors="replace")
@@ -111,8 +121,13 @@ def test_forked_server_runs_code_survives_hub_restart_and_stops(make_platform) -
         # is the server's child: same account, same cgroup
         who = json.loads(user.run_code(token, WHO))
         zygote = int(who["ppid"])
-        assert "kernel_zygote_main" in _cmdline(zygote), _cmdline(zygote)
+        assert Path(f"/proc/{zygote}/comm").read_text().strip() == "kernel-zygote"
         assert int(_stat(zygote)[1]) == pid, "the zygote is the server's child"
+        # forked with the server from the fork-server's preloaded image, not a new interpreter
+        # importing ipykernel on its own: its pages are the fork-server's, shared
+        assert _cmdline(zygote) == _cmdline(pid), _cmdline(zygote)
+        private, shared = _private_and_shared_kib(zygote)
+        assert private < shared, f"zygote: {private} KiB private, {shared} KiB shared"
         assert who["uid"] == Path(f"/proc/{pid}").stat().st_uid
         assert who["cgroup"] == Path(f"/proc/{pid}/cgroup").read_text()
         cwd = user.run_code(token, "import os; print(os.getcwd(), os.environ['HOME'])").split()

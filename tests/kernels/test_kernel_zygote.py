@@ -303,6 +303,7 @@ def test_the_spawners_arguments_enable_the_zygote_beside_the_ready_signal() -> N
     app.parse_command_line([*server_tuning.server_args(), *server_ready.server_args()])
     assert app.jpserver_extensions == {
         "labfleet.spawn.kernel_zygote": True,
+        "labfleet.spawn.lab_settings": True,
         "labfleet.spawn.server_ready": True,
     }
     ServerApp.clear_instance()

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import httpx
 import pytest
 from jupyter_server.serverapp import ServerApp
 from tornado.testing import AsyncHTTPTestCase
 from tornado.web import Application, RequestHandler
 
 from labfleet.spawn.server_tuning import TORNADO_SETTINGS, server_args
+from tests.support.platform import free_port
 
 
 @pytest.fixture
@@ -48,3 +58,58 @@ class CompressedResponses(AsyncHTTPTestCase):
     def test_clients_without_gzip_get_plain_bytes(self) -> None:
         resp = self.fetch("/static/main.js", decompress_response=False)
         assert "Content-Encoding" not in resp.headers
+
+
+def _page_config(html: str) -> dict[str, object]:
+    found = re.search(
+        r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', html, re.S
+    )
+    assert found, html[:2000]
+    return dict(json.loads(found.group(1)))
+
+
+def test_a_members_jupyterlab_page_has_no_build_check(tmp_path: Path) -> None:
+    """A real server with the spawner's arguments: JupyterLab is told not to ask for a
+    rebuild, so no page load makes the server run ``node`` (``spawn.lab_settings``)."""
+    port, token = free_port(), "not-a-secret"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+    }
+    argv = [
+        str(Path(sys.prefix) / "bin" / "jupyter-server"),
+        f"--ServerApp.port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.open_browser=False",
+        f"--ServerApp.root_dir={tmp_path}",
+        f"--IdentityProvider.token={token}",
+        *server_args(kernel_preload=False),
+        *(["--allow-root"] if os.getuid() == 0 else []),
+    ]
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}/lab"
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            with contextlib.suppress(httpx.HTTPError):
+                resp = httpx.get(url, headers={"Authorization": f"token {token}"}, timeout=10)
+                if resp.status_code == 200:
+                    break
+            time.sleep(0.2)
+        config = _page_config(resp.text)
+        assert config["buildCheck"] is False
+        assert config["buildAvailable"] is False
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -376,6 +376,7 @@ class Helper:
             "gid": spec.gid,
             "groups": list(spec.groups),
             "hooks": hooks,
+            "kernel_zygote": spec.kernel_zygote,
         }
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -54,8 +54,22 @@ from labfleet.spawn.server_ready import READY_FD_ENV
 
 #: the server stack every user's server imports
 PRELOAD = ("jupyter_server.serverapp", "jupyterhub.singleuser")
-#: imported too when present (the pre-exec hooks' modules), never fatal
-SOFT_PRELOAD = ("labfleet.spawn.hookwire", "labfleet.spawn.limits")
+#: imported too when present, never fatal: the pre-exec hooks' modules, and what a kernel
+#: zygote forked beside a server needs (``kernel_zygote_main.PRELOAD``: ipykernel, IPython),
+#: so that zygote and its kernels share these pages with us instead of importing their own
+SOFT_PRELOAD = (
+    "labfleet.spawn.hookwire",
+    "labfleet.spawn.limits",
+    "labfleet.spawn.kernel_zygote_main",
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
+    "ipykernel.iostream",
+    "ipykernel.comm",
+    "IPython.core.interactiveshell",
+    "IPython.core.completer",
+    "jupyter_client.session",
+)
 #: variables that preloaded modules read at import time: a child whose value differs
 #: from the fork-server's cannot use the preloaded copy (the hub falls back to exec)
 IMPORT_TIME_ENV = (
@@ -364,6 +378,19 @@ def _run_script(path: str) -> int:
     return 0
 
 
+def _fork_kernel_zygote(script: str) -> None:
+    """The server's kernel zygote, forked from this preloaded image (``kernel_zygote_main``).
+
+    On any failure the server's extension starts a zygote of its own, as under exec.
+    """
+    try:
+        from labfleet.spawn.kernel_zygote_main import fork_beside_server
+
+        fork_beside_server(str(Path(script).parent))
+    except Exception as exc:
+        print(f"fork-server: kernel zygote not forked ({exc}); the server starts one", flush=True)
+
+
 def run_child(conn: socket.socket, listener: socket.socket) -> NoReturn:
     """In the forked child: read the spec, become the server, run it; never returns."""
     code = 1
@@ -394,6 +421,8 @@ def run_child(conn: socket.socket, listener: socket.socket) -> NoReturn:
             os._exit(1)  # the hub gave up on us (and may have used exec): never run twice
         conn.close()
         _become_process(spec, log_fd, ready_fd)
+        if spec.get("kernel_zygote"):
+            _fork_kernel_zygote(spec["argv"][0])
         code = _run_script(spec["argv"][0])
     except BaseException:
         with contextlib.suppress(Exception):

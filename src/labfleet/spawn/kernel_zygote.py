@@ -11,6 +11,11 @@ imports those modules once; each kernel start is then a fork of it.
   server's cgroup and limits, its environment. Each kernel gets the kernelspec's
   environment and the notebook's directory from the kernel manager, as a plain
   start would.
+* **Where it comes from.** Under the fork-server, the fork-server's child forks
+  the zygote from the preloaded image just before it becomes the server, and
+  names it in ``LABFLEET_KERNEL_ZYGOTE``: no import is paid and its pages stay
+  shared with the fork-server's (``kernel_zygote_main.fork_beside_server``).
+  Otherwise (exec, Kubernetes) the extension starts one as a new interpreter.
 * **Which kernels.** Only the default ``python3`` kernelspec of the server's own
   interpreter (``<this python> -m ipykernel_launcher ...``) with the same
   ``PYTHON*``/``LD_*`` variables as the zygote; any other kernel (other
@@ -44,6 +49,7 @@ from typing import Any
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from jupyter_server.services.kernels.kernelmanager import ServerKernelManager
 
+from labfleet.spawn.kernel_zygote_main import INHERITED_ENV
 from labfleet.spawn.server_tuning import KERNEL_ZYGOTE as EXTENSION
 
 MANAGER = f"{EXTENSION}.ZygoteKernelManager"
@@ -114,26 +120,73 @@ class ZygoteKernel:
         self.send_signal(signal.SIGKILL)
 
 
+class ForkedZygote:
+    """The part of ``subprocess.Popen`` a :class:`Zygote` uses, for one forked beside us.
+
+    The fork-server's child forked it before becoming this server, so it is our child
+    and ``waitpid`` reaps it.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1  # reaped elsewhere: gone all the same
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired([str(self.pid)], timeout or 0)
+            time.sleep(0.02)
+        return code
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+
 class Zygote:
     """The server's end of one zygote process."""
 
-    def __init__(self) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.sock = ours
+    def __init__(self, sock: socket.socket, process: subprocess.Popen[bytes] | ForkedZygote):
+        self.sock = sock
+        self.process = process
         self.python = sys.executable
         self.env = interpreter_env(os.environ)
         self.lock = threading.Lock()
         self.exits: dict[int, int] = {}
         self.ready = False
         self.failed = ""
+
+    @classmethod
+    def start(cls) -> Zygote:
+        """A new interpreter importing what a kernel needs (under exec, or as a fallback)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         fd, parent = str(theirs.fileno()), str(os.getpid())
         with theirs:
-            self.process = subprocess.Popen(
-                [self.python, "-m", ZYGOTE_MAIN, "--fd", fd, "--parent", parent],
+            process = subprocess.Popen(
+                [sys.executable, "-m", ZYGOTE_MAIN, "--fd", fd, "--parent", parent],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
                 cwd=os.path.expanduser("~"),
             )
+        return cls(ours, process)
+
+    @classmethod
+    def inherited(cls, named: str) -> Zygote:
+        """The zygote the fork-server's child forked beside us (``"FD:PID"``, pure parse)."""
+        fd, _, pid = named.partition(":")
+        return cls(socket.socket(fileno=int(fd)), ForkedZygote(int(pid)))
 
     def _recv(self, timeout: float | None) -> tuple[dict[str, Any], list[int]] | None:
         """One message (exit notices are filed away and skipped); None on timeout."""
@@ -260,11 +313,20 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     if manager is None or not hasattr(manager, "kernel_manager_class"):
         serverapp.log.warning("kernel zygote: no kernel manager to configure")
         return
+    inherited = os.environ.pop(INHERITED_ENV, "")  # kernels are not to see it
+    how = "started"
     try:
-        zygote = Zygote()
+        if inherited:
+            try:
+                zygote, how = Zygote.inherited(inherited), "forked with the server"
+            except (OSError, ValueError) as exc:
+                serverapp.log.warning("kernel zygote %r unusable (%s)", inherited, exc)
+                zygote = Zygote.start()
+        else:
+            zygote = Zygote.start()
     except OSError as exc:
         serverapp.log.warning("kernel zygote not started (%s): kernels start normally", exc)
         return
     _zygote[:] = [zygote]
     manager.kernel_manager_class = MANAGER
-    serverapp.log.info("kernel zygote started (pid %d)", zygote.process.pid)
+    serverapp.log.info("kernel zygote %s (pid %d)", how, zygote.process.pid)

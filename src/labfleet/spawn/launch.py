@@ -36,6 +36,9 @@ class LaunchSpec:
     #: write end of the hub's readiness pipe (``spawn.readiness.ReadyPipe``): the server
     #: inherits it, named by ``LABFLEET_READY_FD``, and says over it when it serves
     ready_fd: int | None = None
+    #: the server loads the kernel zygote extension (``local.kernel_preload``): a launcher
+    #: that can fork the zygote from a preloaded image does (the fork-server); exec ignores it
+    kernel_zygote: bool = False
 
     def env_with_ready_fd(self, fd: int | None) -> dict[str, str]:
         """The server's environment, naming the readiness pipe's number in *its* process."""

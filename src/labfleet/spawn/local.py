@@ -413,6 +413,7 @@ class LocalSpawner(ProfileChoiceMixin, Spawner):  # type: ignore[misc]
             log_path=Path(self.logs_dir).resolve() / f"{self.slug}.log",
             # the server records its own pid first: no instant without a pid file
             pre_exec=(record_pid_hook(self.pid_path()), *placement.hooks),
+            kernel_zygote=self.kernel_preload,
         )
 
     def extra_args(self, uid: int | None) -> list[str]:

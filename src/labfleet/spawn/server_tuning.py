@@ -13,6 +13,9 @@ Kernels: ``spawn.kernel_zygote`` forks a server's default Python kernels from
 a per-server process that has already imported ipykernel, so a kernel start is
 a fork rather than a fresh interpreter (``local.kernel_preload``, default on).
 
+JupyterLab's page: ``spawn.lab_settings`` turns off the rebuild check that runs
+``node`` on each page load (members cannot rebuild a shared environment).
+
 Pure: the spawner appends :func:`server_args` to every server's command line,
 whichever launcher starts it.
 """
@@ -22,14 +25,18 @@ from __future__ import annotations
 #: the server extension that forks kernels from a preloaded zygote
 KERNEL_ZYGOTE = "labfleet.spawn.kernel_zygote"
 
+#: the server extension that sets members' JupyterLab page config (no build check)
+LAB_SETTINGS = "labfleet.spawn.lab_settings"
+
 #: Tornado application settings for every user server
 TORNADO_SETTINGS = {"compress_response": "True"}
 
 
 def server_args(kernel_preload: bool = True) -> list[str]:
-    """``jupyterhub-singleuser`` arguments: :data:`TORNADO_SETTINGS`, the kernel zygote."""
+    """``jupyterhub-singleuser`` arguments: :data:`TORNADO_SETTINGS`, lab settings, zygote."""
     return [
         *(f"--ServerApp.tornado_settings={key}={value}" for key, value in TORNADO_SETTINGS.items()),
+        f"--ServerApp.jpserver_extensions={LAB_SETTINGS}=True",
         *zygote_args(kernel_preload),
     ]
 
