@@ -34,7 +34,15 @@ sys.path.insert(0, str(HERE))
 
 import httpx  # noqa: E402
 import psutil  # noqa: E402
-from api_path import Burst, PathTiming, burst, member_path, quantile, stop_servers  # noqa: E402
+from api_path import (  # noqa: E402
+    Burst,
+    PathTiming,
+    burst,
+    member_path,
+    quantile,
+    sign_in,
+    stop_servers,
+)
 from api_path import first_output_table as api_first_output_table  # noqa: E402
 from hubprofile import (  # noqa: E402
     Memory,
@@ -190,8 +198,9 @@ def measure_platform(running: Running, args: argparse.Namespace) -> Results:
     tag = running.name[:2]
     warm, first = names(f"w{tag}", 1), names(f"f{tag}", args.first)
     ready_burst, out_burst = names(f"b{tag}", args.burst), names(f"o{tag}", args.burst)
+    signin_burst = names(f"s{tag}", args.burst)
     stormers = names(f"l{tag}", max(1, args.storm_clients))
-    running.add_members([*warm, *first, *ready_burst, *out_burst, *stormers])
+    running.add_members([*warm, *first, *ready_burst, *signin_burst, *out_burst, *stormers])
 
     if first or args.burst or args.browser:
         w = asyncio.run(member_path(url, warm[0], PASSWORD))
@@ -206,15 +215,24 @@ def measure_platform(running: Running, args: argparse.Namespace) -> Results:
         asyncio.run(stop_servers(url, token, first))
 
     if args.burst:
-        before = asyncio.run(scrape(url, token))
-        hub_before = cpu_seconds(running.hub_pid())
-        res.bursts["ready"] = asyncio.run(burst(url, ready_burst, PASSWORD, "ready"))
+        sampled: dict[str, Any] = {}
+
+        async def sample() -> None:
+            sampled["metrics"] = await scrape(url, token)
+            sampled["hub_cpu"] = cpu_seconds(running.hub_pid())
+
+        async def signed_in_burst() -> Burst:
+            members = await sign_in(url, ready_burst, PASSWORD)
+            return await burst(url, ready_burst, PASSWORD, "ready", members, on_start=sample)
+
+        res.bursts["ready"] = asyncio.run(signed_in_burst())
+        before, hub_before = sampled["metrics"], sampled["hub_cpu"]
         hub_after = cpu_seconds(running.hub_pid())
         after = asyncio.run(scrape(url, token))
         res.profile = profile_rows(before, after)
         if hub_before is not None and hub_after is not None:
             per = (hub_after - hub_before) / len(ready_burst)
-            res.profile.append(("hub: CPU per member (login + spawn)", f"{per:.3f} CPU-s"))
+            res.profile.append(("hub: CPU per member (spawn, signed in)", f"{per:.3f} CPU-s"))
         cpus = [
             c
             for c in map(cpu_seconds, asyncio.run(server_pids(url, token, ready_burst)).values())
@@ -227,6 +245,8 @@ def measure_platform(running: Running, args: argparse.Namespace) -> Results:
         servers, _ = asyncio.run(measure_memory(url, token, ready_burst, zygotes=res.zygote_memory))
         res.server_memory += servers
         asyncio.run(stop_servers(url, token, ready_burst))
+        res.bursts["signin"] = asyncio.run(burst(url, signin_burst, PASSWORD, "ready"))
+        asyncio.run(stop_servers(url, token, signin_burst))
         res.bursts["output"] = asyncio.run(burst(url, out_burst, PASSWORD, "output"))
         _, kernels = asyncio.run(measure_memory(url, token, out_burst))
         res.kernel_memory += kernels
@@ -283,7 +303,12 @@ def stock_of(results: list[Results]) -> Results | None:
 
 def burst_table(results: list[Results]) -> str:
     anchor, rows = stock_of(results), []
-    for kind in ("ready", "output"):
+    what = {
+        "ready": "signed in → server ready",
+        "signin": "sign in → server ready",
+        "output": "sign in → first output",
+    }
+    for kind in what:
         for r in results:
             b = r.bursts.get(kind)
             if b is None:
@@ -293,7 +318,7 @@ def burst_table(results: list[Results]) -> str:
             ok_ref = ref if ref and not ref.failures else None
             rows.append(
                 [
-                    f"{len(b.timings)} to {'server ready' if kind == 'ready' else 'first output'}",
+                    f"{len(b.timings)}: {what[kind]}",
                     r.platform,
                     f"{len(b.ok)}/{len(b.timings)}",
                     fmt(b.wall),
@@ -418,6 +443,8 @@ def profile_table(results: list[Results]) -> str:
         if b:
             for step in ("login", "ready"):
                 values = [t.steps[step] for t in b.timings if step in t.steps]
+                if not values:
+                    continue
                 rows.append(
                     [
                         r.platform,
@@ -425,7 +452,7 @@ def profile_table(results: list[Results]) -> str:
                         f"p50 {fmt(quantile(values, 0.5))} s, max {fmt(quantile(values, 1.0))} s",
                     ]
                 )
-    return markdown(["platform", "stage (server-ready burst)", "hub metrics"], rows)
+    return markdown(["platform", "stage (signed-in server-ready burst)", "hub metrics"], rows)
 
 
 def browser_table(results: list[Results]) -> str:
