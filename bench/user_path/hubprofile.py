@@ -136,16 +136,17 @@ def memory_of(pid: int) -> Memory | None:
     return Memory(info.uss / 2**20, info.pss / 2**20)
 
 
-#: labfleet.spawn.kernel_zygote_main: the per-server kernel zygote
-ZYGOTE_MAIN = "kernel_zygote_main"
+#: the per-server kernel zygote's process name (``kernel_zygote_main.PROCESS_NAME``); one
+#: forked beside its server has the server's command line, so the name is what tells
+ZYGOTE_NAME = "kernel-zygote"
 
 
 def _is_zygote(process: psutil.Process) -> bool:
-    return any(ZYGOTE_MAIN in part for part in process.cmdline())
+    return bool(process.name() == ZYGOTE_NAME)
 
 
 def kernel_pids(server_pid: int) -> list[int]:
-    """The server's kernel processes: ``ipykernel`` in the command line, or a fork of the
+    """The server's kernel processes: ``ipykernel`` in the command line, or a child of the
     server's kernel zygote (which keeps the zygote's command line)."""
     try:
         children = psutil.Process(server_pid).children(recursive=True)
@@ -156,7 +157,7 @@ def kernel_pids(server_pid: int) -> list[int]:
         try:
             if any("ipykernel" in part for part in child.cmdline()):
                 found.append(child.pid)
-            elif _is_zygote(child) and child.ppid() != server_pid:
+            elif child.ppid() != server_pid and _is_zygote(psutil.Process(child.ppid())):
                 found.append(child.pid)  # forked from the zygote, not the zygote itself
         except psutil.Error:
             continue

@@ -120,7 +120,7 @@ def test_oom_kill_is_shown_to_the_member(
         code = (
             "import os\n"
             "server = os.getppid()\n"
-            "if b'kernel_zygote_main' in open(f'/proc/{server}/cmdline', 'rb').read():\n"
+            "if open(f'/proc/{server}/comm').read().strip() == 'kernel-zygote':\n"
             "    server = int(open(f'/proc/{server}/stat').read().rsplit(')', 1)[1].split()[1])\n"
             "open(f'/proc/{server}/oom_score_adj', 'w').write('1000')\n"
             "blocks = []\n"

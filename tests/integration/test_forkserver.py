@@ -96,7 +96,8 @@ def _wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[n
 
 WHO = (
     "import os, json; print(json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), "
-    "'uid': os.getuid(), 'cgroup': open('/proc/self/cgroup').read()}))"
+    "'uid': os.getuid(), 'cgroup': open('/proc/self/cgroup').read(), "
+    "'comm': open('/proc/self/comm').read().strip()}))"
 )
 
 
@@ -122,6 +123,7 @@ def test_forked_server_runs_code_survives_hub_restart_and_stops(make_platform) -
         who = json.loads(user.run_code(token, WHO))
         zygote = int(who["ppid"])
         assert Path(f"/proc/{zygote}/comm").read_text().strip() == "kernel-zygote"
+        assert who["comm"] == "ipykernel", "a forked kernel is named as one in ps/top"
         assert int(_stat(zygote)[1]) == pid, "the zygote is the server's child"
         # forked with the server from the fork-server's preloaded image, not a new interpreter
         # importing ipykernel on its own: its pages are the fork-server's, shared

@@ -65,8 +65,10 @@ PR_SET_NAME = 15
 MAX_PACKET = 1 << 20
 #: a zygote forked beside the server, for the server's extension: ``"FD:PID"``
 INHERITED_ENV = "LABFLEET_KERNEL_ZYGOTE"
-#: what ps/top show for a zygote forked beside its server (it has the server's command line)
+#: what ps/top show for a zygote (forked beside its server it has the server's command line)
 PROCESS_NAME = "kernel-zygote"
+#: ... and for a kernel forked from it (it has the zygote's command line)
+KERNEL_NAME = "ipykernel"
 
 
 def die_with_parent(parent: int) -> None:
@@ -114,6 +116,7 @@ def run_kernel(sock: socket.socket, wakeup: tuple[int, int], request: dict[str, 
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # ignored dispositions survive a fork
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
         os.setsid()
+        _set_process_name(KERNEL_NAME)  # not the zygote's name, in ps/top
         die_with_parent(int(request["zygote"]))
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
@@ -255,6 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parent", type=int, required=True)
     args = parser.parse_args(argv)
     die_with_parent(args.parent)
+    _set_process_name(PROCESS_NAME)
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]  # as ipykernel_launcher does: a kernel does not import from its cwd
     sock = socket.socket(fileno=args.fd)
