@@ -20,6 +20,7 @@ import httpx
 
 from labfleet.hub.settings import cgroup_parent_for
 from labfleet.naming import server_slug
+from labfleet.spawn.forkserver_main import PROCESS_NAME as FORKSERVER_NAME
 from labfleet.spawn.limits.base import read_pids
 from labfleet.spawn.limits.platform import parent_dirs
 from labfleet.spawn.processes import is_alive, read_pid_record, start_ticks
@@ -35,6 +36,8 @@ class Proc:
     env: dict[str, str]
     #: session id: a user's server forked from a fork-server leads its own session
     sid: int
+    #: the name ps shows: a fork-server's children keep its command line but not its name
+    comm: str = ""
 
 
 def processes() -> list[Proc]:
@@ -50,12 +53,13 @@ def processes() -> list[Proc]:
             cwd = os.readlink(entry / "cwd")
             raw = (entry / "environ").read_bytes().split(b"\0")
             stat = (entry / "stat").read_text()
+            comm = (entry / "comm").read_text().strip()
         except OSError:
             continue
         ppid = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid"))
         env = dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
         sid = int(stat[stat.rfind(")") + 2 :].split()[3])
-        found.append(Proc(int(entry.name), ppid, cmd.strip(), cwd, env, sid))
+        found.append(Proc(int(entry.name), ppid, cmd.strip(), cwd, env, sid, comm))
     return found
 
 
@@ -160,7 +164,9 @@ class Watch:
             if p.ppid != hub
         ]
         for proc in everything:
-            forkserver = "forkserver_main" in proc.cmd and proc.sid != proc.pid
+            # by name: a server's kernel zygote and its kernels are forked from the fork-server's
+            # image, so they carry its command line (and its --parent) too
+            forkserver = "forkserver_main" in proc.cmd and proc.comm == FORKSERVER_NAME
             if forkserver and "--parent" in proc.cmd:
                 parent = int(proc.cmd.split("--parent", 1)[1].split()[0])
                 if parent in self.hubs and proc.ppid != hub:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from labfleet.spawn.forkserver_main import PROCESS_NAME as FORKSERVER_NAME
 from labfleet.spawn.processes import is_alive, read_pid_record
 from tests.chaos import invariants
 from tests.chaos.conftest import MEMBERS
@@ -162,8 +163,11 @@ def _victim(platform: Platform, component: str, name: str, within: float) -> int
     hub = invariants.hub_pid(data_dir)
     if hub is None:
         return None
-    marker = "idle_culler" if component == "culler" else "forkserver_main"
-    found = [p.pid for p in invariants.children(hub, invariants.processes()) if marker in p.cmd]
+    children = invariants.children(hub, invariants.processes())
+    if component == "culler":
+        found = [p.pid for p in children if "idle_culler" in p.cmd]
+    else:  # by name: its children (servers, kernel zygotes) carry its command line
+        found = [p.pid for p in children if p.comm == FORKSERVER_NAME]
     return found[0] if found else None
 
 

@@ -113,6 +113,9 @@ def test_forked_server_runs_code_survives_hub_restart_and_stops(make_platform) -
         assert "labfleet.spawn.forkserver_main" in _cmdline(pid), "not forked by the fork-server"
         parent = int(_stat(pid)[1])
         assert "labfleet.spawn.forkserver_main" in _cmdline(parent)
+        # named so that ps/top (and the chaos invariants) tell it from its children, which
+        # keep its command line
+        assert Path(f"/proc/{parent}/comm").read_text().strip() == "fork-server"
         assert int(_stat(pid)[3]) == pid, "the server must lead its own session (group kill)"
         assert Path(f"/proc/{pid}/comm").read_text().strip() == "jupyterhub-sing"
         assert "is warm" in _full_log(platform), "the hub never logged a warm fork-server"

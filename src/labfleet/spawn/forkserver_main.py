@@ -89,6 +89,8 @@ REIMPORT_IN_CHILD = ("jupyterhub.singleuser",)
 OP_HELLO, OP_SPAWN, GO = b"H", b"S", b"G"
 #: where a server finds the hub's readiness pipe (``spawn.server_ready``)
 READY_FD_NUMBER = 3
+#: the server loop's name in ps/top (its children keep its command line, not its name)
+PROCESS_NAME = "fork-server"
 CHILD_TIMEOUT = 15.0
 MAX_FRAME = 16 * 1024 * 1024
 
@@ -537,6 +539,9 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()  # keep the preloaded heap shared (copy-on-write) with every child
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the hub decides when we go
+    # what ps/top show; each child renames itself (a server after its script, a zygote and
+    # its kernels after what they are), so "fork-server" is only ever the server loop itself
+    _set_process_name(PROCESS_NAME)
     listener = listen(args.socket)
     try:
         return serve(listener, args.parent, hello)
