@@ -122,7 +122,7 @@ def _wait_routes(data_dir: Path, hub_port: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            users = hub.request("GET", "/users?state=active") or []
+            users = hub.users("active")  # every page of them
             wanted = {
                 server["url"].rstrip("/")
                 for user in users

@@ -54,7 +54,7 @@ class Collector:
         self.log = LogCursor(data_dir / "logs" / "hub.log")
 
     def sample(self) -> Sample:
-        users = self.api.request("GET", "/users?state=active") or []
+        users = self.api.users("active")  # every page of them
         rows = servers_from_users(users, time.time())
         add_usage(rows, self.data_dir, self.limits_mode)
         servers = {

@@ -11,27 +11,75 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+#: asks the hub's list endpoints for pages (``{"items": [...], "_pagination": {...}}``)
+PAGINATION = "application/jupyterhub-pagination+json"
+
 
 class HubAPI:
     def __init__(self, base_url: str, token: str):
         self.base_url = base_url.rstrip("/")
         self._token = token
 
-    def request(self, method: str, path: str, body: Any = None, timeout: float = 10) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        timeout: float = 10,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(  # noqa: S310 - loopback hub URL we built
             self.base_url + path,
             data=data,
             method=method,
-            headers={"Authorization": f"token {self._token}", "Content-Type": "application/json"},
+            headers={
+                "Authorization": f"token {self._token}",
+                "Content-Type": "application/json",
+                **(headers or {}),
+            },
         )
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
             payload = resp.read()
         return json.loads(payload) if payload else None
 
+    def users(self, state: str = "", attempts: int = 5) -> list[dict[str, Any]]:
+        """Every user model the hub lists (``state``: ``active``, ``ready``, ... or all).
+
+        The hub hands out its user list in pages (``api_page_max_limit``, 200 by
+        default); a request that does not ask for pages gets the first one only, with a
+        warning in the hub's log. So this asks for pages and follows them to the end.
+        Offsets shift when the list changes between two pages (a server stops, a user
+        is added), which could skip a user: the orphan sweep would then stop a server
+        the hub knows. A walk whose total changed on the way is walked again.
+        """
+        query = f"state={quote(state)}&" if state else ""
+        for _ in range(attempts):
+            found: dict[str, dict[str, Any]] = {}
+            totals: set[int] = set()
+            offset = 0
+            while True:
+                page = self.request(
+                    "GET", f"/users?{query}offset={offset}", headers={"Accept": PAGINATION}
+                )
+                if isinstance(page, list):  # a hub without pagination: the whole list
+                    return page
+                items = list(page.get("items") or [])
+                info = page.get("_pagination") or {}
+                totals.add(int(info.get("total", len(items))))
+                for user in items:
+                    found[user["name"]] = user
+                following = info.get("next")
+                if not following or not items:
+                    break
+                offset = int(following.get("offset", offset + len(items)))
+            if len(totals) == 1 and len(found) == totals.pop():
+                return list(found.values())
+        raise OSError("the hub's user list kept changing while it was read page by page")
+
     def running_servers(self) -> dict[str, list[str]]:
         """{username: [server names]} of servers that are ready now."""
-        users = self.request("GET", "/users?state=ready") or []
+        users = self.users("ready")
         return {
             u["name"]: sorted(name for name, s in u.get("servers", {}).items() if s.get("ready"))
             for u in users
@@ -39,7 +87,7 @@ class HubAPI:
 
     def active_servers(self) -> dict[str, list[str]]:
         """{username: [server names]} of servers that are running or starting."""
-        users = self.request("GET", "/users?state=active") or []
+        users = self.users("active")
         return {u["name"]: sorted(u.get("servers", {})) for u in users}
 
     def apply_access_changes(self) -> list[str]:

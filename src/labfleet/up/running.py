@@ -149,9 +149,7 @@ def platform_status(data_dir: Path, limits_mode: str = "auto") -> PlatformStatus
     status.running = True
     try:
         token = read_secrets(data_dir / "secrets").supervisor_token
-        users = HubAPI(f"http://127.0.0.1:{port}/hub/api", token).request(
-            "GET", "/users?state=active"
-        )
+        users = HubAPI(f"http://127.0.0.1:{port}/hub/api", token).users("active")
     except (OSError, ValueError, KeyError) as exc:
         status.reason = f"could not list servers: {exc}"
         return status
