@@ -9,9 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 import pytest
@@ -133,9 +134,30 @@ def raw_exchange(port: int, data: bytes, timeout: float = 10) -> bytes:
         return b"".join(chunks)
 
 
+_READERS: weakref.WeakKeyDictionary[socket.socket, BinaryIO] = weakref.WeakKeyDictionary()
+
+
+def _reader(sock: socket.socket) -> BinaryIO:
+    """One buffered reader per socket, kept for the socket's life.
+
+    A reader reads ahead: a fresh one per response would swallow the bytes of
+    the pipelined responses behind the first and drop them with itself, so the
+    next call would wait for a response that already came (and then see the
+    proxy's keep-alive close).
+    """
+    f = _READERS.get(sock)
+    if f is None:
+        f = _READERS[sock] = sock.makefile("rb")
+    return f
+
+
 def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """Read exactly one HTTP/1.1 response from a socket (CL, chunked, or until close)."""
-    f = sock.makefile("rb")
+    """Read exactly one HTTP/1.1 response from a socket (CL, chunked, or until close).
+
+    Call it once per response on the same socket: bytes read ahead are kept for
+    the next call (``_reader``). Do not mix it with ``sock.recv`` after a call.
+    """
+    f = _reader(sock)
     status_line = f.readline()
     status = int(status_line.split()[1])
     headers: dict[str, str] = {}

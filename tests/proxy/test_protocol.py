@@ -87,6 +87,24 @@ def test_pipelined_requests_answered_in_order(proxy: Proxy) -> None:
     assert bodies[2]["body_len"] == 5
 
 
+def test_read_response_keeps_bytes_read_ahead() -> None:
+    """The helper above must not lose a pipelined answer that arrived with the one before.
+
+    It made the pipelining test flaky under load: when two answers came in one
+    read, a fresh buffered reader per call swallowed the second one.
+    """
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none"
+            b"HTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\ntwo"
+        )
+        theirs.shutdown(socket.SHUT_WR)
+        ours.settimeout(10)
+        answers = [read_response(ours) for _ in range(2)]
+    assert [(a[0], a[2]) for a in answers] == [(200, b"one"), (201, b"two")]
+
+
 def test_chunked_request_body_is_forwarded(proxy: Proxy) -> None:
     body = b"0123456789" * 1000
 
