@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 from jupyter_server.serverapp import ServerApp
 from tornado.testing import AsyncHTTPTestCase
 from tornado.web import Application, RequestHandler
 
+from labfleet.kube.smoke.hubapi import execute_request
 from labfleet.spawn.server_tuning import TORNADO_SETTINGS, server_args
 from tests.support.platform import free_port
+from tests.support.sockets import peer_socket_option
 
 
 @pytest.fixture
@@ -68,9 +74,9 @@ def _page_config(html: str) -> dict[str, object]:
     return dict(json.loads(found.group(1)))
 
 
-def test_a_members_jupyterlab_page_has_no_build_check(tmp_path: Path) -> None:
-    """A real server with the spawner's arguments: JupyterLab is told not to ask for a
-    rebuild, so no page load makes the server run ``node`` (``spawn.lab_settings``)."""
+@contextlib.contextmanager
+def _real_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[str, str]]]:
+    """A real ``jupyter-server`` with the spawner's arguments: (process, base URL, headers)."""
     port, token = free_port(), "not-a-secret"
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -89,23 +95,21 @@ def test_a_members_jupyterlab_page_has_no_build_check(tmp_path: Path) -> None:
         *server_args(kernel_preload=False),
         *(["--allow-root"] if os.getuid() == 0 else []),
     ]
+    headers = {"Authorization": f"token {token}"}
+    base = f"http://127.0.0.1:{port}"
     log = tmp_path / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        url = f"http://127.0.0.1:{port}/lab"
         deadline = time.monotonic() + 120
         while True:
             assert process.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             with contextlib.suppress(httpx.HTTPError):
-                resp = httpx.get(url, headers={"Authorization": f"token {token}"}, timeout=10)
-                if resp.status_code == 200:
+                if httpx.get(base + "/api/status", headers=headers, timeout=10).is_success:
                     break
             time.sleep(0.2)
-        config = _page_config(resp.text)
-        assert config["buildCheck"] is False
-        assert config["buildAvailable"] is False
+        yield process, base, headers
     finally:
         process.terminate()
         try:
@@ -113,3 +117,42 @@ def test_a_members_jupyterlab_page_has_no_build_check(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def test_a_members_jupyterlab_page_has_no_build_check(tmp_path: Path) -> None:
+    """A real server with the spawner's arguments: JupyterLab is told not to ask for a
+    rebuild, so no page load makes the server run ``node`` (``spawn.lab_settings``)."""
+    with _real_server(tmp_path) as (_, base, headers):
+        resp = httpx.get(base + "/lab", headers=headers, timeout=30)
+        assert resp.status_code == 200
+        config = _page_config(resp.text)
+        assert config["buildCheck"] is False
+        assert config["buildAvailable"] is False
+
+
+async def _kernel_websocket_nodelay(pid: int, base: str, headers: dict[str, str]) -> int:
+    async with httpx.AsyncClient(headers=headers, timeout=120) as http:
+        resp = await http.post(base + "/api/kernels", json={})
+        resp.raise_for_status()
+        kernel_id = resp.json()["id"]
+    url = base.replace("http", "ws", 1) + f"/api/kernels/{kernel_id}/channels"
+    request = execute_request("print(6 * 7)", "test")
+    async with websockets.connect(url, additional_headers=headers, open_timeout=120) as ws:
+        await ws.send(json.dumps(request))
+        while True:  # a reply: the server's open() (where the option is set) has run
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 120))
+            mine = msg.get("parent_header", {}).get("msg_id") == request["header"]["msg_id"]
+            if mine and msg.get("msg_type") == "execute_reply":
+                break
+        ours = ws.transport.get_extra_info("sockname")[:2]
+        return peer_socket_option(pid, ours, socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+def test_kernel_websockets_send_without_nagles_delay(tmp_path: Path) -> None:
+    """TCP_NODELAY on the server's end of a kernel websocket (``spawn.kernel_nodelay``).
+
+    Without it each output frame behind an unacknowledged one waited for the
+    client's delayed ACK: a ``print`` took ~45 ms instead of ~4.
+    """
+    with _real_server(tmp_path) as (process, base, headers):
+        assert asyncio.run(_kernel_websocket_nodelay(process.pid, base, headers)) == 1

@@ -50,6 +50,7 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
+from labfleet.spawn.kernel_zygote_main import PRELOAD as KERNEL_PRELOAD
 from labfleet.spawn.server_ready import READY_FD_ENV
 
 #: the server stack every user's server imports
@@ -61,14 +62,7 @@ SOFT_PRELOAD = (
     "labfleet.spawn.hookwire",
     "labfleet.spawn.limits",
     "labfleet.spawn.kernel_zygote_main",
-    "ipykernel.kernelapp",
-    "ipykernel.ipkernel",
-    "ipykernel.zmqshell",
-    "ipykernel.iostream",
-    "ipykernel.comm",
-    "IPython.core.interactiveshell",
-    "IPython.core.completer",
-    "jupyter_client.session",
+    *KERNEL_PRELOAD,
 )
 #: variables that preloaded modules read at import time: a child whose value differs
 #: from the fork-server's cannot use the preloaded copy (the hub falls back to exec)
