@@ -16,6 +16,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from labfleet.spawn.kernel_zygote import fits_zygote
+from labfleet.spawn.kernel_zygote import fits_zygote, listen_addresses
 from labfleet.spawn.processes import is_alive
 from labfleet.spawn.server_tuning import zygote_args as server_args
 from tests.support.client import _execute
@@ -210,6 +211,29 @@ async def test_a_forked_kernel_runs_as_the_server_with_the_specs_env_and_cwd(
     assert who["uid"] == os.getuid()
     assert who["cgroup"] == _own_cgroup(server.process.pid)
     assert "forked from the zygote" in server.log.read_text()
+
+
+async def test_a_kernel_start_answers_once_the_kernel_listens(shared: Server) -> None:
+    """Every socket of the new kernel accepts a connection when its start has answered.
+
+    Before, the start answered while the forked kernel was still initialising; the
+    websocket's IOPub subscription then raced the kernel's first status messages and
+    a member's first cell waited for the server's next ``kernel_info`` nudge, 0.5 s on.
+    """
+    kernel_id = await _start(shared, "zspec")
+    info = json.loads((shared.log.parent / "runtime" / f"kernel-{kernel_id}.json").read_text())
+    addresses = listen_addresses(info)
+    assert {port for _, _, port in addresses} == {
+        info[key] for key in ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
+    }
+    refused = []
+    for _, host, port in addresses:  # one try each: no waiting here
+        try:
+            socket.create_connection((host, port), timeout=5).close()
+        except OSError as exc:
+            refused.append((port, exc))
+    assert not refused
+    assert json.loads(await _run(shared, kernel_id, "print(6 * 7)")) == 42
 
 
 async def test_interrupt_and_restart_of_a_forked_kernel(shared: Server) -> None:

@@ -34,6 +34,7 @@ jupyter_server skips the extension) keeps the stock manager.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -44,6 +45,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
@@ -56,6 +58,9 @@ MANAGER = f"{EXTENSION}.ZygoteKernelManager"
 ZYGOTE_MAIN = "labfleet.spawn.kernel_zygote_main"
 #: how long a kernel start waits for a zygote still importing (it is still faster than a fresh one)
 READY_TIMEOUT = 20.0
+#: how long a kernel start waits for the kernel to bind its sockets, and how often it looks
+LISTEN_TIMEOUT = 10.0
+LISTEN_POLL = 0.005
 MAX_PACKET = 1 << 20
 log = logging.getLogger(__name__)
 
@@ -274,10 +279,76 @@ def current_zygote() -> Zygote | None:
     return _zygote[0] if _zygote else None
 
 
+def listen_addresses(info: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(transport, host, port) of each socket in a kernel's connection info (pure)."""
+    transport = str(info.get("transport") or "tcp")
+    ip = str(info.get("ip") or "127.0.0.1")
+    if transport == "tcp" and ip in ("0.0.0.0", "*"):  # noqa: S104  (a kernel bound to all)
+        ip = "127.0.0.1"
+    return [
+        (transport, ip, int(value))
+        for key, value in sorted(info.items())
+        if key.endswith("_port") and isinstance(value, int) and value > 0
+    ]
+
+
+async def _accepts(transport: str, ip: str, port: int) -> bool:
+    if transport == "ipc":
+        return os.path.exists(f"{ip}-{port}")
+    try:
+        _, writer = await asyncio.open_connection(ip, port)
+    except OSError:
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+async def wait_listening(
+    info: dict[str, Any], alive: Callable[[], bool], timeout: float = LISTEN_TIMEOUT
+) -> bool:
+    """Until the kernel has bound every socket (True), or ended or took too long (False).
+
+    Why wait: jupyter_server answers a kernel start before the kernel listens,
+    and the websocket that connects next subscribes to the kernel's IOPub while
+    zmq is still retrying the connection (every 100 ms). When the kernel's
+    answer to the server's first ``kernel_info_request`` came before the
+    subscription, its status messages were lost and the server asked again
+    only 0.5 s later: a member's first cell waited ~0.5 s in about half the
+    starts. Once the kernel's sockets are bound, the subscription is in place
+    before the kernel has finished initialising and can answer.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    pending = listen_addresses(info)
+    while pending:
+        if await _accepts(*pending[0]):
+            pending.pop(0)
+            continue
+        if not alive() or loop.time() > deadline:
+            return False
+        await asyncio.sleep(LISTEN_POLL)
+    return True
+
+
 class ZygoteKernelManager(ServerKernelManager):
-    """The server's kernel manager, forking default python3 kernels from the zygote."""
+    """The server's kernel manager, forking default python3 kernels from the zygote.
+
+    A start returns once the kernel listens (:func:`wait_listening`), forked or not.
+    """
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        await self._launch(kernel_cmd, **kw)
+        provisioner = self.provisioner
+        process = getattr(provisioner, "process", None)
+        if type(provisioner) is not LocalProvisioner or process is None:
+            return
+        info = dict(provisioner.connection_info)
+        if not await wait_listening(info, lambda: process.poll() is None):
+            self.log.info("kernel %s: not listening yet; the server will retry", self.kernel_id)
+
+    async def _launch(self, kernel_cmd: list[str], **kw: Any) -> None:
         zygote = current_zygote()
         provisioner = self.provisioner
         if zygote is not None and type(provisioner) is LocalProvisioner:
