@@ -121,13 +121,18 @@ def _real_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str,
 
 def test_a_members_jupyterlab_page_has_no_build_check(tmp_path: Path) -> None:
     """A real server with the spawner's arguments: JupyterLab is told not to ask for a
-    rebuild, so no page load makes the server run ``node`` (``spawn.lab_settings``)."""
+    rebuild, so no page load makes the server run ``node`` (``spawn.lab_settings``), and
+    its extension manager installs nothing."""
     with _real_server(tmp_path) as (_, base, headers):
         resp = httpx.get(base + "/lab", headers=headers, timeout=30)
         assert resp.status_code == 200
         config = _page_config(resp.text)
         assert config["buildCheck"] is False
         assert config["buildAvailable"] is False
+        # the read-only extension manager: members cannot install into a shared environment
+        manager = config["extensionManager"]
+        assert isinstance(manager, dict)
+        assert manager["name"] == "read-only" and manager["can_install"] is False
 
 
 async def _kernel_websocket_nodelay(pid: int, base: str, headers: dict[str, str]) -> int:

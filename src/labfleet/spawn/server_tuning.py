@@ -19,6 +19,11 @@ websockets, so a cell's output is not held back ~40 ms behind the frame before i
 JupyterLab's page: ``spawn.lab_settings`` turns off the rebuild check that runs
 ``node`` on each page load (members cannot rebuild a shared environment).
 
+JupyterLab's extension manager is the read-only one: a member cannot install
+into the shared environment, and a member's server need not reach PyPI (the
+PyPI manager searches and installs from there). Extensions are the admin's, as
+prebuilt packages in the server environment.
+
 Pure: the spawner appends :func:`server_args` to every server's command line,
 whichever launcher starts it.
 """
@@ -37,6 +42,9 @@ KERNEL_NODELAY = "labfleet.spawn.kernel_nodelay"
 #: Tornado application settings for every user server
 TORNADO_SETTINGS = {"compress_response": "True"}
 
+#: JupyterLab's extension manager for members: list what is installed, install nothing
+LAB_EXTENSION_MANAGER = "readonly"
+
 
 def server_args(kernel_preload: bool = True) -> list[str]:
     """``jupyterhub-singleuser`` arguments: Tornado settings and our server extensions."""
@@ -44,6 +52,7 @@ def server_args(kernel_preload: bool = True) -> list[str]:
         *(f"--ServerApp.tornado_settings={key}={value}" for key, value in TORNADO_SETTINGS.items()),
         f"--ServerApp.jpserver_extensions={LAB_SETTINGS}=True",
         f"--ServerApp.jpserver_extensions={KERNEL_NODELAY}=True",
+        f"--LabApp.extension_manager={LAB_EXTENSION_MANAGER}",
         *zygote_args(kernel_preload),
     ]
 
