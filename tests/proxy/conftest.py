@@ -155,7 +155,8 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     """Read exactly one HTTP/1.1 response from a socket (CL, chunked, or until close).
 
     Call it once per response on the same socket: bytes read ahead are kept for
-    the next call (``_reader``). Do not mix it with ``sock.recv`` after a call.
+    the next call (``_reader``), so a ``sock.recv`` after a call sees only what
+    arrived after them (fine for "the proxy closed the connection" checks).
     """
     f = _reader(sock)
     status_line = f.readline()
