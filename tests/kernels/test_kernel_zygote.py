@@ -337,11 +337,11 @@ def test_the_spawners_arguments_enable_the_zygote_beside_the_ready_signal() -> N
 
 #: in a child forked from a preloaded zygote: initialise a kernel, report what it imported
 _INITIALISE_IN_FORK = r"""
-import json, os, sys, tempfile
+import json, os, sys
 from jupyter_client.connect import write_connection_file
 from labfleet.spawn import kernel_zygote_main
 kernel_zygote_main.preload()
-connection = tempfile.mktemp(suffix=".json")
+connection = os.path.join(os.getcwd(), "kernel.json")
 write_connection_file(connection, ip="127.0.0.1", key=b"k")
 before = set(sys.modules)
 report = os.open(sys.argv[1], os.O_WRONLY)
@@ -376,6 +376,7 @@ def test_a_forked_kernel_initialises_without_importing_the_heavy_parts(tmp_path:
         timeout=120,
         capture_output=True,
         cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path), "IPYTHONDIR": str(tmp_path / "ipython")},
     )
     found = json.loads(report.read_text())
     heavy = {"ipykernel.debugger", "debugpy", "psutil", "sqlite3", "pdb", "IPython.core.debugger"}
