@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from labfleet.spawn.kernel_zygote import fits_zygote, listen_addresses
+from labfleet.spawn.kernel_zygote import fits_zygote, listen_addresses, wait_listening
 from labfleet.spawn.processes import is_alive
 from labfleet.spawn.server_tuning import zygote_args as server_args
 from tests.support.client import _execute
@@ -383,3 +383,22 @@ def test_a_forked_kernel_initialises_without_importing_the_heavy_parts(tmp_path:
     assert heavy.isdisjoint(found["new"]), sorted(heavy & set(found["new"]))
     assert len(found["new"]) < 20, found["new"]
     assert found["env"].get("PYDEVD_USE_FRAME_EVAL") == "NO"
+
+
+def test_waiting_for_a_kernel_on_ipc_sockets(tmp_path: Path) -> None:
+    """As root, kernels use ipc sockets (``spawn.runtime_dirs``): a socket file is a bound port."""
+    prefix = tmp_path / "kernel-ipc"
+    info = {"transport": "ipc", "ip": str(prefix), "shell_port": 1, "iopub_port": 2, "key": "k"}
+    assert listen_addresses(info) == [("ipc", str(prefix), 2), ("ipc", str(prefix), 1)]
+    bound = []
+    try:
+        for port in (1, 2):
+            sock = socket.socket(socket.AF_UNIX)
+            sock.bind(f"{prefix}-{port}")
+            bound.append(sock)
+        assert asyncio.run(wait_listening(info, lambda: True, timeout=5))
+        os.unlink(f"{prefix}-2")  # a kernel that died before binding iopub: no wait for it
+        assert not asyncio.run(wait_listening(info, lambda: False, timeout=5))
+    finally:
+        for sock in bound:
+            sock.close()
