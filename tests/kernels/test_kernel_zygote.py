@@ -347,7 +347,7 @@ before = set(sys.modules)
 report = os.open(sys.argv[1], os.O_WRONLY)
 if os.fork() == 0:
     os.environ.clear()  # as run_kernel: the kernelspec's environment only
-    for name, value in getattr(kernel_zygote_main, "IMPORT_ENV_DEFAULTS", {}).items():
+    for name, value in kernel_zygote_main.IMPORT_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
     sys.argv = ["ipykernel_launcher", "-f", connection]
     from ipykernel import kernelapp

@@ -61,8 +61,7 @@ PRELOAD = ("jupyter_server.serverapp", "jupyterhub.singleuser")
 SOFT_PRELOAD = (
     "labfleet.spawn.hookwire",
     "labfleet.spawn.limits",
-    "labfleet.spawn.kernel_zygote_main",
-    *KERNEL_PRELOAD,
+    *KERNEL_PRELOAD,  # (kernel_zygote_main itself is imported above, for this list)
 )
 #: variables that preloaded modules read at import time: a child whose value differs
 #: from the fork-server's cannot use the preloaded copy (the hub falls back to exec)
