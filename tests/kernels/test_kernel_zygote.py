@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +28,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from labfleet.spawn.kernel_zygote import fits_zygote, listen_addresses, wait_listening
+from labfleet.spawn.kernel_zygote import (
+    Zygote,
+    fits_zygote,
+    listen_addresses,
+    wait_listening,
+)
 from labfleet.spawn.processes import is_alive
 from labfleet.spawn.server_tuning import zygote_args as server_args
 from tests.support.client import _execute
@@ -402,3 +408,32 @@ def test_waiting_for_a_kernel_on_ipc_sockets(tmp_path: Path) -> None:
     finally:
         for sock in bound:
             sock.close()
+
+
+def test_a_kernels_exit_status_is_taken_from_the_zygotes_notice_at_once() -> None:
+    """``Zygote.exit_status`` returns as soon as the notice for that kernel is read.
+
+    It runs on the server's event loop (``ZygoteKernel.poll``, once a kernel has
+    ended). It used to read the notice, file it, and go on waiting for some other
+    message until its timeout ran out: every kernel shutdown froze the member's
+    whole server (all their notebooks) for the default second. Here the zygote's
+    end of the socket is played by the test, and the timeout is far longer than
+    the join: the call must end because of the notice, not the clock.
+    """
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    stand_in = subprocess.Popen(["true"])  # the zygote process the server would hold
+    stand_in.wait()
+    zygote = Zygote(ours, stand_in)
+    answers: list[int] = []
+    reader = threading.Thread(
+        target=lambda: answers.append(zygote.exit_status(4242, timeout=600)), daemon=True
+    )
+    try:
+        theirs.send(json.dumps({"exit": 4242, "status": 3}).encode())
+        reader.start()
+        reader.join(60)
+        assert answers == [3]
+    finally:
+        theirs.close()  # end of file: a call still waiting returns
+        reader.join(60)
+        ours.close()

@@ -193,21 +193,26 @@ class Zygote:
         fd, _, pid = named.partition(":")
         return cls(socket.socket(fileno=int(fd)), ForkedZygote(int(pid)))
 
+    def _read(self, timeout: float | None) -> tuple[dict[str, Any], list[int]] | None:
+        """The next message of any kind, exit notices filed in ``exits``; None on timeout."""
+        if not select.select([self.sock], [], [], timeout)[0]:
+            return None
+        data, fds, _, _ = socket.recv_fds(self.sock, MAX_PACKET, 1)
+        if not data:
+            raise ConnectionError("the kernel zygote is gone")
+        message = json.loads(data)
+        if "exit" in message:
+            self.exits[int(message["exit"])] = int(message["status"])
+        return message, fds
+
     def _recv(self, timeout: float | None) -> tuple[dict[str, Any], list[int]] | None:
-        """One message (exit notices are filed away and skipped); None on timeout."""
+        """One answer to a request (exit notices are filed away and skipped); None on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not select.select([self.sock], [], [], left)[0]:
-                return None
-            data, fds, _, _ = socket.recv_fds(self.sock, MAX_PACKET, 1)
-            if not data:
-                raise ConnectionError("the kernel zygote is gone")
-            message = json.loads(data)
-            if "exit" in message:
-                self.exits[int(message["exit"])] = int(message["status"])
-                continue
-            return message, fds
+            got = self._read(left)
+            if got is None or "exit" not in got[0]:
+                return got
 
     def _wait_ready(self, timeout: float) -> None:
         if self.ready:
@@ -254,8 +259,10 @@ class Zygote:
         if pid not in self.exits and self.lock.acquire(timeout=0.2):
             try:
                 deadline = time.monotonic() + timeout
+                # each notice read counts: waiting for an answer instead (``_recv``) held
+                # the server's event loop for the whole timeout on every kernel shutdown
                 while pid not in self.exits and time.monotonic() < deadline:
-                    if self._recv(max(0.0, deadline - time.monotonic())) is None:
+                    if self._read(max(0.0, deadline - time.monotonic())) is None:
                         break
             except (OSError, ValueError):
                 pass
